@@ -1,0 +1,17 @@
+# snaketune: one Snakemake job per (configuration, fold) trial, then a leaderboard.
+# All logic lives in the snaketune package; rule files only wire files together.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/trials.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,198 @@
+"""Trial records -> a leaderboard with scikit-learn's ``cv_results_`` columns and semantics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from snaketune.jsonutil import to_jsonable
+
+
+class CorruptTrialError(RuntimeError):
+    """A trial file that is not a complete record; the message says how to recover."""
+
+
+REQUIRED_KEYS = ("trial_id", "config_key", "fold", "status", "test_scores", "fit_time", "score_time")
+
+
+def read_record(path: str | Path) -> dict:
+    """Read one trial file, or raise :class:`CorruptTrialError` naming it and the fix."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        missing = [k for k in REQUIRED_KEYS if k not in record]
+        if missing:
+            raise ValueError(f"missing keys {missing}")
+        if record["trial_id"] != path.stem:
+            raise ValueError(f"records trial {record['trial_id']!r}, not {path.stem!r}")
+    except (OSError, ValueError) as exc:
+        raise CorruptTrialError(
+            f"corrupt trial file {path}: {exc}. Delete it and rerun snakemake: only that trial "
+            "runs again, every other finished trial is kept."
+        ) from None
+    return record
+
+
+def read_records(paths) -> dict[str, dict]:
+    """Read every trial file; all corrupt files are reported together."""
+    records, problems = {}, []
+    for path in paths:
+        try:
+            record = read_record(path)
+        except CorruptTrialError as exc:
+            problems.append(str(exc))
+            continue
+        records[record["trial_id"]] = record
+    if problems:
+        raise CorruptTrialError("\n".join(problems))
+    return records
+
+
+def _rank(means: np.ndarray) -> np.ndarray:
+    """sklearn's ranking: higher is better, ties share the lowest rank, NaN ranks last."""
+    from scipy.stats import rankdata
+
+    if np.isnan(means).all():
+        return np.ones_like(means, dtype=np.int32)
+    filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
+    return rankdata(-filled, method="min").astype(np.int32)
+
+
+def error_value(error_score) -> float:
+    """Score given to a failed or timed-out fold."""
+    if error_score in ("nan", "raise") or error_score is None:
+        return math.nan
+    return float(error_score)
+
+
+def cv_results(
+    candidates: list[dict],
+    config_keys: list[str],
+    records: dict[str, dict],
+    *,
+    n_folds: int,
+    scoring: list[str],
+    error_score="nan",
+    return_train_score: bool = False,
+) -> dict:
+    """Build a ``cv_results_`` dict from trial records.
+
+    Parameters
+    ----------
+    candidates : list of dict
+        Parameter configurations in search order (rows of the result).
+    config_keys : list of str
+        Content hash of each candidate; trial ``<key>_<fold>`` holds its fold ``fold``.
+    records : dict
+        Trial id -> record, as read by :func:`read_records`.
+
+    Returns
+    -------
+    dict
+        The keys and semantics of ``GridSearchCV.cv_results_`` (``params``, ``param_<name>``,
+        ``split<k>_test_<metric>``, ``mean_``/``std_``/``rank_test_<metric>``, ``mean_fit_time``,
+        ...), plus ``n_failed``/``n_timeout`` per candidate and ``config_key``.
+    """
+    n = len(candidates)
+    fill = error_value(error_score)
+    fit_time = np.zeros((n, n_folds))
+    score_time = np.zeros((n, n_folds))
+    test = {m: np.full((n, n_folds), np.nan) for m in scoring}
+    train = {m: np.full((n, n_folds), np.nan) for m in scoring}
+    n_failed = np.zeros(n, dtype=int)
+    n_timeout = np.zeros(n, dtype=int)
+    for i, key in enumerate(config_keys):
+        for k in range(n_folds):
+            record = records[f"{key}_{k}"]
+            fit_time[i, k] = record["fit_time"]
+            score_time[i, k] = record["score_time"]
+            ok = record["status"] == "ok"
+            n_failed[i] += record["status"] == "error"
+            n_timeout[i] += record["status"] == "timeout"
+            for m in scoring:
+                test[m][i, k] = record["test_scores"][m] if ok else fill
+                if return_train_score:
+                    train[m][i, k] = record["train_scores"][m] if ok else fill
+    results: dict = {}
+
+    def store(name, array, splits=False, rank=False):
+        if splits:
+            for k in range(n_folds):
+                results[f"split{k}_{name}"] = array[:, k]
+        means = np.average(array, axis=1)
+        results[f"mean_{name}"] = means
+        results[f"std_{name}"] = np.sqrt(np.average((array - means[:, np.newaxis]) ** 2, axis=1))
+        if rank:
+            results[f"rank_{name}"] = _rank(means)
+
+    store("fit_time", fit_time)
+    store("score_time", score_time)
+    names = sorted({p for c in candidates for p in c})
+    for name in names:
+        column = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
+        for i, c in enumerate(candidates):
+            if name in c:
+                column[i] = c[name]
+        results[f"param_{name}"] = column
+    results["params"] = candidates
+    for m in scoring:
+        store(f"test_{m}", test[m], splits=True, rank=True)
+        if return_train_score:
+            store(f"train_{m}", train[m], splits=True)
+    results["n_failed"] = n_failed
+    results["n_timeout"] = n_timeout
+    results["config_key"] = np.array(config_keys)
+    return results
+
+
+def to_frame(results: dict):
+    """``cv_results_`` as a pandas DataFrame, parameter values kept as Python objects."""
+    import pandas as pd
+
+    columns = {}
+    for key, value in results.items():
+        if isinstance(value, np.ma.MaskedArray):
+            columns[key] = [None if m else v for v, m in zip(value.data, np.ma.getmaskarray(value))]
+        elif key == "params":
+            columns[key] = [json.dumps(to_jsonable(p), sort_keys=True) for p in value]
+        else:
+            columns[key] = value
+    return pd.DataFrame(columns)
+
+
+def best_index(results: dict, refit: str) -> int:
+    """Index of the best candidate: rank 1 on ``refit``; the first in search order on ties."""
+    return int(np.flatnonzero(results[f"rank_test_{refit}"] == 1)[0])
+
+
+def top_table(frame, refit: str, scoring: list[str], n: int = 5) -> str:
+    """A Markdown table of the ``n`` best configurations."""
+    order = frame.sort_values([f"rank_test_{refit}", f"mean_fit_time"]).head(n)
+    header = ["rank"] + [f"mean {m}" for m in scoring] + [f"std {refit}", "fit s", "failed", "params"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in order.iterrows():
+        cells = [str(row[f"rank_test_{refit}"])]
+        cells += [_fmt(row[f"mean_test_{m}"]) for m in scoring]
+        cells += [_fmt(row[f"std_test_{refit}"]), f"{row['mean_fit_time']:.3g}", str(row["n_failed"] + row["n_timeout"])]
+        cells.append(_params_text(json.loads(row["params"])))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(params.items()))
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,119 @@
+"""The study plan: every trial of a study, named by a content hash.
+
+A trial's file name is ``<config_key>_<fold>``, where ``config_key`` hashes everything that
+determines its result: estimator spec, parameters, data identity, CV scheme, scoring, seed. So
+adding a grid value adds new names only, reverting a change finds the old files again, and edits
+that do not change results (plots, timeouts, resources) rename nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from snaketune.jsonutil import digest, to_jsonable
+from snaketune.splits import n_folds
+
+PLAN_FORMAT = 1
+
+
+@dataclass
+class Plan:
+    """Trials of one study, in sklearn's candidate order, fold-major within a candidate."""
+
+    out: str
+    data_key: str
+    cv_key: str
+    n_folds: int
+    candidates: list[dict]
+    config_keys: list[str]
+    trial_spec_base: dict = field(repr=False)
+    classifier: bool = True
+
+    @property
+    def data_dir(self) -> str:
+        return f"{self.out}/data/{self.data_key}"
+
+    @property
+    def splits_path(self) -> str:
+        return f"{self.out}/splits/{self.cv_key}.npz"
+
+    @property
+    def trial_ids(self) -> list[str]:
+        return [f"{key}_{fold}" for key in self.config_keys for fold in range(self.n_folds)]
+
+    def trial_path(self, trial_id: str) -> str:
+        return f"{self.out}/trials/{trial_id}.json"
+
+    @property
+    def trial_paths(self) -> list[str]:
+        return [self.trial_path(t) for t in self.trial_ids]
+
+    def spec(self, trial_id: str) -> dict:
+        """Everything a process needs to run trial ``trial_id``."""
+        key, fold = trial_id.rsplit("_", 1)
+        index = self._index[key]
+        spec = dict(self.trial_spec_base)
+        spec.update(
+            trial_id=trial_id,
+            config_key=key,
+            fold=int(fold),
+            params=to_jsonable(self.candidates[index]),
+        )
+        return spec
+
+    def __post_init__(self):
+        self._index = {key: i for i, key in enumerate(self.config_keys)}
+
+
+def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | None = None) -> Plan:
+    """Build the plan of a validated config (no data is loaded; files are only hashed).
+
+    Parameters
+    ----------
+    config : dict
+        Output of :func:`snaketune.config.load_config`.
+    basedir : path
+        Folder relative data paths are resolved against.
+    candidates : list of dict, optional
+        Parameter configurations; by default those of the grid or random search.
+    """
+    from snaketune.data import source_digest
+    from snaketune.space import candidates as space_candidates
+
+    out = f"{config['output_dir']}/{config['study']}"
+    data_key = digest(source_digest(config["data"], Path(basedir)))
+    classifier = _is_classifier(config)
+    cv_spec = dict(config["cv"], classifier=classifier)
+    cv_key = digest({"data": data_key, "cv": cv_spec})
+    if candidates is None:
+        candidates = space_candidates(config["search"])
+    defining = {
+        "estimator": config["estimator"],
+        "data": data_key,
+        "cv": cv_key,
+        "scoring": config["scoring"],
+        "return_train_score": config["return_train_score"],
+        "seed": config["seed"],
+    }
+    config_keys = [digest(dict(defining, params=to_jsonable(p))) for p in candidates]
+    base = {
+        "estimator": config["estimator"],
+        "allowed_modules": config["allowed_modules"],
+        "seed": config["seed"],
+        "scoring": config["scoring"],
+        "return_train_score": config["return_train_score"],
+        "data_dir": f"{out}/data/{data_key}",
+        "splits": f"{out}/splits/{cv_key}.npz",
+    }
+    return Plan(
+        out, data_key, cv_key, n_folds(config["cv"]), list(candidates), config_keys, base, classifier
+    )
+
+
+def _is_classifier(config: dict) -> bool:
+    from sklearn.base import is_classifier
+
+    from snaketune.estimator import build_estimator
+
+    return bool(is_classifier(build_estimator(config["estimator"], config["allowed_modules"])))

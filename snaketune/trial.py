@@ -1,0 +1,289 @@
+"""The unit of work: one parameter configuration fitted and scored on one CV fold.
+
+:func:`fit_and_score` mirrors scikit-learn's ``_fit_and_score``: clone, set parameters, fit inside
+try/except, score, return a plain dict. :func:`run_trial` adds what a trial file records
+(provenance, status, warnings). Both are cheap to call many times in one process, which is what
+the warm worker does.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+import warnings
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from snaketune.jsonutil import write_json_atomic
+
+TRIAL_FORMAT = 1
+
+_cache: dict = {}
+
+
+def fit_and_score(
+    estimator,
+    X,
+    y,
+    *,
+    train: np.ndarray,
+    test: np.ndarray,
+    scorers: dict,
+    parameters: dict,
+    return_train_score: bool = False,
+) -> dict:
+    """Fit a clone of ``estimator`` with ``parameters`` on ``train`` and score it on ``test``.
+
+    Returns
+    -------
+    dict
+        ``status`` ("ok" or "error"), ``test_scores`` and ``train_scores`` (metric -> float or
+        None on error), ``fit_time``/``score_time`` (wall seconds), ``fit_cpu``/``score_cpu``
+        (process CPU seconds), ``error``/``traceback`` on failure and ``warnings`` raised.
+    """
+    from sklearn.base import clone
+
+    result: dict[str, Any] = {
+        "status": "ok",
+        "test_scores": {name: None for name in scorers},
+        "train_scores": {name: None for name in scorers} if return_train_score else {},
+        "fit_time": 0.0,
+        "score_time": 0.0,
+        "fit_cpu": 0.0,
+        "score_cpu": 0.0,
+        "error": None,
+        "traceback": None,
+    }
+    caught: list = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            est = clone(estimator).set_params(**parameters)
+            X_train, y_train = X[train], y[train]
+            est.fit(X_train, y_train)
+            t1, c1 = time.perf_counter(), time.process_time()
+            result["fit_time"], result["fit_cpu"] = t1 - t0, c1 - c0
+            X_test, y_test = X[test], y[test]
+            test_scores = {name: float(scorer(est, X_test, y_test)) for name, scorer in scorers.items()}
+            if return_train_score:
+                result["train_scores"] = {
+                    name: float(scorer(est, X_train, y_train)) for name, scorer in scorers.items()
+                }
+            result["test_scores"] = test_scores
+            result["score_time"] = time.perf_counter() - t1
+            result["score_cpu"] = time.process_time() - c1
+        except Exception as exc:  # noqa: BLE001 - a failing fit is a result, not a crash
+            result["fit_time"] = time.perf_counter() - t0
+            result["fit_cpu"] = time.process_time() - c0
+            result["status"] = "error"
+            result["error"] = f"{type(exc).__name__}: {exc}"
+            result["traceback"] = traceback.format_exc()
+    seen = []
+    for w in caught:
+        item = {"category": w.category.__name__, "message": str(w.message)}
+        if item not in seen:
+            seen.append(item)
+    result["warnings"] = seen
+    return result
+
+
+def _scorers(names):
+    from sklearn.metrics import get_scorer
+
+    return {name: get_scorer(name) for name in names}
+
+
+def _study_inputs(spec: dict):
+    """Data, splits, estimator and scorers for a trial spec, cached per process.
+
+    The warm worker loads them once; a forked child inherits them for free.
+    """
+    from snaketune.data import load_prepared
+    from snaketune.estimator import build_estimator
+    from snaketune.splits import load_splits
+
+    key = (spec["data_dir"], spec["splits"])
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = (load_prepared(spec["data_dir"]), load_splits(spec["splits"]), {})
+    data, splits, estimators = _cache[key]
+    est_key = repr((spec["estimator"], spec.get("allowed_modules"), spec.get("seed")))
+    if est_key not in estimators:
+        estimators[est_key] = (
+            build_estimator(spec["estimator"], spec.get("allowed_modules", ()), spec.get("seed")),
+            _scorers(spec["scoring"]),
+        )
+    estimator, scorers = estimators[est_key]
+    return data, splits, estimator, scorers
+
+
+def search_parameters(params: dict) -> dict:
+    """JSON parameters back to sklearn values: lists become tuples."""
+    from snaketune.space import as_candidate
+
+    return {name: as_candidate(value) for name, value in params.items()}
+
+
+def versions() -> dict:
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+    }
+
+
+def run_trial(spec: dict) -> dict:
+    """Run one trial described by ``spec`` and return its record (not yet written).
+
+    ``spec`` keys: ``trial_id``, ``config_key``, ``fold``, ``params``, ``estimator``,
+    ``allowed_modules``, ``seed``, ``scoring``, ``return_train_score``, ``data_dir``, ``splits``.
+    """
+    start = datetime.now(timezone.utc)
+    data, splits, estimator, scorers = _study_inputs(spec)
+    train, test = splits[spec["fold"]]
+    result = fit_and_score(
+        estimator,
+        data["X"],
+        data["y"],
+        train=train,
+        test=test,
+        scorers=scorers,
+        parameters=search_parameters(spec["params"]),
+        return_train_score=spec.get("return_train_score", False),
+    )
+    record = base_record(spec, start)
+    record.update(result)
+    record.update(n_train=int(len(train)), n_test=int(len(test)), data_fingerprint=data["meta"]["fingerprint"])
+    record["end"] = datetime.now(timezone.utc).isoformat()
+    return record
+
+
+def base_record(spec: dict, start: datetime) -> dict:
+    """The fields every trial record has, whatever its outcome."""
+    return {
+        "format": TRIAL_FORMAT,
+        "trial_id": spec["trial_id"],
+        "config_key": spec["config_key"],
+        "fold": spec["fold"],
+        "params": spec["params"],
+        "seed": spec.get("seed"),
+        "versions": versions(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "start": start.isoformat(),
+    }
+
+
+def timeout_record(spec: dict, start: datetime, timeout: float) -> dict:
+    """Record of a trial killed after ``timeout`` seconds."""
+    record = base_record(spec, start)
+    record.update(
+        status="timeout",
+        test_scores={name: None for name in spec["scoring"]},
+        train_scores={name: None for name in spec["scoring"]} if spec.get("return_train_score") else {},
+        fit_time=float(timeout),
+        score_time=0.0,
+        fit_cpu=0.0,
+        score_cpu=0.0,
+        error=f"TrialTimeout: killed after {timeout:g} s (trial_timeout)",
+        traceback=None,
+        warnings=[],
+        end=datetime.now(timezone.utc).isoformat(),
+    )
+    return record
+
+
+class TrialFailed(RuntimeError):
+    """Raised for ``error_score: raise``: names the configuration, the fold and the exception."""
+
+
+def execute(spec: dict, output: str, *, timeout: float | None = None, raise_errors: bool = False) -> dict:
+    """Run a trial (in a forked child when a timeout is set) and write its JSON atomically.
+
+    With ``raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised instead,
+    so Snakemake stops the study and keeps the trial's log.
+    """
+    if timeout:
+        record = _run_with_timeout(spec, timeout)
+    else:
+        record = run_trial(spec)
+    if raise_errors and record["status"] != "ok":
+        raise TrialFailed(
+            f"trial {spec['trial_id']} failed (error_score: raise): configuration {spec['params']}, "
+            f"fold {spec['fold']}: {record['error']}\n{record.get('traceback') or ''}"
+        )
+    write_json_atomic(output, record)
+    return record
+
+
+def _run_with_timeout(spec: dict, timeout: float) -> dict:
+    """Run the trial in a forked child; kill it after ``timeout`` seconds.
+
+    A fork (not a thread or an alarm) because a fit stuck in C code can only be stopped by a signal.
+    """
+    import json
+    import signal
+
+    start = datetime.now(timezone.utc)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        try:
+            record = run_trial(spec)
+            payload = json.dumps(record).encode()
+            with os.fdopen(write_fd, "wb") as fh:
+                fh.write(payload)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    import select
+
+    with os.fdopen(read_fd, "rb") as fh:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return timeout_record(spec, start, timeout)
+            ready, _, _ = select.select([fh], [], [], remaining)
+            if ready:
+                chunk = os.read(fh.fileno(), 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    if not chunks:
+        raise RuntimeError(f"trial {spec['trial_id']} child died with status {status}")
+    return json.loads(b"".join(chunks))
+
+
+def main(argv=None) -> int:
+    """``python -m snaketune.trial SPEC_JSON OUTPUT``: run one trial in this process."""
+    import json
+
+    argv = sys.argv[1:] if argv is None else argv
+    spec, output = json.loads(argv[0]), argv[1]
+    timeout = float(os.environ.get("SNAKETUNE_TRIAL_TIMEOUT") or 0) or None
+    raise_errors = os.environ.get("SNAKETUNE_ERROR_SCORE") == "raise"
+    try:
+        execute(spec, output, timeout=timeout, raise_errors=raise_errors)
+    except TrialFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

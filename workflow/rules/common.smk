@@ -1,0 +1,32 @@
+# Config loading, validation and the trial plan; everything rules need at parse time.
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+# Jobs (shell and script) import the package from the workflow folder and use this venv's python.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+os.environ["PATH"] = os.pathsep.join((os.path.dirname(sys.executable), os.environ["PATH"]))
+os.environ["SNAKETUNE_HOME"] = workflow.basedir
+
+from snaketune import workflow_support as ws
+
+STUDY = ws.load_study(config, workflow)
+config.clear()
+config.update(STUDY.config)
+PLAN = STUDY.plan
+OUT = PLAN.out
+
+
+def final_outputs():
+    return STUDY.final_outputs()
+
+
+def trial_spec(wildcards):
+    return ws.spec_json(PLAN, wildcards.trial)
+
+
+wildcard_constraints:
+    trial=r"[0-9a-f]{12}_[0-9]+",

@@ -1,0 +1,31 @@
+# Load the data source once and compute the CV splits once; trials only read these files.
+
+
+rule prepare_data:
+    output:
+        multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "X_test.npy", "y_test.npy", "meta.json"),
+    params:
+        data=config["data"],
+    log:
+        f"{OUT}/logs/prepare_data.log",
+    conda:
+        "../../envs/snaketune.yaml"
+    script:
+        "../../scripts/prepare_data.py"
+
+
+rule make_splits:
+    input:
+        y=f"{PLAN.data_dir}/y.npy",
+        meta=f"{PLAN.data_dir}/meta.json",
+    output:
+        PLAN.splits_path,
+    params:
+        cv=config["cv"],
+        classifier=PLAN.classifier,
+    log:
+        f"{OUT}/logs/make_splits.log",
+    conda:
+        "../../envs/snaketune.yaml"
+    script:
+        "../../scripts/make_splits.py"
