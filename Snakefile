@@ -7,8 +7,16 @@ min_version("9.0")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
-include: "workflow/rules/trials.smk"
-include: "workflow/rules/aggregate.smk"
+
+
+if ADAPTIVE:
+
+    include: "workflow/rules/hyperband.smk"
+
+else:
+
+    include: "workflow/rules/trials.smk"
+    include: "workflow/rules/aggregate.smk"
 
 
 rule all:

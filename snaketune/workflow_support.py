@@ -21,6 +21,10 @@ class Study:
     plan: Plan
 
     @property
+    def adaptive(self) -> bool:
+        return bool({"hyperband", "successive_halving"} & set(self.config["search"]))
+
+    @property
     def out(self) -> str:
         return self.plan.out
 
@@ -30,6 +34,10 @@ class Study:
         return plot_names(self.config)
 
     def final_outputs(self) -> list[str]:
+        if self.adaptive:
+            from snaketune.hyperband_workflow import final_outputs
+
+            return final_outputs(self)
         out = self.out
         return [
             f"{out}/leaderboard.csv",
@@ -61,7 +69,8 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
         if not config:
             config = read_yaml(Path(basedir) / "config.yaml")
         study_config = load_config(config, basedir, check_data=main_process)
-        plan = make_plan(study_config, basedir)
+        candidates = [] if {"hyperband", "successive_halving"} & set(study_config["search"]) else None
+        plan = make_plan(study_config, basedir, candidates=candidates)
     except ConfigError as error:
         _fail(error)
     set_trial_environment(study_config)

@@ -18,6 +18,8 @@ config.clear()
 config.update(STUDY.config)
 PLAN = STUDY.plan
 OUT = PLAN.out
+# Hyperband / successive halving build their own DAG of rungs (workflow/rules/hyperband.smk).
+ADAPTIVE = STUDY.adaptive
 
 
 def final_outputs():

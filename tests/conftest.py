@@ -1,0 +1,82 @@
+"""Shared test helpers: run the real workflow on small configs in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+
+
+def require_system(tool: str) -> None:
+    """Skip when a system tool is missing, except in CI where that is a failure."""
+    if shutil.which(tool):
+        return
+    if os.environ.get("SNAKETUNE_REQUIRE_SYSTEM"):
+        pytest.fail(f"{tool} is not installed (CI installs it in .ci/run)")
+    pytest.skip(f"{tool} is not installed")
+
+
+class Study:
+    """A study config in its own working directory, run with real Snakemake."""
+
+    def __init__(self, workdir: Path, config: dict):
+        self.workdir = workdir
+        self.config = config
+        self.write()
+
+    def write(self) -> None:
+        (self.workdir / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    @property
+    def out(self) -> Path:
+        return self.workdir / self.config.get("output_dir", "results") / self.config["study"]
+
+    def snakemake(self, *args, check: bool = True, timeout: float = 600, env=None) -> subprocess.CompletedProcess:
+        cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(self.workdir), *args]
+        if not any(a.startswith("--cores") or a == "-c" or a.startswith("-j") for a in args):
+            cmd += ["--cores", "2"]
+        full_env = dict(os.environ, **(env or {}))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def trial_files(self) -> list[Path]:
+        return sorted((self.out / "trials").glob("*.json"))
+
+    def leaderboard(self):
+        import pandas as pd
+
+        return pd.read_csv(self.out / "leaderboard.csv")
+
+    def best(self) -> dict:
+        return json.loads((self.out / "best.json").read_text())
+
+
+@pytest.fixture
+def make_study(tmp_path):
+    def factory(config: dict, name: str = "w") -> Study:
+        workdir = tmp_path / name
+        workdir.mkdir(exist_ok=True)
+        return Study(workdir, config)
+
+    return factory
+
+
+def jobs_run(proc: subprocess.CompletedProcess, rule: str = "trial") -> int:
+    """Number of jobs of ``rule`` Snakemake ran, from its job-stats table."""
+    import re
+
+    text = proc.stdout + proc.stderr
+    m = re.search(rf"^\s*{rule}\s+(\d+)\s*$", text, re.M)
+    return int(m.group(1)) if m else 0
