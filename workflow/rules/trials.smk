@@ -17,6 +17,9 @@ rule trial:
         mem_mb=config["resources"]["mem_mb"],
         runtime=config["resources"]["runtime"],
     threads: config["resources"]["threads"]
+    # On a cluster, --group-components trials=N (see the slurm profile) submits N trials per job.
+    group:
+        "trials"
     conda:
         "../../envs/snaketune.yaml"
     shell:
