@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,10 @@ def prepare(data: dict, basedir: Path, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = {"X": X, "y": y, "X_test": X_test, "y_test": y_test}
     for name, array in arrays.items():
-        np.save(out_dir / f"{name}.npy", np.ascontiguousarray(array))
+        # Temp file + rename: a worker's memory map of the old file stays valid (new inode).
+        tmp = out_dir / f".{name}.tmp.npy"
+        np.save(tmp, np.ascontiguousarray(array))
+        os.replace(tmp, out_dir / f"{name}.npy")
     fingerprint = _fingerprint(out_dir)
     meta = {
         "fingerprint": fingerprint,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from snaketune.jsonutil import write_json_atomic
+from snaketune.jsonutil import to_jsonable, write_json_atomic
 
 TRIAL_FORMAT = 1
 
@@ -109,7 +109,8 @@ def _study_inputs(spec: dict):
     from snaketune.estimator import build_estimator
     from snaketune.splits import load_splits
 
-    key = (spec["data_dir"], spec["splits"])
+    # File identity in the key: a re-prepared study writes new files (new inodes), never stale data.
+    key = (spec["data_dir"], spec["splits"], _identity(f"{spec['data_dir']}/meta.json"), _identity(spec["splits"]))
     if key not in _cache:
         _cache.clear()
         _cache[key] = (load_prepared(spec["data_dir"]), load_splits(spec["splits"]), {})
@@ -122,6 +123,11 @@ def _study_inputs(spec: dict):
         )
     estimator, scorers = estimators[est_key]
     return data, splits, estimator, scorers
+
+
+def _identity(path: str) -> tuple:
+    st = os.stat(path)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def search_parameters(params: dict) -> dict:
@@ -205,6 +211,13 @@ def timeout_record(spec: dict, start: datetime, timeout: float) -> dict:
 class TrialFailed(RuntimeError):
     """Raised for ``error_score: raise``: names the configuration, the fold and the exception."""
 
+    @classmethod
+    def from_record(cls, spec: dict, record: dict) -> TrialFailed:
+        return cls(
+            f"trial {spec['trial_id']} failed (error_score: raise): configuration {spec['params']}, "
+            f"fold {spec['fold']}: {record['error']}\n{record.get('traceback') or ''}"
+        )
+
 
 def execute(spec: dict, output: str, *, timeout: float | None = None, raise_errors: bool = False) -> dict:
     """Run a trial (in a forked child when a timeout is set) and write its JSON atomically.
@@ -212,25 +225,24 @@ def execute(spec: dict, output: str, *, timeout: float | None = None, raise_erro
     With ``raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised instead,
     so Snakemake stops the study and keeps the trial's log.
     """
-    if timeout:
-        record = _run_with_timeout(spec, timeout)
-    else:
-        record = run_trial(spec)
+    record = run_isolated(spec, timeout=timeout) if timeout else run_trial(spec)
     if raise_errors and record["status"] != "ok":
-        raise TrialFailed(
-            f"trial {spec['trial_id']} failed (error_score: raise): configuration {spec['params']}, "
-            f"fold {spec['fold']}: {record['error']}\n{record.get('traceback') or ''}"
-        )
+        raise TrialFailed.from_record(spec, record)
     write_json_atomic(output, record)
     return record
 
 
-def _run_with_timeout(spec: dict, timeout: float) -> dict:
-    """Run the trial in a forked child; kill it after ``timeout`` seconds.
+def run_isolated(spec: dict, *, timeout: float | None = None, cancel=None) -> dict | None:
+    """Run the trial in a forked child and return its record.
 
-    A fork (not a thread or an alarm) because a fit stuck in C code can only be stopped by a signal.
+    A fork (not a thread or an alarm) because a fit stuck in C code can only be stopped by a
+    signal. After ``timeout`` seconds the child is killed and a ``timeout`` record returned.
+    ``cancel`` is a socket whose peer closing (the Snakemake job died) kills the child and
+    returns None. A child that dies without a record (killed, segfault) raises RuntimeError: the
+    job fails and a rerun retries the trial.
     """
     import json
+    import select
     import signal
 
     start = datetime.now(timezone.utc)
@@ -238,35 +250,56 @@ def _run_with_timeout(spec: dict, timeout: float) -> dict:
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
+        status = 0
         try:
-            record = run_trial(spec)
-            payload = json.dumps(record).encode()
+            from snaketune.worker import _set_parent_death_signal
+
+            _set_parent_death_signal(signal.SIGKILL)
+            payload = json.dumps(to_jsonable(run_trial(spec))).encode()
             with os.fdopen(write_fd, "wb") as fh:
                 fh.write(payload)
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc()
+            status = 1
         finally:
-            os._exit(0)
+            os._exit(status)
     os.close(write_fd)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    import select
-
-    with os.fdopen(read_fd, "rb") as fh:
+    deadline = time.monotonic() + timeout if timeout else None
+    chunks: list[bytes] = []
+    watched = [read_fd] + ([cancel] if cancel is not None else [])
+    try:
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                _kill(pid)
                 return timeout_record(spec, start, timeout)
-            ready, _, _ = select.select([fh], [], [], remaining)
-            if ready:
-                chunk = os.read(fh.fileno(), 1 << 16)
+            ready, _, _ = select.select(watched, [], [], remaining)
+            if cancel is not None and cancel in ready:
+                if not cancel.recv(1, socket.MSG_PEEK):
+                    _kill(pid)
+                    return None
+            if read_fd in ready:
+                chunk = os.read(read_fd, 1 << 16)
                 if not chunk:
                     break
                 chunks.append(chunk)
+    finally:
+        os.close(read_fd)
     _, status = os.waitpid(pid, 0)
-    if not chunks:
-        raise RuntimeError(f"trial {spec['trial_id']} child died with status {status}")
+    if not chunks or status != 0:
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}"
+        raise RuntimeError(f"trial {spec['trial_id']} process died ({how}) before writing a result")
     return json.loads(b"".join(chunks))
+
+
+def _kill(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
 
 
 def main(argv=None) -> int:

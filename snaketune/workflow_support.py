@@ -97,3 +97,34 @@ def plan_summary(plan: Plan) -> dict:
         "config_keys": plan.config_keys,
         "n_folds": plan.n_folds,
     }
+
+
+def start_worker(study: Study, workflow):
+    """Start the warm worker for a local, non-dry run when the config enables it."""
+    from snakemake.settings.types import ExecMode
+
+    from snaketune import worker
+
+    if not study.config.get("worker", True) or study.adaptive:
+        return None
+    if not workflow.local_exec or workflow.exec_mode != ExecMode.DEFAULT or workflow.dryrun:
+        return None
+    proc = worker.start(study.out, f"{study.out}/logs/worker.log")
+    worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15)
+    return proc
+
+
+def stop_worker(proc) -> None:
+    from snaketune import worker
+
+    worker.stop(proc)
+
+
+def print_top(study: Study, n: int = 5) -> None:
+    """Show the top-n table at the end of a successful run."""
+    path = Path(study.out) / "leaderboard.md"
+    if study.adaptive or not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    print(f"\nTop {n} of study {study.config['study']!r} ({path}):")
+    print("\n".join(lines[2 : 4 + n]))

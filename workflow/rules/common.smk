@@ -32,3 +32,20 @@ def trial_spec(wildcards):
 
 wildcard_constraints:
     trial=r"[0-9a-f]{12}_[0-9]+",
+
+
+# The warm worker (snaketune/worker.py) lives exactly as long as this local run.
+WORKER = {}
+
+
+onstart:
+    WORKER["proc"] = ws.start_worker(STUDY, workflow)
+
+
+onsuccess:
+    ws.stop_worker(WORKER.get("proc"))
+    ws.print_top(STUDY)
+
+
+onerror:
+    ws.stop_worker(WORKER.get("proc"))

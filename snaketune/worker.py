@@ -1,0 +1,272 @@
+"""The warm worker: one long-lived process per study run that has Python, scikit-learn and the
+prepared data loaded, and runs each trial in a forked child.
+
+A trial job's command (``scripts/trial_client.py``) connects over an abstract Unix socket, hands
+over the trial and waits; the worker forks a handler for the connection, which forks the trial
+itself (so a hung or crashing fit can be killed without touching the worker) and replies with the
+exit status and log. Forking a process that already imported scikit-learn costs milliseconds; a
+new Python costs 1-2 s.
+
+Lifecycle: started by the Snakefile's ``onstart`` on local runs, stopped by ``onsuccess`` /
+``onerror``, and tied to the Snakemake process with ``PR_SET_PDEATHSIG`` plus a parent-pid poll,
+so it never outlives the run — not even a ``kill -9`` of Snakemake. It serves only the study
+folder it was started for; the client falls back to running in-process when no worker answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import io
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ENV_ADDRESS = "SNAKETUNE_WORKER"
+
+
+def _set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to signal us when our parent dies (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def send_message(sock: socket.socket, obj) -> None:
+    payload = json.dumps(obj).encode()
+    sock.sendall(struct.pack("!I", len(payload)) + payload)
+
+
+def recv_message(sock: socket.socket):
+    header = _recv_exact(sock, 4)
+    (size,) = struct.unpack("!I", header)
+    return json.loads(_recv_exact(sock, size))
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("peer closed the connection")
+        data += chunk
+    return bytes(data)
+
+
+class Worker:
+    """Accept trial requests for one study and run each in a forked child.
+
+    Parameters
+    ----------
+    address : str
+        Abstract Unix socket name (no file is created).
+    study_dir : str
+        ``<output_dir>/<study>``, relative to ``cwd``; requests for other folders are refused.
+    parent_pid : int
+        The Snakemake process; the worker exits when it is gone.
+    """
+
+    def __init__(self, address: str, study_dir: str, parent_pid: int):
+        self.address = address
+        self.study_dir = study_dir.rstrip("/") + "/"
+        self.parent_pid = parent_pid
+        self.cwd = os.getcwd()
+        self.children: set[int] = set()
+
+    def serve(self) -> None:
+        _set_parent_death_signal()
+        # Import the heavy stack once; every forked trial inherits it.
+        import sklearn.base  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+
+        from snaketune import trial  # noqa: F401
+
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind("\0" + self.address)
+        listener.listen(64)
+        signal.signal(signal.SIGTERM, self._terminate)
+        print(f"worker {os.getpid()} serving {self.study_dir} at @{self.address}", flush=True)
+        try:
+            while self._parent_alive():
+                ready, _, _ = select.select([listener], [], [], 0.5)
+                self._reap()
+                if ready:
+                    conn, _ = listener.accept()
+                    self._handle(conn, listener)
+        finally:
+            listener.close()
+            self._kill_children()
+
+    def _parent_alive(self) -> bool:
+        return os.getppid() == self.parent_pid
+
+    def _terminate(self, signum, frame):
+        self._kill_children()
+        os._exit(0)
+
+    def _kill_children(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._reap()
+
+    def _reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.discard(pid)
+
+    def _handle(self, conn: socket.socket, listener: socket.socket) -> None:
+        try:
+            conn.settimeout(10)
+            request = recv_message(conn)
+            conn.settimeout(None)
+        except (OSError, ValueError, ConnectionError):
+            conn.close()
+            return
+        spec = request.get("spec", {})
+        reason = self._refusal(request)
+        if reason:
+            send_message(conn, {"refused": reason})
+            conn.close()
+            return
+        try:
+            from snaketune.trial import _study_inputs
+
+            # Load data and build the estimator here, before the fork, so children share it.
+            _study_inputs(spec)
+        except Exception:  # noqa: BLE001 - let the handler report it as the trial's failure
+            pass
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            os.setpgid(0, 0)  # own process group: the worker can kill a handler and its trial
+            status = 1
+            try:
+                status = handle_request(request, conn)
+            finally:
+                os._exit(status)
+        self.children.add(pid)
+        conn.close()
+
+    def _refusal(self, request: dict) -> str | None:
+        spec = request.get("spec") or {}
+        if request.get("cwd") != self.cwd:
+            return f"worker serves {self.cwd}, not {request.get('cwd')}"
+        for key in ("data_dir", "splits"):
+            if not str(spec.get(key, "")).startswith(self.study_dir):
+                return f"worker serves {self.study_dir} only"
+        return None
+
+
+def handle_request(request: dict, conn: socket.socket) -> int:
+    """Run one trial for a connected client (in the forked handler) and reply."""
+    from snaketune.jsonutil import write_json_atomic
+    from snaketune.trial import TrialFailed, run_isolated
+
+    _set_parent_death_signal(signal.SIGKILL)
+    spec, output = request["spec"], request["output"]
+    timeout = float(request.get("timeout") or 0) or None
+    raise_errors = request.get("error_score") == "raise"
+    log = io.StringIO()
+    status = 0
+    try:
+        record = run_isolated(spec, timeout=timeout, cancel=conn)
+        if record is None:  # the client (the Snakemake job) went away: drop the trial
+            return 1
+        if raise_errors and record["status"] != "ok":
+            raise TrialFailed.from_record(spec, record)
+        write_json_atomic(output, record)
+        log.write(f"trial {spec['trial_id']}: {record['status']} in {record['fit_time']:.3f} s (warm worker)\n")
+    except TrialFailed as exc:
+        log.write(f"{exc}\n")
+        status = 1
+    except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
+        log.write(traceback.format_exc())
+        status = 1
+    try:
+        send_message(conn, {"status": status, "log": log.getvalue()})
+    except OSError:
+        status = 1
+    return status
+
+
+def worker_address(study_dir: str, parent_pid: int) -> str:
+    from snaketune.jsonutil import digest
+
+    return f"snaketune-{digest(os.path.abspath(study_dir), 10)}-{parent_pid}"
+
+
+def start(study_dir: str, log_path: str) -> subprocess.Popen:
+    """Start a worker for ``study_dir`` as a child of this (the Snakemake) process.
+
+    Sets ``SNAKETUNE_WORKER`` in this process's environment, which every job inherits.
+    """
+    address = worker_address(study_dir, os.getpid())
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "a")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snaketune.worker", "--address", address, "--study-dir", study_dir,
+         "--parent-pid", str(os.getpid())],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log.close()
+    os.environ[ENV_ADDRESS] = address
+    return proc
+
+
+def wait_ready(address: str, timeout: float = 10.0) -> bool:
+    """Wait until the worker accepts connections (it imports scikit-learn first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect("\0" + address)
+                return True
+            except OSError:
+                time.sleep(0.05)
+    return False
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """Stop a worker started by :func:`start` and forget its address."""
+    os.environ.pop(ENV_ADDRESS, None)
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--study-dir", required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    args = parser.parse_args(argv)
+    Worker(args.address, args.study_dir, args.parent_pid).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
