@@ -1,6 +1,6 @@
 """Run one trial: hand it to the study's warm worker if one is running, else run it here.
 
-Started as ``python -I -S trial_client.py SPEC_JSON OUTPUT``: stdlib only and no site
+Started as ``python -I -S trial_client.py SPEC_JSON OUTPUT...`` (one spec or a list, one output each): stdlib only and no site
 packages, so the hand-over costs tens of milliseconds instead of the 1-2 s of importing
 scikit-learn. Without a worker it replaces itself with ``python -m snaketune.trial``.
 """
@@ -33,7 +33,7 @@ def _recv(sock) -> bytes:
     return bytes(data)
 
 
-def via_worker(address: str, spec: str, output: str):
+def via_worker(address: str, specs: str, outputs: list):
     """Return the worker's exit status, or None when no worker takes the trial."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -41,18 +41,21 @@ def via_worker(address: str, spec: str, output: str):
     except OSError:
         return None
     with sock:
+        parsed = json.loads(specs)
         request = {
-            "spec": json.loads(spec),
-            "output": os.path.abspath(output),
+            "specs": parsed if isinstance(parsed, list) else [parsed],
+            "outputs": [os.path.abspath(o) for o in outputs],
             "cwd": os.getcwd(),
             "timeout": os.environ.get("SNAKETUNE_TRIAL_TIMEOUT", ""),
             "error_score": os.environ.get("SNAKETUNE_ERROR_SCORE", ""),
+            "cache": os.path.abspath(os.environ["SNAKETUNE_CACHE"]) if os.environ.get("SNAKETUNE_CACHE") else "",
         }
         _send(sock, json.dumps(request).encode())
         try:
             reply = json.loads(_recv(sock))
         except (ConnectionError, ValueError):
-            return None if not os.path.exists(output) else 1
+            # The worker died mid-job (e.g. the run is being torn down): fail, let a rerun redo it.
+            return 1
     if reply.get("refused"):
         return None
     sys.stderr.write(reply.get("log", ""))
@@ -60,14 +63,14 @@ def via_worker(address: str, spec: str, output: str):
 
 
 def main() -> int:
-    spec, output = sys.argv[1], sys.argv[2]
+    specs, outputs = sys.argv[1], sys.argv[2:]
     address = os.environ.get("SNAKETUNE_WORKER")
     if address:
-        status = via_worker(address, spec, output)
+        status = via_worker(address, specs, outputs)
         if status is not None:
             return status
     python = os.environ.get("SNAKETUNE_PYTHON") or sys.executable
-    os.execv(python, [python, "-m", "snaketune.trial", spec, output])
+    os.execv(python, [python, "-m", "snaketune.trial", specs, *outputs])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the warm worker does.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -15,7 +16,8 @@ import sys
 import time
 import traceback
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +62,6 @@ def fit_and_score(
         "error": None,
         "traceback": None,
     }
-    caught: list = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0, c0 = time.perf_counter(), time.process_time()
@@ -153,7 +154,7 @@ def run_trial(spec: dict) -> dict:
     ``spec`` keys: ``trial_id``, ``config_key``, ``fold``, ``params``, ``estimator``,
     ``allowed_modules``, ``seed``, ``scoring``, ``return_train_score``, ``data_dir``, ``splits``.
     """
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     data, splits, estimator, scorers = _study_inputs(spec)
     train, test = splits[spec["fold"]]
     result = fit_and_score(
@@ -169,7 +170,7 @@ def run_trial(spec: dict) -> dict:
     record = base_record(spec, start)
     record.update(result)
     record.update(n_train=int(len(train)), n_test=int(len(test)), data_fingerprint=data["meta"]["fingerprint"])
-    record["end"] = datetime.now(timezone.utc).isoformat()
+    record["end"] = datetime.now(UTC).isoformat()
     return record
 
 
@@ -203,7 +204,7 @@ def timeout_record(spec: dict, start: datetime, timeout: float) -> dict:
         error=f"TrialTimeout: killed after {timeout:g} s (trial_timeout)",
         traceback=None,
         warnings=[],
-        end=datetime.now(timezone.utc).isoformat(),
+        end=datetime.now(UTC).isoformat(),
     )
     return record
 
@@ -219,17 +220,89 @@ class TrialFailed(RuntimeError):
         )
 
 
-def execute(spec: dict, output: str, *, timeout: float | None = None, raise_errors: bool = False) -> dict:
-    """Run a trial (in a forked child when a timeout is set) and write its JSON atomically.
+def execute(
+    spec: dict,
+    output: str,
+    *,
+    timeout: float | None = None,
+    raise_errors: bool = False,
+    isolate: bool = False,
+    cancel=None,
+    cache_dir: str | None = None,
+) -> dict | None:
+    """Run a trial and write its JSON atomically; return the record (None if cancelled).
 
-    With ``raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised instead,
-    so Snakemake stops the study and keeps the trial's log.
+    The trial runs in a forked child when ``isolate`` or a ``timeout`` is set. With
+    ``raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised instead, so
+    Snakemake stops the study and keeps the trial's log. With ``cache_dir`` (batched jobs), a
+    finished ok record found there is restored by hard link instead of being recomputed.
     """
-    record = run_isolated(spec, timeout=timeout) if timeout else run_trial(spec)
+    if cache_dir and _restore(spec, output, cache_dir):
+        return json.loads(Path(output).read_text())
+    if isolate or timeout:
+        record = run_isolated(spec, timeout=timeout, cancel=cancel)
+        if record is None:
+            return None
+    else:
+        record = run_trial(spec)
     if raise_errors and record["status"] != "ok":
         raise TrialFailed.from_record(spec, record)
     write_json_atomic(output, record)
+    if cache_dir and record["status"] == "ok":
+        _remember(spec, output, cache_dir)
     return record
+
+
+def _restore(spec: dict, output: str, cache_dir: str) -> bool:
+    cached = Path(cache_dir) / f"{spec['trial_id']}.json"
+    if not cached.exists():
+        return False
+    tmp = Path(output).with_name(f".{Path(output).name}.link")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(cached, tmp)
+        os.replace(tmp, output)
+    except OSError:
+        return False
+    return True
+
+
+def _remember(spec: dict, output: str, cache_dir: str) -> None:
+    cached = Path(cache_dir) / f"{spec['trial_id']}.json"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(output, tmp)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+
+
+def execute_many(specs: list[dict], outputs: list[str], *, cancel=None, isolate: bool = False) -> tuple[int, str]:
+    """Run a job's trials in order; return (exit status, log text).
+
+    Settings that do not change results come from the environment (see
+    ``workflow_support.set_trial_environment``): SNAKETUNE_TRIAL_TIMEOUT, SNAKETUNE_ERROR_SCORE,
+    SNAKETUNE_CACHE (batched jobs only).
+    """
+    env = os.environ
+    timeout = float(env.get("SNAKETUNE_TRIAL_TIMEOUT") or 0) or None
+    raise_errors = env.get("SNAKETUNE_ERROR_SCORE") == "raise"
+    cache_dir = env.get("SNAKETUNE_CACHE") if len(specs) > 1 else None
+    lines = []
+    for spec, output in zip(specs, outputs, strict=True):
+        try:
+            record = execute(spec, output, timeout=timeout, raise_errors=raise_errors,
+                             isolate=isolate, cancel=cancel, cache_dir=cache_dir)
+        except TrialFailed as exc:
+            lines.append(str(exc))
+            return 1, "\n".join(lines) + "\n"
+        if record is None:
+            return 1, "\n".join(lines + ["cancelled: the job went away"]) + "\n"
+        lines.append(f"trial {spec['trial_id']}: {record['status']} in {record['fit_time']:.3f} s")
+    return 0, "\n".join(lines) + "\n"
 
 
 def run_isolated(spec: dict, *, timeout: float | None = None, cancel=None) -> dict | None:
@@ -241,11 +314,10 @@ def run_isolated(spec: dict, *, timeout: float | None = None, cancel=None) -> di
     returns None. A child that dies without a record (killed, segfault) raises RuntimeError: the
     job fails and a rerun retries the trial.
     """
-    import json
     import select
     import signal
 
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -303,19 +375,16 @@ def _kill(pid: int) -> None:
 
 
 def main(argv=None) -> int:
-    """``python -m snaketune.trial SPEC_JSON OUTPUT``: run one trial in this process."""
-    import json
+    """``python -m snaketune.trial SPEC_JSON OUTPUT...``: run a job's trials in this process.
 
+    SPEC_JSON is one trial spec or a list of them (a batch), one OUTPUT per spec.
+    """
     argv = sys.argv[1:] if argv is None else argv
-    spec, output = json.loads(argv[0]), argv[1]
-    timeout = float(os.environ.get("SNAKETUNE_TRIAL_TIMEOUT") or 0) or None
-    raise_errors = os.environ.get("SNAKETUNE_ERROR_SCORE") == "raise"
-    try:
-        execute(spec, output, timeout=timeout, raise_errors=raise_errors)
-    except TrialFailed as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    return 0
+    specs = json.loads(argv[0])
+    specs = specs if isinstance(specs, list) else [specs]
+    status, log = execute_many(specs, argv[1:])
+    sys.stderr.write(log)
+    return status
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import io
 import json
 import os
 import select
@@ -139,7 +138,7 @@ class Worker:
         except (OSError, ValueError, ConnectionError):
             conn.close()
             return
-        spec = request.get("spec", {})
+        spec = (request.get("specs") or [{}])[0]
         reason = self._refusal(request)
         if reason:
             send_message(conn, {"refused": reason})
@@ -165,42 +164,33 @@ class Worker:
         conn.close()
 
     def _refusal(self, request: dict) -> str | None:
-        spec = request.get("spec") or {}
+        specs = request.get("specs") or [{}]
         if request.get("cwd") != self.cwd:
             return f"worker serves {self.cwd}, not {request.get('cwd')}"
-        for key in ("data_dir", "splits"):
-            if not str(spec.get(key, "")).startswith(self.study_dir):
-                return f"worker serves {self.study_dir} only"
+        for spec in specs:
+            for key in ("data_dir", "splits"):
+                if not str(spec.get(key, "")).startswith(self.study_dir):
+                    return f"worker serves {self.study_dir} only"
         return None
 
 
 def handle_request(request: dict, conn: socket.socket) -> int:
-    """Run one trial for a connected client (in the forked handler) and reply."""
-    from snaketune.jsonutil import write_json_atomic
-    from snaketune.trial import TrialFailed, run_isolated
+    """Run a job's trials for a connected client (in the forked handler) and reply."""
+    from snaketune.trial import execute_many
 
     _set_parent_death_signal(signal.SIGKILL)
-    spec, output = request["spec"], request["output"]
-    timeout = float(request.get("timeout") or 0) or None
-    raise_errors = request.get("error_score") == "raise"
-    log = io.StringIO()
-    status = 0
+    specs = request["specs"]
+    # The client's settings, not the worker's environment: they may differ between runs.
+    os.environ["SNAKETUNE_TRIAL_TIMEOUT"] = request.get("timeout") or ""
+    os.environ["SNAKETUNE_ERROR_SCORE"] = request.get("error_score") or ""
+    os.environ["SNAKETUNE_CACHE"] = request.get("cache") or ""
     try:
-        record = run_isolated(spec, timeout=timeout, cancel=conn)
-        if record is None:  # the client (the Snakemake job) went away: drop the trial
-            return 1
-        if raise_errors and record["status"] != "ok":
-            raise TrialFailed.from_record(spec, record)
-        write_json_atomic(output, record)
-        log.write(f"trial {spec['trial_id']}: {record['status']} in {record['fit_time']:.3f} s (warm worker)\n")
-    except TrialFailed as exc:
-        log.write(f"{exc}\n")
-        status = 1
+        status, log = execute_many(specs, request["outputs"], cancel=conn, isolate=True)
+        log = log.replace("\n", " (warm worker)\n") if status == 0 else log
     except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
-        log.write(traceback.format_exc())
-        status = 1
+        status, log = 1, traceback.format_exc()
     try:
-        send_message(conn, {"status": status, "log": log.getvalue()})
+        send_message(conn, {"status": status, "log": log})
     except OSError:
         status = 1
     return status

@@ -50,7 +50,7 @@ class Study:
 
 def _fail(error: ConfigError) -> None:
     # One line per problem and no traceback: exit before Snakemake builds any job.
-    print(str(error), file=sys.stderr)
+    print(str(error), file=sys.stderr, flush=True)
     sys.exit(1)
 
 
@@ -58,19 +58,46 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
     """Validate the config Snakemake loaded (or ./config.yaml) and build the plan.
 
     Called at parse time by every Snakemake process; only the main process checks the data
-    source (that reads it), cluster jobs re-parsing the workflow skip it.
+    source (that reads it), cluster jobs re-parsing the workflow skip it. Any problem ends the
+    process with one ``config error:`` line each and exit status 1, before a job is scheduled.
+
+    Parameters
+    ----------
+    config : dict
+        Snakemake's ``config`` (from ``--configfile``/``--config``); empty means ./config.yaml.
+    workflow : snakemake.workflow.Workflow, optional
+        The running workflow, to tell the main process from jobs and find ``--configfile`` paths.
+    basedir : path
+        Folder that relative data paths are resolved against.
     """
     main_process = True
+    configfiles = []
     if workflow is not None:
         from snakemake.settings.types import ExecMode
 
         main_process = workflow.exec_mode == ExecMode.DEFAULT
+        configfiles = list(getattr(workflow, "overwrite_configfiles", None) or [])
     try:
         if not config:
             config = read_yaml(Path(basedir) / "config.yaml")
+        elif main_process:
+            # Snakemake parsed --configfile with a loader that accepts duplicate keys and Python
+            # tags; reading it again as plain data reports those with file and line.
+            problems = []
+            for path in configfiles:
+                try:
+                    read_yaml(path)
+                except ConfigError as error:
+                    problems += error.problems
+            if problems:
+                raise ConfigError(problems)
         study_config = load_config(config, basedir, check_data=main_process)
         candidates = [] if {"hyperband", "successive_halving"} & set(study_config["search"]) else None
-        plan = make_plan(study_config, basedir, candidates=candidates)
+        try:
+            plan = make_plan(study_config, basedir, candidates=candidates)
+        except Exception as exc:  # noqa: BLE001 - the checks missed something: still one line
+            message = " ".join(str(exc).split())
+            raise ConfigError([f"search: cannot plan the trials: {type(exc).__name__}: {message}"]) from None
     except ConfigError as error:
         _fail(error)
     set_trial_environment(study_config)
@@ -82,6 +109,7 @@ def set_trial_environment(config: dict) -> None:
     variables, so changing them does not trigger Snakemake's params rerun check."""
     os.environ["SNAKETUNE_TRIAL_TIMEOUT"] = str(config.get("trial_timeout") or "")
     os.environ["SNAKETUNE_ERROR_SCORE"] = "raise" if config["error_score"] == "raise" else ""
+    os.environ["SNAKETUNE_CACHE"] = f"{config['output_dir']}/{config['study']}/.cache/trials"
 
 
 def spec_json(plan: Plan, trial_id: str) -> str:
@@ -128,3 +156,23 @@ def print_top(study: Study, n: int = 5) -> None:
     lines = path.read_text().splitlines()
     print(f"\nTop {n} of study {study.config['study']!r} ({path}):")
     print("\n".join(lines[2 : 4 + n]))
+
+
+def batches(study: Study, workflow=None) -> dict[str, list[str]]:
+    """Batches of trials for ``trials_per_job`` (``auto`` measured in the main process only)."""
+    from snaketune.batching import make_batches, resolve_trials_per_job
+
+    if study.adaptive:
+        return {}
+    main_process, cores = True, 1
+    if workflow is not None:
+        from snakemake.settings.types import ExecMode
+
+        main_process = workflow.exec_mode == ExecMode.DEFAULT
+        cores = workflow.cores or 1
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, measure=main_process)
+    return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
+
+
+def batch_spec_json(plan: Plan, trial_ids: list[str]) -> str:
+    return json.dumps([plan.spec(t) for t in trial_ids], sort_keys=True, separators=(",", ":"))

@@ -18,6 +18,8 @@ config.clear()
 config.update(STUDY.config)
 PLAN = STUDY.plan
 OUT = PLAN.out
+# trials_per_job > 1 (or auto, measured once): batch id -> trial ids; empty = one job a trial.
+BATCHES = ws.batches(STUDY, workflow)
 # Hyperband / successive halving build their own DAG of rungs (workflow/rules/hyperband.smk).
 ADAPTIVE = STUDY.adaptive
 
