@@ -1,8 +1,13 @@
-"""Write the leaderboard files from trial records."""
+"""Write the leaderboard files from trial records, and the HTML pages of the study report.
+
+The pages (``report/leaderboard.html``, ``report/best.html``, ``report/study.html``) are
+self-contained (inline CSS and JS, no network) so Snakemake's ``--report`` can embed them.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -28,6 +33,7 @@ def write_leaderboard(*, trial_paths, plan, scoring, refit, error_score, return_
         return_train_score=return_train_score,
     )
     frame = to_frame(results)
+    add_completion(frame, records, plan["config_keys"], plan["n_folds"])
     frame.to_csv(outputs.leaderboard, index=False)
     table = top_table(frame, refit, scoring, n=top_n)
     with open(outputs.markdown, "w") as fh:
@@ -54,3 +60,389 @@ def write_leaderboard(*, trial_paths, plan, scoring, refit, error_score, return_
     write_json_atomic(outputs.best, summary)
     print(f"Top 5 by {refit}:\n" + top_table(frame, refit, scoring, n=5))
     print(json.dumps({"best": summary["params"], refit: summary["mean_test_score"]}, default=str))
+
+
+def add_completion(frame, records: dict, config_keys: list[str], n_folds: int) -> None:
+    """Add ``completed_at`` (end time of a configuration's last fold, ISO 8601) and
+    ``completion_order`` (1 = the first configuration whose folds all finished) to ``frame``.
+
+    Trial files carry their own ``end`` time, so this is the order the study really ran in, not
+    the search order (the plot "best so far" uses it)."""
+    ends = []
+    for key in config_keys:
+        times = [records.get(f"{key}_{k}", {}).get("end") for k in range(n_folds)]
+        ends.append(None if any(t is None for t in times) else max(times))
+    frame["completed_at"] = ends
+    order = sorted((e, i) for i, e in enumerate(ends) if e is not None)
+    ranks = [None] * len(ends)
+    for position, (_, i) in enumerate(order, start=1):
+        ranks[i] = position
+    frame["completion_order"] = ranks
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML pages for Snakemake's report (`snakemake --report results/report.html`)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.2rem;color:#1f2933;
+background:#fff;font-size:14px;line-height:1.45}
+h1{font-size:1.35rem;margin:0 0 .3rem}h2{font-size:1.05rem;margin:1.4rem 0 .4rem;color:#0b4f7c}
+p.note{color:#52606d;margin:.2rem 0 .8rem}
+table{border-collapse:collapse;margin:.3rem 0 1rem}
+th,td{border-bottom:1px solid #e4e7eb;padding:.28rem .6rem;text-align:left;vertical-align:top}
+th{background:#f0f4f8;position:sticky;top:0}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
+table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
+tr.best td{background:#fff4e5;font-weight:600}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
+pre{background:#f5f7fa;padding:.7rem;border-radius:4px;overflow:auto}
+.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:.6rem 0}
+.card{border:1px solid #d9e2ec;border-radius:6px;padding:.6rem .9rem;min-width:9rem}
+.card .v{font-size:1.35rem;font-weight:600}.card .k{color:#52606d;font-size:.8rem}
+.bad{color:#b44700}
+"""
+
+# Click a header to sort (numbers numerically, empty cells last); no external scripts.
+_SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.querySelectorAll("thead th");
+  heads.forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].getAttribute("data-v"), y = b.cells[col].getAttribute("data-v");
+        if (x === "" || x === null) return 1;
+        if (y === "" || y === null) return -1;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny) && String(nx) === x && String(ny) === y) ? nx - ny : x.localeCompare(y);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _page(title: str, body: str, script: str = "") -> str:
+    from html import escape
+
+    js = f"<script>{script}</script>" if script else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body>{body}{js}</body></html>\n"
+    )
+
+
+def _fmt(value) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "nan"
+    return "nan" if math.isnan(v) else f"{v:.4f}"
+
+
+def _num(value) -> str:
+    """Sort key of a number cell: repr of the float (JS parses it back), '' for missing."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if math.isnan(v) else repr(v)
+
+
+def _cell(text, sort=None, num=False) -> str:
+    from html import escape
+
+    attr = f' data-v="{escape(str(sort if sort is not None else text))}"'
+    cls = ' class="num"' if num else ""
+    return f"<td{cls}{attr}>{escape(str(text))}</td>"
+
+
+def _table(headers, rows, sortable=False, row_classes=None) -> str:
+    from html import escape
+
+    cls = ' class="sortable"' if sortable else ""
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
+    body = []
+    for i, cells in enumerate(rows):
+        rc = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        body.append(f"<tr{rc}>{''.join(cells)}</tr>")
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _kv_table(pairs) -> str:
+    from html import escape
+
+    rows = "".join(f'<tr><th scope="row">{escape(str(k))}</th><td>{v}</td></tr>' for k, v in pairs)
+    return f"<table>{rows}</table>"
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def leaderboard_html(frame, config: dict, top_n: int | None = None) -> str:
+    """The top ``top_n`` configurations as a self-contained HTML page with a sortable table."""
+    from html import escape
+
+    refit, scoring = config["refit"], config["scoring"]
+    top_n = top_n or config.get("report", {}).get("top_n", 20)
+    order = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"], kind="stable").head(top_n)
+    params = [json.loads(p) for p in order["params"]]
+    names = sorted({k for p in params for k in p})
+    headers = ["rank"] + [f"mean {m}" for m in scoring] + [f"std {refit}"] + names
+    headers += ["mean fit s", "failed folds", "config key"]
+    rows, classes = [], []
+    for (_, row), p in zip(order.iterrows(), params, strict=False):
+        cells = [_cell(int(row[f"rank_test_{refit}"]), num=True)]
+        cells += [_cell(_fmt(row[f"mean_test_{m}"]), _num(row[f"mean_test_{m}"]), num=True) for m in scoring]
+        cells.append(_cell(_fmt(row[f"std_test_{refit}"]), _num(row[f"std_test_{refit}"]), num=True))
+        for n in names:
+            v = p.get(n)
+            numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+            cells.append(_cell("" if n not in p else _fmt_value(v), _num(v) if numeric else None, num=numeric))
+        cells.append(_cell(f"{row['mean_fit_time']:.3g}", _num(row["mean_fit_time"]), num=True))
+        failed = int(row.get("n_failed", 0)) + int(row.get("n_timeout", 0))
+        cells.append(_cell(failed, num=True))
+        cells.append(_cell(row.get("config_key", "")))
+        rows.append(cells)
+        classes.append("best" if row[f"rank_test_{refit}"] == 1 else "")
+    n_total = len(frame)
+    body = (
+        f"<h1>Leaderboard of study {escape(config['study'])}</h1>"
+        f'<p class="note">Top {len(order)} of {n_total} configurations by mean {escape(refit)} over '
+        f"the CV folds (scikit-learn's <code>rank_test_{escape(refit)}</code>; ties share a rank). "
+        "Click a column header to sort. The full table, with every fold's score, is "
+        "<code>leaderboard.csv</code> (download it from the report's Leaderboard category).</p>"
+        + _table(headers, rows, sortable=True, row_classes=classes)
+    )
+    return _page(f"Leaderboard: {config['study']}", body, _SORT_JS)
+
+
+def _cards(items) -> str:
+    from html import escape
+
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="v{" bad" if bad else ""}">{escape(str(v))}</div>'
+            f'<div class="k">{escape(k)}</div></div>'
+            for k, v, bad in items
+        )
+        + "</div>"
+    )
+
+
+def best_html(best: dict, refit_summary: dict, config: dict) -> str:
+    """Best configuration, its CV scores and its refit score on the held-out test set."""
+    from html import escape
+
+    refit = config["refit"]
+    test = refit_summary.get("test_scores") or {}
+    cards = [
+        (f"CV mean {refit}", _fmt(best["mean_test_score"]), False),
+        (f"CV std {refit}", _fmt(best["std_test_score"]), False),
+    ]
+    if test:
+        cards.append((f"test {refit} (refit)", _fmt(test.get(refit)), False))
+    else:
+        cards.append(("test set", "none (data.test_size: 0)", False))
+    params = _kv_table((k, f"<code>{escape(_fmt_value(v))}</code>") for k, v in sorted(best["params"].items()))
+    metrics = _table(
+        ["metric", "CV mean (folds)", "held-out test (refit)"],
+        [
+            [
+                _cell(m),
+                _cell(_fmt(best["scores"].get(m)), num=True),
+                _cell(_fmt(test[m]) if m in test else "–", num=True),
+            ]
+            for m in config["scoring"]
+        ],
+    )
+    refit_facts = _kv_table(
+        [
+            ("trained on", f"{refit_summary.get('n_train', '?')} rows (all training data, no CV split)"),
+            ("tested on", f"{refit_summary.get('n_test', 0)} held-out rows no trial ever saw"),
+            ("fit time", f"{refit_summary.get('fit_time', float('nan')):.3g} s"),
+            ("model file", f"<code>model.pkl</code>: {escape(str(refit_summary.get('model_format', 'pickle')))}"),
+        ]
+    )
+    warning = f'<p class="bad">{escape(best["warning"])}</p>' if best.get("warning") else ""
+    body = (
+        f"<h1>Best configuration of study {escape(config['study'])}</h1>"
+        f'<p class="note">Rank 1 by mean {escape(refit)} over the CV folds (configuration '
+        f"<code>{escape(str(best.get('config_key')))}</code>, #{best['index'] + 1} in search order), "
+        "refit on all training data and scored once on the held-out test set.</p>"
+        + warning
+        + _cards(cards)
+        + "<h2>Parameters</h2>"
+        + params
+        + "<h2>Scores</h2>"
+        + metrics
+        + "<h2>Refit</h2>"
+        + refit_facts
+    )
+    return _page(f"Best configuration: {config['study']}", body)
+
+
+def _space_rows(config: dict) -> list[list[str]]:
+    from snaketune.space import log_spaced_parameters
+
+    ((kind, spec),) = config["search"].items()
+    spaces = spec if kind == "grid" else spec["params"]
+    spaces = spaces if isinstance(spaces, list) else [spaces]
+    logs = log_spaced_parameters(config["search"])
+    rows = []
+    for i, space in enumerate(spaces):
+        for name, values in space.items():
+            if isinstance(values, dict):
+                ((shape, args),) = values.items()
+                text = f"{shape}({', '.join(_fmt_value(a) for a in args)})"
+            else:
+                text = ", ".join(_fmt_value(v) for v in values)
+            cells = [_cell(name), _cell(text), _cell("log" if name in logs else "linear")]
+            if len(spaces) > 1:
+                cells.insert(0, _cell(i + 1, num=True))
+            rows.append(cells)
+    return rows
+
+
+def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
+    """Search space, CV scheme, trial outcomes and provenance of a study."""
+    from html import escape
+
+    import yaml
+
+    import snaketune
+
+    ((kind, spec),) = config["search"].items()
+    n_folds = len([c for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{config['refit']}")])
+    n_trials = best.get("n_trials", len(frame) * n_folds)
+    n_failed, n_timeout = best.get("n_failed", 0), best.get("n_timeout", 0)
+    n_ok = n_trials - n_failed - n_timeout
+    search_note = {
+        "grid": "Grid search: every combination (scikit-learn's ParameterGrid order).",
+        "random": f"Random search: {spec.get('n_iter')} configurations sampled with seed {spec.get('seed', 0)} "
+        "(scikit-learn's ParameterSampler).",
+    }.get(kind, kind)
+    header = ["parameter", "values", "scale"]
+    space_rows = _space_rows(config)
+    if space_rows and len(space_rows[0]) == 4:
+        header.insert(0, "sub-grid")
+    cv = config["cv"]
+    cv_pairs = [(k, f"<code>{escape(_fmt_value(v))}</code>") for k, v in sorted(cv.items())]
+    cv_pairs.append(("folds per configuration", str(n_folds)))
+    outcome = _cards(
+        [
+            ("configurations", len(frame), False),
+            ("trials (configuration × fold)", n_trials, False),
+            ("ok", n_ok, False),
+            ("failed", n_failed, n_failed > 0),
+            ("timed out", n_timeout, n_timeout > 0),
+        ]
+    )
+    failed_rows = frame[(frame.get("n_failed", 0) + frame.get("n_timeout", 0)) > 0]
+    failed_note = ""
+    if len(failed_rows):
+        failed_note = (
+            f'<p class="note">{len(failed_rows)} configurations lost at least one fold; a failed fold '
+            f"scores <code>error_score: {escape(str(config['error_score']))}</code>. The trial files "
+            "(<code>trials/&lt;config_key&gt;_&lt;fold&gt;.json</code>) hold each error and traceback.</p>"
+        )
+    versions = dict(best.get("versions") or {})
+    versions["snaketune"] = snaketune.__version__
+    try:
+        import snakemake
+
+        versions["snakemake"] = snakemake.__version__
+    except ImportError:
+        pass
+    refit_versions = refit_summary.get("versions") or {}
+    prov = [
+        (
+            "data fingerprint",
+            f"<code>{escape(str(best.get('data_fingerprint')))}</code> (sha256 of the prepared arrays)",
+        ),
+        ("data source", f"<code>{escape(json.dumps(config['data'], sort_keys=True))}</code>"),
+        ("estimator", f"<code>{escape(json.dumps(config['estimator'], sort_keys=True))}</code>"),
+        ("seed", str(config.get("seed"))),
+        ("scoring / refit", f"{escape(', '.join(config['scoring']))} / {escape(config['refit'])}"),
+    ]
+    prov += [(f"{k} (trials)", escape(str(v))) for k, v in sorted(versions.items())]
+    prov += [(f"{k} (refit)", escape(str(v))) for k, v in sorted(refit_versions.items()) if versions.get(k) != v]
+    if refit_summary.get("data_fingerprint") not in (None, best.get("data_fingerprint")):
+        prov.append(("warning", '<span class="bad">the refit saw different data than the trials</span>'))
+    config_yaml = yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
+    body = (
+        f"<h1>Study {escape(config['study'])}</h1>"
+        "<h2>Trials</h2>"
+        + outcome
+        + failed_note
+        + "<h2>Search space</h2>"
+        + f'<p class="note">{escape(search_note)}</p>'
+        + _table(header, space_rows)
+        + "<h2>Cross-validation</h2>"
+        + _kv_table(cv_pairs)
+        + "<h2>Provenance</h2>"
+        + _kv_table(prov)
+        + "<h2>Configuration (defaults filled in)</h2>"
+        + f"<pre>{escape(config_yaml)}</pre>"
+    )
+    return _page(f"Study: {config['study']}", body)
+
+
+def write_pages(*, leaderboard: str, best: str, refit: str, config: dict, outputs: dict) -> None:
+    """Write the report's HTML pages: ``leaderboard``, ``best`` and ``study`` (paths in ``outputs``)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    frame = pd.read_csv(leaderboard)
+    best_summary = json.loads(Path(best).read_text())
+    refit_summary = json.loads(Path(refit).read_text())
+    pages = {
+        "leaderboard": leaderboard_html(frame, config),
+        "best": best_html(best_summary, refit_summary, config),
+        "study": study_html(frame, best_summary, refit_summary, config),
+    }
+    for name, path in outputs.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(pages[name], encoding="utf-8")
+        tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    """``python -m snaketune.report`` (used by the workflow's report_pages rule)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m snaketune.report", description=main.__doc__)
+    parser.add_argument("--leaderboard", required=True)
+    parser.add_argument("--best", required=True)
+    parser.add_argument("--refit", required=True)
+    parser.add_argument("--config-json", required=True, help="the study config as JSON text")
+    for name in ("leaderboard", "best", "study"):
+        parser.add_argument(f"--{name}-html", required=True)
+    args = parser.parse_args(argv)
+    write_pages(
+        leaderboard=args.leaderboard,
+        best=args.best,
+        refit=args.refit,
+        config=json.loads(args.config_json),
+        outputs={"leaderboard": args.leaderboard_html, "best": args.best_html, "study": args.study_html},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

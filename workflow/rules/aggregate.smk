@@ -1,11 +1,24 @@
-# Trial files -> leaderboard (sklearn cv_results_ columns), plots and the refit best model.
+# Trial files -> leaderboard (sklearn cv_results_ columns), plots, the refit best model, and the
+# pages of the study report (`snakemake --report results/report.html`, see docs/report.md).
+import json
+
+from snaketune.plots import PLOT_TITLES
+
+
+# Landing page of the report: what the study is and where to look.
+report: "../report/workflow.rst"
 
 
 rule aggregate:
     input:
         PLAN.trial_paths,
     output:
-        leaderboard=f"{OUT}/leaderboard.csv",
+        leaderboard=report(
+            f"{OUT}/leaderboard.csv",
+            caption="../report/leaderboard_csv.rst",
+            category="Leaderboard",
+            labels={"table": "all configurations (CSV download)"},
+        ),
         markdown=f"{OUT}/leaderboard.md",
         best=f"{OUT}/best.json",
     params:
@@ -28,7 +41,15 @@ rule plots:
         leaderboard=f"{OUT}/leaderboard.csv",
         best=f"{OUT}/best.json",
     output:
-        [f"{OUT}/plots/{name}.png" for name in STUDY.plot_names()],
+        [
+            report(
+                f"{OUT}/plots/{name}.png",
+                caption=f"../report/plot_{name}.rst",
+                category="Plots",
+                labels={"plot": PLOT_TITLES[name], "metric": config["refit"]},
+            )
+            for name in STUDY.plot_names()
+        ],
     params:
         config=config,
     log:
@@ -57,3 +78,41 @@ rule refit:
         "../../envs/snaketune.yaml"
     script:
         "../../scripts/refit.py"
+
+
+# Self-contained HTML pages that Snakemake's report embeds (inline CSS/JS, no network).
+rule report_pages:
+    input:
+        leaderboard=f"{OUT}/leaderboard.csv",
+        best=f"{OUT}/best.json",
+        refit=f"{OUT}/refit.json",
+    output:
+        leaderboard=report(
+            f"{OUT}/report/leaderboard.html",
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+            labels={"table": f"top {config['report']['top_n']} (sortable)"},
+        ),
+        best=report(
+            f"{OUT}/report/best.html",
+            caption="../report/best.rst",
+            category="Best configuration",
+            labels={"page": "best configuration and refit test score"},
+        ),
+        study=report(
+            f"{OUT}/report/study.html",
+            caption="../report/study.rst",
+            category="Study",
+            labels={"page": "search space, CV, failures, provenance"},
+        ),
+    params:
+        config=json.dumps(config, sort_keys=True, default=str),
+    log:
+        f"{OUT}/logs/report_pages.log",
+    conda:
+        "../../envs/snaketune.yaml"
+    shell:
+        "python -m snaketune.report --leaderboard {input.leaderboard:q} --best {input.best:q}"
+        " --refit {input.refit:q} --config-json {params.config:q}"
+        " --leaderboard-html {output.leaderboard:q} --best-html {output.best:q}"
+        " --study-html {output.study:q} > {log:q} 2>&1"

@@ -1,0 +1,241 @@
+"""Progress of a study from its trial files: ``python -m snaketune status``.
+
+Read-only and safe while Snakemake runs: the plan (every trial id) comes from the config through
+:func:`snaketune.plan.make_plan` without Snakemake, and each trial file is read once; trial files
+are written atomically, and one that vanishes or cannot be parsed while we read simply counts as
+not finished yet. Nothing is written, locked or imported from Snakemake.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+# Trials further apart than this (seconds) belong to different runs: elapsed time and the
+# estimate of time left count the latest run only.
+RUN_GAP = 120.0
+
+
+@dataclass
+class Status:
+    study: str
+    out: str
+    total: int | None
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    timeout: int = 0
+    elapsed: float | None = None
+    remaining: float | None = None
+    rate: float | None = None
+    idle: float | None = None
+    refit: str = ""
+    complete_configs: int = 0
+    n_configs: int | None = None
+    top: list[dict] = field(default_factory=list)
+    top_table: str = ""
+
+    def to_json(self) -> dict:
+        data = dict(self.__dict__)
+        data.pop("top_table")
+        return data
+
+
+def _parse_time(text) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def read_finished(paths) -> dict[str, dict]:
+    """Trial id -> record for every complete trial file among ``paths`` (others are skipped)."""
+    records = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):  # not there yet, or (never with atomic writes) partial
+            continue
+        if isinstance(record, dict) and record.get("trial_id") == path.stem and "status" in record:
+            records[path.stem] = record
+    return records
+
+
+def _latest_run(records: dict[str, dict]) -> tuple[float, float, int] | None:
+    """(start, last end, trials) of the latest run: trials whose time spans chain together."""
+    spans = []
+    for r in records.values():
+        start, end = _parse_time(r.get("start")), _parse_time(r.get("end"))
+        if start is not None and end is not None:
+            spans.append((start, max(start, end)))
+    if not spans:
+        return None
+    spans.sort()
+    block_start, block_end, count = spans[0][0], spans[0][1], 0
+    for start, end in spans:
+        if start > block_end + RUN_GAP:
+            block_start, block_end, count = start, end, 0
+        block_end = max(block_end, end)
+        count += 1
+    return block_start, block_end, count
+
+
+def collect(config: dict, plan, now: float | None = None, top_n: int = 5) -> Status:
+    """The progress of ``plan`` from its trial files (relative paths: the current folder)."""
+    from snaketune.aggregate import cv_results, to_frame, top_table
+
+    now = time.time() if now is None else now
+    refit = config["refit"]
+    if not plan.config_keys:  # adaptive searches decide their trials as they go
+        paths = sorted(Path(plan.out, "trials").glob("*.json"))
+        status = Status(config["study"], plan.out, None, refit=refit)
+    else:
+        paths = plan.trial_paths
+        status = Status(config["study"], plan.out, len(paths), refit=refit, n_configs=len(plan.config_keys))
+    records = read_finished(paths)
+    outcomes = [r["status"] for r in records.values()]
+    status.done = len(records)
+    status.ok = outcomes.count("ok")
+    status.failed = outcomes.count("error")
+    status.timeout = outcomes.count("timeout")
+
+    run = _latest_run(records)
+    if run is not None:
+        start, last_end, in_run = run
+        finished = status.total is not None and status.done >= status.total
+        status.elapsed = (last_end if finished else now) - start
+        status.idle = None if finished else max(0.0, now - last_end)
+        if finished:
+            status.remaining = 0.0
+        elif status.elapsed > 0 and status.total is not None:
+            status.rate = in_run / status.elapsed
+            status.remaining = (status.total - status.done) / status.rate
+
+    if plan.config_keys:
+        keys = [
+            (i, key)
+            for i, key in enumerate(plan.config_keys)
+            if all(f"{key}_{k}" in records for k in range(plan.n_folds))
+        ]
+        status.complete_configs = len(keys)
+        if keys:
+            results = cv_results(
+                [plan.candidates[i] for i, _ in keys],
+                [key for _, key in keys],
+                records,
+                n_folds=plan.n_folds,
+                scoring=config["scoring"],
+                error_score=config["error_score"],
+            )
+            frame = to_frame(results)
+            status.top_table = top_table(frame, refit, config["scoring"], n=top_n)
+            best = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"], kind="stable").head(top_n)
+            status.top = [
+                {
+                    "rank": int(row[f"rank_test_{refit}"]),
+                    "config_key": row["config_key"],
+                    "params": json.loads(row["params"]),
+                    "mean": None if math.isnan(row[f"mean_test_{refit}"]) else float(row[f"mean_test_{refit}"]),
+                    "std": None if math.isnan(row[f"std_test_{refit}"]) else float(row[f"std_test_{refit}"]),
+                }
+                for _, row in best.iterrows()
+            ]
+    return status
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def format_status(status: Status) -> str:
+    lines = []
+    if status.total is None:
+        lines.append(
+            f"study {status.study} ({status.out}): {status.done} trials done (adaptive search: total not known ahead)"
+        )
+    else:
+        pct = 100 * status.done / status.total if status.total else 100.0
+        lines.append(f"study {status.study} ({status.out}): {status.done}/{status.total} trials done ({pct:.0f}%)")
+    lines.append(f"  ok {status.ok}, failed {status.failed}, timed out {status.timeout}")
+    if status.elapsed is None:
+        lines.append("  no trial has finished yet")
+    elif status.total is not None and status.done >= status.total:
+        lines.append(f"  finished: the last run took {_clock(status.elapsed)}")
+    else:
+        left = f"about {_clock(status.remaining)} left" if status.remaining is not None else "time left unknown"
+        rate = f" ({status.rate * 60:.1f} trials/min)" if status.rate else ""
+        lines.append(f"  elapsed {_clock(status.elapsed)}, {left}{rate}")
+        if status.idle is not None and status.idle > RUN_GAP:
+            lines.append(f"  no trial finished in the last {_clock(status.idle)}: is the run still going?")
+    if status.top_table:
+        configs = f"{status.complete_configs} of {status.n_configs}"
+        lines.append(
+            f"top {len(status.top)} by {status.refit} among the {configs} configurations with every fold done:"
+        )
+        lines.append(status.top_table.rstrip())
+    elif status.n_configs:
+        lines.append(f"no configuration has every fold done yet (0 of {status.n_configs})")
+    return "\n".join(lines)
+
+
+def _find_config(study: str | None, config_path: str | None) -> dict:
+    """The study config: ``--config FILE``, else ./config.yaml, else (for ``--study NAME``) a
+    YAML file in . or examples/ that declares ``study: NAME``."""
+    from snaketune.config import read_yaml
+
+    if config_path:
+        config = read_yaml(config_path)
+    else:
+        config = read_yaml("config.yaml") if Path("config.yaml").exists() else None
+        if study and (config is None or config.get("study") != study):
+            for path in sorted(Path(".").glob("*.yaml")) + sorted(Path("examples").glob("*.y*ml")):
+                try:
+                    candidate = read_yaml(path)
+                except Exception:  # noqa: BLE001 - not a study config
+                    continue
+                if isinstance(candidate, dict) and candidate.get("study") == study:
+                    config = candidate
+                    break
+        if config is None:
+            raise FileNotFoundError(
+                "no config.yaml here; pass --config FILE (the file given to snakemake --configfile)"
+            )
+    if study:
+        config = dict(config, study=study)  # as `snakemake --config study=NAME`
+    return config
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--study", help="study name (default: the config's); outputs are <output_dir>/<study>/")
+    parser.add_argument("--config", help="the study config (default ./config.yaml)")
+    parser.add_argument("--top", type=int, default=5, help="configurations to list (default 5)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    from snaketune.config import ConfigError, load_config
+    from snaketune.plan import make_plan
+
+    try:
+        raw = _find_config(args.study, args.config)
+        config = load_config(raw, ".", check_data=False)
+        adaptive = bool({"hyperband", "successive_halving"} & set(config["search"]))
+        plan = make_plan(config, ".", candidates=[] if adaptive else None)
+    except (ConfigError, OSError) as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    status = collect(config, plan, top_n=args.top)
+    if args.json:
+        print(json.dumps(status.to_json(), default=str))
+    else:
+        print(format_status(status))
+    return 0
