@@ -21,6 +21,10 @@ rule aggregate:
         ),
         markdown=f"{OUT}/leaderboard.md",
         best=f"{OUT}/best.json",
+    log:
+        f"{OUT}/logs/aggregate.log",
+    conda:
+        "../../envs/snaketune.yaml"
     params:
         plan=ws.plan_summary(PLAN),
         scoring=config["scoring"],
@@ -28,10 +32,6 @@ rule aggregate:
         error_score=config["error_score"],
         return_train_score=config["return_train_score"],
         top_n=config["report"]["top_n"],
-    log:
-        f"{OUT}/logs/aggregate.log",
-    conda:
-        "../../envs/snaketune.yaml"
     script:
         "../../scripts/aggregate.py"
 
@@ -50,32 +50,39 @@ rule plots:
             )
             for name in STUDY.plot_names()
         ],
-    params:
-        config=config,
     log:
         f"{OUT}/logs/plots.log",
     conda:
         "../../envs/snaketune.yaml"
+    params:
+        config=config,
     script:
         "../../scripts/plots.py"
 
 
 rule refit:
     input:
-        data=multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "X_test.npy", "y_test.npy", "meta.json"),
+        data=multiext(
+            f"{PLAN.data_dir}/",
+            "X.npy",
+            "y.npy",
+            "X_test.npy",
+            "y_test.npy",
+            "meta.json",
+        ),
         best=f"{OUT}/best.json",
     output:
         model=f"{OUT}/model.pkl",
         summary=f"{OUT}/refit.json",
+    log:
+        f"{OUT}/logs/refit.log",
+    conda:
+        "../../envs/snaketune.yaml"
     params:
         estimator=config["estimator"],
         allowed_modules=config["allowed_modules"],
         seed=config["seed"],
         scoring=config["scoring"],
-    log:
-        f"{OUT}/logs/refit.log",
-    conda:
-        "../../envs/snaketune.yaml"
     script:
         "../../scripts/refit.py"
 
@@ -105,12 +112,12 @@ rule report_pages:
             category="Study",
             labels={"page": "search space, CV, failures, provenance"},
         ),
-    params:
-        config=json.dumps(config, sort_keys=True, default=str),
     log:
         f"{OUT}/logs/report_pages.log",
     conda:
         "../../envs/snaketune.yaml"
+    params:
+        config=json.dumps(config, sort_keys=True, default=str),
     shell:
         "python -m snaketune.report --leaderboard {input.leaderboard:q} --best {input.best:q}"
         " --refit {input.refit:q} --config-json {params.config:q}"
