@@ -1,80 +1,217 @@
 """Semantic checks of a schema-valid config against scikit-learn and the data source.
 
-Each check returns problem lines ``<key>: <what is wrong>``; none raises.
+Each check returns problem lines ``<key>: <what is wrong>``; none raises. A check that fails
+unexpectedly is reported as a problem of its section rather than as a traceback.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from snaketune.estimator import EstimatorSpecError, build_estimator, estimator_classes, import_class
 
+CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 
-def semantic_problems(config: dict, basedir: Path, check_data: bool = True) -> list[str]:
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _did_you_mean(name: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _guarded(key: str, check, *args) -> list[str]:
+    # A bug or an unforeseen input in a check must still give one line, not a traceback.
+    try:
+        return check(*args)
+    except Exception as exc:  # noqa: BLE001
+        return [f"{key}: could not be checked: {_one_line(exc)}"]
+
+
+def semantic_problems(
+    config: dict, basedir: Path, check_data: bool = True, invalid: frozenset | set = frozenset()
+) -> list[str]:
+    """Problems a JSON schema cannot see: classes, parameter names and values, data, CV.
+
+    Parameters
+    ----------
+    config : dict
+        The config with schema defaults filled in.
+    basedir : Path
+        Folder that relative data paths are resolved against.
+    check_data : bool
+        Also load the data source to check columns, class counts and CV folds.
+    invalid : set of str
+        Top-level keys with schema problems; checks that depend on them are skipped.
+
+    Returns
+    -------
+    list of str
+        ``"<key>: <what is wrong>"`` lines.
+    """
+
+    def valid(*sections):
+        return not set(sections) & set(invalid)
+
     problems: list[str] = []
-    problems += _study_problems(config)
+    if valid("output_dir"):
+        problems += _guarded("output_dir", _study_problems, config)
     estimator = None
-    est_problems = _estimator_problems(config)
-    problems += est_problems
-    if not est_problems:
+    if valid("estimator", "allowed_modules"):
         try:
-            estimator = build_estimator(config["estimator"], config["allowed_modules"])
-        except Exception as exc:  # noqa: BLE001 - constructor rejected fixed params
-            problems.append(f"estimator.params: cannot build the estimator: {type(exc).__name__}: {exc}")
-    problems += _search_problems(config, estimator)
-    problems += _scoring_problems(config)
-    if check_data:
-        problems += _data_problems(config, basedir, estimator)
+            est_problems, spec = _estimator_problems(config)
+        except Exception as exc:  # noqa: BLE001 - see _guarded
+            est_problems, spec = [f"estimator: could not be checked: {_one_line(exc)}"], None
+        problems += est_problems
+        if spec is not None:
+            estimator, build_problems = _build(config, spec)
+            problems += build_problems
+    if valid("search"):
+        problems += _guarded("search", _search_problems, config, estimator)
+    if valid("scoring", "refit"):
+        problems += _guarded("scoring", _scoring_problems, config, estimator)
+    if check_data and valid("data"):
+        problems += _guarded("data", _data_problems, config, basedir, estimator, valid("cv"))
     return problems
 
 
 def _study_problems(config: dict) -> list[str]:
-    out = []
     output_dir = Path(config["output_dir"])
     if output_dir.is_absolute() or ".." in output_dir.parts:
-        out.append(f"output_dir: {config['output_dir']!r} must be a relative path inside the project, without '..'")
-    return out
+        return [f"output_dir: {config['output_dir']!r} must be a relative path inside the project, without '..'"]
+    return []
 
 
-def _estimator_problems(config: dict) -> list[str]:
+def _class_keys(spec: dict) -> list[str]:
+    if "class" in spec:
+        return ["estimator.class"]
+    return [f"estimator.steps[{i}].class" for i in range(len(spec["steps"]))]
+
+
+def _estimator_problems(config: dict) -> tuple[list[str], dict | None]:
+    """Problems with the estimator spec, and the spec without unknown fixed parameters.
+
+    The cleaned spec (``None`` when a class is unusable) still lets the searched parameters be
+    checked, so one run reports both kinds of problem.
+    """
     spec = config["estimator"]
+    allowed = config["allowed_modules"]
     out = []
-    where = ["estimator.class"] if "class" in spec else [f"estimator.steps[{i}].class" for i in range(len(spec["steps"]))]
-    for key, path in zip(where, estimator_classes(spec)):
+    classes = []
+    # import_class checks the allow-list before importing anything, so os.system is never touched.
+    for key, path in zip(_class_keys(spec), estimator_classes(spec), strict=True):
         try:
-            import_class(path, config["allowed_modules"])
+            classes.append(import_class(path, allowed))
         except EstimatorSpecError as exc:
             out.append(f"{key}: {exc}")
     if "steps" in spec:
         names = [s["name"] for s in spec["steps"]]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            out.append(f"estimator.steps: duplicate step names {dupes}")
-    if not out:
-        # A fixed parameter the class does not accept.
-        if "class" in spec:
-            out += _unknown_params("estimator.params", spec["params"], spec["class"], config)
-        else:
-            for i, step in enumerate(spec["steps"]):
-                out += _unknown_params(f"estimator.steps[{i}].params", step.get("params", {}), step["class"], config)
-    return out
+            out.append(f"estimator.steps: duplicate step names {', '.join(map(repr, dupes))}")
+        for i, name in enumerate(names):
+            if "__" in name:
+                out.append(f"estimator.steps[{i}].name: {name!r} must not contain '__' (it separates <step>__<param>)")
+        if not out:
+            # Pipeline checks this only at fit time, in every trial.
+            out += [
+                f"estimator.steps[{i}].class: {cls.__name__} has no transform, so it can only be the last step"
+                for i, cls in enumerate(classes[:-1])
+                if not (hasattr(cls, "transform") or hasattr(cls, "fit_transform"))
+            ]
+    if out:
+        return out, None
+    clean = copy.deepcopy(spec)
+    if "class" in spec:
+        out += _unknown_params("estimator.params", clean["params"], classes[0])
+    else:
+        for i, (step, cls) in enumerate(zip(clean["steps"], classes, strict=True)):
+            out += _unknown_params(f"estimator.steps[{i}].params", step.setdefault("params", {}), cls)
+    return out, clean
 
 
-def _unknown_params(key: str, params: dict, path: str, config: dict) -> list[str]:
-    cls = import_class(path, config["allowed_modules"])
+def _param_names(cls: type) -> set[str] | None:
+    """Constructor parameters of an estimator class, without instantiating it."""
+    import inspect
+
+    if hasattr(cls, "_get_param_names"):
+        try:
+            return set(cls._get_param_names())
+        except Exception:  # noqa: BLE001 - e.g. *args in __init__: cannot tell
+            return None
     try:
-        accepted = set(cls().get_params(deep=False))
-    except Exception:  # noqa: BLE001 - estimators with required args: let construction report it
+        params = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name != "self" and p.kind is not p.VAR_POSITIONAL}
+
+
+def _unknown_params(key: str, params: dict, cls: type) -> list[str]:
+    """Problems for fixed parameters ``cls`` does not accept; those are removed from ``params``."""
+    accepted = _param_names(cls)
+    if accepted is None:
         return []
+    unknown = [name for name in params if name not in accepted]
+    for name in unknown:
+        del params[name]
     return [
         f"{key}.{name}: {cls.__name__} has no parameter {name!r} (valid: {', '.join(sorted(accepted))})"
-        for name in params
-        if name not in accepted
+        for name in unknown
     ]
 
 
+def _build(config: dict, spec: dict):
+    """The estimator with its fixed parameters, and problems with those parameters' values."""
+    try:
+        estimator = build_estimator(spec, config["allowed_modules"])
+    except Exception as exc:  # noqa: BLE001 - the constructor rejected the spec
+        key = "estimator.params" if "class" in spec else "estimator.steps"
+        return None, [f"{key}: cannot build the estimator: {_one_line(exc)}"]
+    out = []
+    if "class" in spec:
+        fixed = [(f"estimator.params.{name}", name, value) for name, value in spec["params"].items()]
+    else:
+        fixed = [
+            (f"estimator.steps[{i}].params.{name}", f"{step['name']}__{name}", value)
+            for i, step in enumerate(spec["steps"])
+            for name, value in step.get("params", {}).items()
+        ]
+    for key, name, value in fixed:
+        out += _guarded(key, _invalid_values, key, estimator, name, [value])
+    return estimator, out
+
+
+def _invalid_values(key: str, estimator, name: str, values) -> list[str]:
+    """The first value scikit-learn's own parameter validation would reject at fit time."""
+    try:
+        from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+    except ImportError:  # private API moved: the trials will report bad values
+        return []
+    owner_name, _, param = name.rpartition("__")
+    owner = estimator.get_params(deep=True).get(owner_name) if owner_name else estimator
+    constraints = getattr(owner, "_parameter_constraints", None) or {}
+    if param not in constraints:
+        return []
+    for value in values:
+        try:
+            validate_parameter_constraints({param: constraints[param]}, {param: value}, type(owner).__name__)
+        except InvalidParameterError as exc:
+            return [f"{key}: {' '.join(str(exc).split())}"]
+    return []
+
+
 def _spaces(config: dict) -> tuple[str, list[dict]]:
-    (kind, spec), = config["search"].items()
+    ((kind, spec),) = config["search"].items()
     if kind == "grid":
         return "search.grid", spec if isinstance(spec, list) else [spec]
     params = spec["params"]
@@ -85,23 +222,49 @@ def _search_problems(config: dict, estimator) -> list[str]:
     out = []
     prefix, spaces = _spaces(config)
     valid = set(estimator.get_params(deep=True)) if estimator is not None else None
-    (kind, _), = config["search"].items()
+    ((kind, search),) = config["search"].items()
     for i, space in enumerate(spaces):
         where = prefix if len(spaces) == 1 else f"{prefix}[{i}]"
         for name, values in space.items():
             key = f"{where}.{name}"
-            if valid is not None and name not in valid:
-                hint = ""
-                if "steps" in config["estimator"] and "__" not in name:
-                    hint = " (pipeline parameters are named <step>__<param>)"
-                out.append(f"{key}: the estimator has no parameter {name!r}{hint}")
-            if isinstance(values, dict):
-                out += _value_spec_problems(key, values, kind)
+            spec_problems = _value_spec_problems(key, values, kind) if isinstance(values, dict) else []
+            out += spec_problems
+            if valid is None:
+                continue
+            if name not in valid:
+                out.append(f"{key}: the estimator has no parameter {name!r}{_param_hint(config, estimator, name)}")
+            elif not spec_problems and (
+                isinstance(values, list) or next(iter(values)) in ("range", "linspace", "logspace")
+            ):
+                from snaketune.space import expand_values
+
+                out += _guarded(key, _invalid_values, key, estimator, name, expand_values(values))
+    resource = search.get("resource") if isinstance(search, dict) else None
+    if resource == "partial_fit" and estimator is not None and not hasattr(estimator, "partial_fit"):
+        out.append(f"search.{kind}.resource: {type(estimator).__name__} has no partial_fit; use resource: n_samples")
+    if kind == "successive_halving" and search.get("min_resources", 1) > search.get("max_resources", float("inf")):
+        out.append(
+            f"search.successive_halving.min_resources: {search['min_resources']} is more than "
+            f"max_resources ({search['max_resources']})"
+        )
     return out
 
 
+def _param_hint(config: dict, estimator, name: str) -> str:
+    if "steps" not in config["estimator"]:
+        return f" (valid: {', '.join(sorted(estimator.get_params(deep=False)))})"
+    steps = [s["name"] for s in config["estimator"]["steps"]]
+    step, sep, param = name.partition("__")
+    if not sep:
+        return f" (pipeline parameters are named <step>__<param>, steps: {', '.join(steps)})"
+    if step not in steps:
+        return f" (no step {step!r}; steps: {', '.join(steps)})"
+    owner = estimator.named_steps[step]
+    return f" ({type(owner).__name__} has no {param!r})" if "__" not in param else ""
+
+
 def _value_spec_problems(key: str, spec: dict, kind: str) -> list[str]:
-    (name, args), = spec.items()
+    ((name, args),) = spec.items()
     out = []
     if name in ("loguniform", "uniform", "randint"):
         if kind == "grid":
@@ -122,90 +285,149 @@ def _value_spec_problems(key: str, spec: dict, kind: str) -> list[str]:
     return out
 
 
-def _scoring_problems(config: dict) -> list[str]:
+def _scoring_problems(config: dict, estimator) -> list[str]:
     from sklearn.metrics import get_scorer_names
 
     known = set(get_scorer_names())
     out = [
-        f"scoring: unknown scorer {name!r} (see sklearn.metrics.get_scorer_names())"
+        f"scoring: unknown scorer {name!r}{_did_you_mean(name, known)} (see sklearn.metrics.get_scorer_names())"
         for name in config["scoring"]
         if name not in known
     ]
     if config["refit"] not in config["scoring"]:
         out.append(f"refit: {config['refit']!r} is not one of scoring {config['scoring']}")
+    if estimator is not None:
+        out += [f"scoring: {p}" for name in config["scoring"] if name in known for p in _scorer_misfit(name, estimator)]
     return out
 
 
-def _data_problems(config: dict, basedir: Path, estimator) -> list[str]:
+def _scorer_misfit(name: str, estimator) -> list[str]:
+    """Why scorer ``name`` would fail on every trial of ``estimator`` (empty if it fits)."""
+    from sklearn.base import is_regressor
+    from sklearn.metrics import get_scorer
+
+    scorer = get_scorer(name)
+    methods = getattr(scorer, "_response_method", "predict")
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+    if not any(hasattr(estimator, m) for m in methods):
+        return [f"{name!r} needs {' or '.join(methods)}, which {type(estimator).__name__} does not have"]
+    module = getattr(getattr(scorer, "_score_func", None), "__module__", "") or ""
+    if is_regressor(estimator) and module.endswith(("_classification", "_ranking")):
+        return [f"{name!r} is a classification metric but {type(estimator).__name__} is a regressor"]
+    return []
+
+
+def _source_class_key(config: dict) -> str:
+    return _class_keys(config["estimator"])[-1]
+
+
+def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True) -> list[str]:
     data = config["data"]
-    out = []
     for key in ("csv", "parquet"):
         if key in data:
-            path = basedir / data[key]
-            if not path.is_file():
-                return [f"data.{key}: file {data[key]!r} not found (relative to {basedir})"]
-            try:
-                from snaketune.data import read_table
-
-                frame = read_table(data, basedir)
-            except Exception as exc:  # noqa: BLE001
-                return [f"data.{key}: cannot read {data[key]!r}: {type(exc).__name__}: {exc}"]
-            if data["target"] not in frame.columns:
-                return [f"data.target: column {data['target']!r} not in {data[key]!r} (columns: {', '.join(map(str, frame.columns))})"]
-            features = frame.drop(columns=[data["target"]])
-            bad = [str(c) for c in features.columns if features[c].dtype.kind not in "biuf"]
-            if bad:
-                out.append(f"data.{key}: non-numeric feature column(s) {', '.join(bad)}; encode them first")
-            if features.isna().any().any():
-                out.append(f"data.{key}: missing values in feature columns; impute or drop them first")
+            out = _table_problems(data, key, basedir)
             if out:
                 return out
     if "generator" in data:
-        if data["generator"] != "make_circles" or not {"n_classes", "n_features", "n_informative"} & set(data["params"]):
-            import inspect
+        import inspect
 
-            import sklearn.datasets
+        import sklearn.datasets
 
-            accepted = set(inspect.signature(getattr(sklearn.datasets, data["generator"])).parameters)
-            out += [
-                f"data.params.{name}: {data['generator']} has no parameter {name!r}"
-                for name in data["params"]
-                if name not in accepted
-            ]
+        from snaketune.data import make_circles
+
+        generate = getattr(sklearn.datasets, data["generator"])
+        accepted = set(inspect.signature(generate).parameters)
+        if data["generator"] == "make_circles":
+            accepted |= set(inspect.signature(make_circles).parameters)
+        out = [
+            f"data.params.{name}: {data['generator']} has no parameter {name!r} (valid: {', '.join(sorted(accepted))})"
+            for name in data["params"]
+            if name not in accepted
+        ]
         if out:
             return out
+    elif data.get("params"):
+        return ["data.params: only used with data.generator"]
     try:
         from snaketune.data import is_classification, load_source
 
         _, y, _, _ = load_source(data, basedir)
+    except Exception as exc:  # noqa: BLE001 - e.g. a generator rejecting its arguments
+        key = "data.params" if "generator" in data else "data"
+        return [f"{key}: cannot load the data set: {_one_line(exc)}"]
+    if not check_cv:
+        return []
+    return _cv_problems(config, y, estimator, is_classification(y))
+
+
+def _table_problems(data: dict, key: str, basedir: Path) -> list[str]:
+    path = basedir / data[key]
+    if not path.is_file():
+        return [f"data.{key}: file {data[key]!r} not found (relative to {basedir})"]
+    try:
+        from snaketune.data import read_table
+
+        frame = read_table(data, basedir)
     except Exception as exc:  # noqa: BLE001
-        return [f"data: cannot load the data set: {type(exc).__name__}: {exc}"]
-    out += _cv_problems(config, y, estimator, is_classification(y))
+        return [f"data.{key}: cannot read {data[key]!r}: {_one_line(exc)}"]
+    target = data["target"]
+    if target not in frame.columns:
+        return [f"data.target: column {target!r} not in {data[key]!r} (columns: {', '.join(map(str, frame.columns))})"]
+    out = []
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        out.append(f"data.{key}: no feature columns besides the target {target!r}")
+    bad = [str(c) for c in features.columns if features[c].dtype.kind not in "biuf"]
+    if bad:
+        out.append(f"data.{key}: non-numeric feature column(s) {', '.join(map(repr, bad))}; encode them first")
+    missing = [str(c) for c in features.columns if features[c].isna().any()]
+    if missing:
+        out.append(
+            f"data.{key}: missing values in feature column(s) {', '.join(map(repr, missing))}; impute or drop them first"
+        )
+    if frame[target].isna().any():
+        out.append(f"data.target: column {target!r} has missing values")
+    if len(frame) == 0:
+        out.append(f"data.{key}: {data[key]!r} has no rows")
     return out
 
 
 def _cv_problems(config: dict, y, estimator, classification: bool) -> list[str]:
     import numpy as np
-    from sklearn.base import is_classifier
+    from sklearn.base import is_classifier, is_regressor
 
     cv = config["cv"]
     kind = cv["kind"]
-    n = len(y)
-    if config["data"].get("test_size"):
-        n = int(n * (1 - config["data"]["test_size"]))
-    if cv["n_splits"] > n:
+    test_size = config["data"].get("test_size") or 0
+    n = int(len(y) * (1 - test_size))
+    classifier = estimator is not None and is_classifier(estimator)
+    if classifier and not classification:
+        return [
+            f"{_source_class_key(config)}: {type(estimator).__name__} is a classifier, but the target "
+            "is continuous; use a regressor"
+        ]
+    if kind in CV_STRATIFIED and estimator is not None and is_regressor(estimator):
+        return [f"cv.kind: {kind!r} stratifies by class, but {type(estimator).__name__} is a regressor; use kfold"]
+    if kind not in ("shuffle_split", "stratified_shuffle_split") and cv["n_splits"] > n:
         return [f"cv.n_splits: {cv['n_splits']} is more than the {n} training samples"]
-    stratified = kind in ("stratified", "repeated_stratified", "stratified_shuffle_split") or (
-        kind == "auto" and estimator is not None and is_classifier(estimator)
-    )
-    if stratified:
-        if not classification:
-            return [f"cv.kind: {kind!r} stratifies by class, but the target is continuous; use kfold"]
-        _, counts = np.unique(y, return_counts=True)
-        smallest = int(counts.min() * (1 - config["data"].get("test_size", 0)))
-        if kind != "stratified_shuffle_split" and cv["n_splits"] > smallest:
-            return [
-                f"cv.n_splits: {cv['n_splits']} is more than the {smallest} members of the smallest "
-                "class; stratified folds need at least n_splits per class"
-            ]
+    counts = np.unique(y, return_counts=True)[1] if classification else None
+    if test_size and classification and counts.min() < 2:
+        # snaketune.data.prepare stratifies the held-out split, which needs 2 members per class.
+        return [
+            "data.test_size: the held-out split is stratified by class (this target looks like classes), "
+            "but a class has only 1 member; use test_size: 0"
+        ]
+    stratified = kind in CV_STRATIFIED or (kind == "auto" and classifier)
+    if not stratified:
+        return []
+    if not classification:
+        return [f"cv.kind: {kind!r} stratifies by class, but the target is continuous; use kfold"]
+    smallest = int(counts.min() * (1 - test_size))
+    if kind != "stratified_shuffle_split" and cv["n_splits"] > smallest:
+        return [
+            f"cv.n_splits: {cv['n_splits']} is more than the {smallest} members of the smallest "
+            "class; stratified folds need at least n_splits per class"
+        ]
+    if kind == "stratified_shuffle_split" and smallest < 2:
+        return [f"cv.kind: 'stratified_shuffle_split' needs at least 2 members per class (smallest has {smallest})"]
     return []
