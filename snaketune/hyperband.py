@@ -310,9 +310,7 @@ def schedule_from_config(search: dict) -> Schedule:
     """The schedule of a config's ``search`` section (``hyperband`` or ``successive_halving``)."""
     if "hyperband" in search:
         spec = search["hyperband"]
-        return hyperband_schedule(
-            spec["max_iter"], spec.get("aggressiveness", 3), spec.get("resource", "partial_fit")
-        )
+        return hyperband_schedule(spec["max_iter"], spec.get("aggressiveness", 3), spec.get("resource", "partial_fit"))
     if "successive_halving" in search:
         spec = search["successive_halving"]
         return successive_halving_schedule(

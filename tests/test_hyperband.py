@@ -96,7 +96,7 @@ def test_every_rung_keeps_one_over_eta():
     for R, eta in [(81, 3), (299, 4), (1000, 3), (27, 2)]:
         for b in hyperband_schedule(R, eta).brackets:
             assert b.rungs[-1].units <= R
-            for prev, nxt in zip(b.rungs, b.rungs[1:]):
+            for prev, nxt in zip(b.rungs, b.rungs[1:], strict=False):
                 assert nxt.n_models == prev.n_models // eta
                 assert nxt.units == prev.units * eta
             assert b.rungs[-1].n_models >= 1
@@ -145,3 +145,83 @@ def test_plan_command(tmp_path, capsys):
     assert "378 models, 5721 partial_fit calls" in out
     assert main(["plan", str(config), "--json"]) == 0
     assert '"units": 5721' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------
+# Promotion and evaluation helpers (snaketune.hyperband_workflow)
+
+
+def _record(path, model_id, key, score, status="ok", stopped=False):
+    from snaketune.jsonutil import write_json_atomic
+
+    write_json_atomic(
+        path,
+        {
+            "model_id": model_id,
+            "config_key": key,
+            "params": {"alpha": 1},
+            "status": status,
+            "stopped": stopped,
+            "units": 3,
+            "mean_test": {"accuracy": score},
+        },
+    )
+    return str(path)
+
+
+def test_promotion_is_deterministic_with_ties(tmp_path):
+    import json
+
+    from snaketune.hyperband_workflow import promote
+
+    rows = [
+        ("b1-0", "cccc", 0.5),
+        ("b1-1", "aaaa", 0.9),
+        ("b1-2", "bbbb", 0.5),
+        ("b1-3", "dddd", None),  # failed: last
+        ("b1-4", "aaab", 0.5),
+        ("b1-5", "eeee", float("nan")),
+    ]
+    paths = [
+        _record(tmp_path / f"s{j}.json", m, k, s, status="ok" if s is not None else "error")
+        for j, (m, k, s) in enumerate(rows)
+    ]
+    doc = promote(paths, 3, "accuracy", tmp_path / "promotion.json")
+    assert [s["model_id"] for s in doc["survivors"]] == ["b1-1", "b1-4", "b1-2"]
+    assert [r["model_id"] for r in doc["ranking"]][-2:] == ["b1-3", "b1-5"]
+    # The same inputs in another order promote the same models in the same order.
+    doc2 = promote(list(reversed(paths)), 3, "accuracy", tmp_path / "promotion2.json")
+    assert doc2["survivors"] == doc["survivors"]
+    assert json.loads((tmp_path / "promotion.json").read_text())["survivors"][0]["state"].endswith("s1.pkl")
+
+
+def test_subsamples_are_nested_and_stratified():
+    from snaketune.hyperband_workflow import block, row_order
+
+    y = np.repeat([0, 1, 2, 3], [50, 100, 150, 200])
+    train = np.arange(0, 500, 1)
+    order = row_order(train, y, [0, 0], stratify=True)
+    assert sorted(order.tolist()) == train.tolist()
+    again = row_order(train, y, [0, 0], stratify=True)
+    assert (order == again).all()
+    assert not (order == row_order(train, y, [1, 0], stratify=True)).all()
+    # A larger rung's rows contain a smaller rung's (prefixes of one order).
+    small, large = set(order[:40]), set(order[:120])
+    assert small <= large
+    # Every prefix holds every class about in proportion.
+    counts = np.bincount(y[order[:20]], minlength=4)
+    assert (counts >= 1).all() and abs(counts[3] - 8) <= 1
+    # partial_fit blocks cycle through the training rows.
+    assert (block(order, 0, 200) == order[:200]).all()
+    assert (block(order, 2, 200) == order[400:]).all()
+    assert (block(order, 3, 200) == order[:200]).all()
+
+
+def test_plateau_rule_matches_dask_ml():
+    from snaketune.hyperband_workflow import _plateau
+
+    hist = [{"units": u, "score": s} for u, s in [(1, 0.5), (2, 0.6), (3, 0.6005), (4, 0.6008)]]
+    assert _plateau(hist, patience=2, tol=1e-3)  # 0.6 -> 0.6008: no gain above tol within 2 units
+    assert not _plateau(hist[:3], patience=2, tol=1e-4)
+    assert not _plateau(hist[:2], patience=2, tol=1e-3)  # 0.5 -> 0.6 improved
+    assert not _plateau(hist[:1], patience=2, tol=1e-3)  # not yet patience units
