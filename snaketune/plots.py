@@ -185,15 +185,15 @@ def draw_marginal(plt, frame, config, refit):
     handles = {}
     for ax, name in zip(axes[0], names, strict=False):
         groups: dict[str, dict] = {}
+        numeric = all(_is_number(p[name]) for p in params if name in p)
         for i, p in enumerate(params):
             if name not in p or math.isnan(mean[i]):
                 continue
             group = _key(p[split]) if split and split != name and split in p else ""
             best = groups.setdefault(group, {})
-            x = _key(p[name]) if not _is_number(p[name]) else p[name]
+            x = p[name] if numeric else _key(p[name])
             if x not in best or mean[i] > best[x][0]:
                 best[x] = (mean[i], std[i])
-        numeric = all(_is_number(p[name]) for p in params if name in p)
         categories = sorted({x for g in groups.values() for x in g}, key=str)
         n_groups = max(len(groups), 1)
         for j, (group, best) in enumerate(sorted(groups.items())):
@@ -225,7 +225,7 @@ def draw_marginal(plt, frame, config, refit):
             ax.set_xscale("log")
         if not numeric:
             ax.set_xticks(range(len(categories)))
-            ax.set_xticklabels(categories, rotation=30 if max(map(len, categories)) > 6 else 0, ha="right")
+            ax.set_xticklabels(categories, rotation=30 if max(map(len, map(str, categories))) > 6 else 0, ha="right")
             ax.set_xlim(-0.6, len(categories) - 0.4)
         ax.set_xlabel(name + (" (log)" if numeric and name in logs else ""))
     axes[0][0].set_ylabel(f"mean {refit} (best at each value)\nband / bar = ± std over folds")

@@ -310,7 +310,11 @@ def _space_rows(config: dict) -> list[list[str]]:
                 text = f"{shape}({', '.join(_fmt_value(a) for a in args)})"
             else:
                 text = ", ".join(_fmt_value(v) for v in values)
-            cells = [_cell(name), _cell(text), _cell("log" if name in logs else "linear")]
+            numeric = isinstance(values, dict) or all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+            )
+            scale = "log" if name in logs else ("linear" if numeric else "categorical")
+            cells = [_cell(name), _cell(text), _cell(scale)]
             if len(spaces) > 1:
                 cells.insert(0, _cell(i + 1, num=True))
             rows.append(cells)
@@ -360,11 +364,11 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
             "(<code>trials/&lt;config_key&gt;_&lt;fold&gt;.json</code>) hold each error and traceback.</p>"
         )
     versions = dict(best.get("versions") or {})
-    versions["snaketune"] = snaketune.__version__
+    tools = {"snaketune": snaketune.__version__}
     try:
         import snakemake
 
-        versions["snakemake"] = snakemake.__version__
+        tools["snakemake"] = snakemake.__version__
     except ImportError:
         pass
     refit_versions = refit_summary.get("versions") or {}
@@ -379,6 +383,7 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
         ("scoring / refit", f"{escape(', '.join(config['scoring']))} / {escape(config['refit'])}"),
     ]
     prov += [(f"{k} (trials)", escape(str(v))) for k, v in sorted(versions.items())]
+    prov += [(f"{k} (this report)", escape(str(v))) for k, v in sorted(tools.items())]
     prov += [(f"{k} (refit)", escape(str(v))) for k, v in sorted(refit_versions.items()) if versions.get(k) != v]
     if refit_summary.get("data_fingerprint") not in (None, best.get("data_fingerprint")):
         prov.append(("warning", '<span class="bad">the refit saw different data than the trials</span>'))

@@ -1,0 +1,180 @@
+"""`python -m snaketune status`: progress from the trial files, read-only, during a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import REPO, SNAKEMAKE
+
+KNN = {
+    "study": "st",
+    "data": {"loader": "iris"},
+    "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+    "search": {"grid": {"n_neighbors": [1, 3, 5]}},
+    "cv": {"n_splits": 2},
+    "scoring": "accuracy",
+}
+
+# Slow trials (SleepyClassifier sleeps in fit) and one configuration that fails (n_neighbors=0).
+SLOW = {
+    "study": "slow",
+    "data": {"loader": "iris"},
+    "estimator": {"class": "tests.estimators.SleepyClassifier"},
+    "allowed_modules": ["tests.estimators"],
+    "search": {"grid": {"delay": [1.5], "n_neighbors": [0, 1, 3, 5, 7, 9]}},
+    "cv": {"n_splits": 2},
+    "scoring": "accuracy",
+}
+
+
+def _plan(config, workdir):
+    from snaketune.config import load_config
+    from snaketune.plan import make_plan
+
+    config = load_config(config, workdir, check_data=False)
+    return config, make_plan(config, workdir)
+
+
+def _record(trial_id, status, score, start, seconds):
+    key, fold = trial_id.rsplit("_", 1)
+    return {
+        "trial_id": trial_id,
+        "config_key": key,
+        "fold": int(fold),
+        "params": {},
+        "status": status,
+        "test_scores": {"accuracy": score if status == "ok" else None},
+        "fit_time": 0.01,
+        "score_time": 0.01,
+        "start": start.isoformat(),
+        "end": (start + timedelta(seconds=seconds)).isoformat(),
+    }
+
+
+def test_status_counts_trials_and_estimates_time_left(tmp_path, monkeypatch):
+    from snaketune.status import collect, format_status
+
+    monkeypatch.chdir(tmp_path)
+    config, plan = _plan(KNN, tmp_path)
+    ids = plan.trial_ids  # 3 configurations x 2 folds
+    trials = tmp_path / plan.out / "trials"
+    trials.mkdir(parents=True)
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    now = old + timedelta(hours=5)
+    # An earlier run finished one trial; the current run started 40 s ago and finished three.
+    (trials / f"{ids[0]}.json").write_text(json.dumps(_record(ids[0], "ok", 0.9, old, 10)))
+    start = now - timedelta(seconds=40)
+    for i, (tid, status) in enumerate(zip(ids[1:4], ["ok", "error", "ok"], strict=True)):
+        (trials / f"{tid}.json").write_text(
+            json.dumps(_record(tid, status, 0.8 + i / 100, start + timedelta(seconds=10 * i), 10))
+        )
+    # Being written (a temp file) or garbage: not finished; foreign files are ignored.
+    (trials / f".{ids[4]}.json.abc.tmp").write_text("{")
+    (trials / f"{ids[5]}.json").write_text('{"trial_id": ')
+    (trials / "ffffffffffff_0.json").write_text(json.dumps(_record("ffffffffffff_0", "ok", 1.0, old, 1)))
+
+    status = collect(config, plan, now=now.timestamp())
+    assert (status.total, status.done, status.ok, status.failed, status.timeout) == (6, 4, 3, 1, 0)
+    assert status.elapsed == pytest.approx(40)
+    assert status.rate == pytest.approx(3 / 40)
+    assert status.remaining == pytest.approx(2 / (3 / 40))
+    # Configurations 0 (folds 0, 1) and 1 (folds 0, 1 = ids[2], ids[3]) are complete.
+    assert status.complete_configs == 2
+    assert [t["config_key"] for t in status.top] == [plan.config_keys[0], plan.config_keys[1]]
+    assert status.top[1]["mean"] is None  # a failed fold scores nan (error_score: nan)
+    text = format_status(status)
+    assert "4/6 trials done" in text and "failed 1" in text and "0:00:40" in text and "0:00:27 left" in text
+
+
+def test_status_cli_reads_config_and_study(tmp_path):
+    import yaml
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(KNN))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "snaketune", "status", *a],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    proc = run()
+    assert proc.returncode == 0, proc.stderr
+    assert "study st (results/st): 0/6 trials done" in proc.stdout
+    data = json.loads(run("--study", "other", "--json").stdout)
+    assert data["out"] == "results/other" and data["total"] == 6
+    proc = run("--config", "missing.yaml")
+    assert proc.returncode == 2 and "missing.yaml" in proc.stderr
+
+
+def _files_on_disk(out):
+    return sorted(p.stem for p in (out / "trials").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_status_during_a_run(make_study):
+    study = make_study(SLOW)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    log = open(study.workdir / "snakemake.out", "w")
+    run = subprocess.Popen(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir), "--cores", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+
+    def status():
+        proc = subprocess.run(
+            [sys.executable, "-m", "snaketune", "status", "--json"],
+            cwd=study.workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    try:
+        seen = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and run.poll() is None:
+            before = _files_on_disk(study.out) if (study.out / "trials").exists() else []
+            data = status()
+            after = _files_on_disk(study.out) if (study.out / "trials").exists() else []
+            if 0 < data["done"] < data["total"]:
+                seen = (before, data, after)
+                break
+            time.sleep(0.3)
+        assert seen is not None, "never saw the run in progress"
+        before, data, after = seen
+        assert data["total"] == 12
+        assert len(before) <= data["done"] <= len(after) < 12
+        assert data["elapsed"] > 0 and data["remaining"] > 0
+        # The top configurations are complete on disk and their means match the trial files.
+        for entry in data["top"]:
+            records = [
+                json.loads((study.out / "trials" / f"{entry['config_key']}_{k}.json").read_text()) for k in range(2)
+            ]
+            if entry["mean"] is not None:
+                assert entry["mean"] == pytest.approx(sum(r["test_scores"]["accuracy"] for r in records) / 2)
+        assert run.wait(timeout=300) == 0, (study.workdir / "snakemake.out").read_text()[-3000:]
+    finally:
+        if run.poll() is None:
+            run.terminate()
+            run.wait(timeout=30)
+        log.close()
+    final = status()
+    assert (final["done"], final["failed"], final["ok"]) == (12, 2, 10)
+    assert final["remaining"] == 0 and final["complete_configs"] == 6
+    best = study.best()
+    assert final["top"][0]["params"] == best["params"]
+    assert final["top"][0]["mean"] == pytest.approx(best["mean_test_score"])
