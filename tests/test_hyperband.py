@@ -225,3 +225,18 @@ def test_plateau_rule_matches_dask_ml():
     assert not _plateau(hist[:3], patience=2, tol=1e-4)
     assert not _plateau(hist[:2], patience=2, tol=1e-3)  # 0.5 -> 0.6 improved
     assert not _plateau(hist[:1], patience=2, tol=1e-3)  # not yet patience units
+
+
+def test_example_config_is_valid_and_its_plan_is_documented():
+    from pathlib import Path
+
+    from snaketune.config import load_config, read_yaml
+    from snaketune.hyperband import schedule_from_config
+
+    repo = Path(__file__).resolve().parents[1]
+    path = repo / "examples" / "mlp-circles-hyperband.yaml"
+    config = load_config(read_yaml(path), repo)
+    schedule = schedule_from_config(config["search"])
+    assert (len(schedule.brackets), schedule.n_models, schedule.units) == (4, 49, 357)
+    assert "49 models, 357 partial_fit calls" in path.read_text()
+    assert len(config["search"]["hyperband"]["params"]) == 7
