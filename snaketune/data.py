@@ -102,10 +102,13 @@ def load_source(data: dict, basedir: Path) -> tuple[np.ndarray, np.ndarray, list
 
 
 def is_classification(y: np.ndarray) -> bool:
-    """True for integer or few-valued targets (what ``type_of_target`` calls binary/multiclass)."""
+    """True for integer, boolean or label targets; float targets are regression targets.
+
+    ``type_of_target`` alone calls whole-number floats (diabetes) "multiclass".
+    """
     from sklearn.utils.multiclass import type_of_target
 
-    return type_of_target(y) in ("binary", "multiclass")
+    return y.dtype.kind in "biuUSO" and type_of_target(y) in ("binary", "multiclass")
 
 
 def prepare(data: dict, basedir: Path, out_dir: Path) -> dict:

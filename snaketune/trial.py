@@ -317,6 +317,8 @@ def run_isolated(spec: dict, *, timeout: float | None = None, cancel=None) -> di
     import select
     import signal
 
+    # Imports, data and estimator are loaded before the fork: the time limit is the trial's own.
+    _study_inputs(spec)
     start = datetime.now(UTC)
     read_fd, write_fd = os.pipe()
     pid = os.fork()

@@ -45,7 +45,9 @@ class Study:
             f"{out}/best.json",
             f"{out}/model.pkl",
             f"{out}/refit.json",
-        ] + [f"{out}/plots/{name}.png" for name in self.plot_names()]
+        ] + [f"{out}/plots/{name}.png" for name in self.plot_names()] + [
+            f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")
+        ]
 
 
 def _fail(error: ConfigError) -> None:
@@ -169,7 +171,10 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
         from snakemake.settings.types import ExecMode
 
         main_process = workflow.exec_mode == ExecMode.DEFAULT
-        cores = workflow.cores or 1
+        try:
+            cores = workflow.cores or 1
+        except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
+            cores = 1
     per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, measure=main_process)
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
 
