@@ -151,7 +151,7 @@ def test_reruns_only_what_changed(make_study):
     assert len(study.leaderboard()) == 2
 
     # A deleted trial file reruns that trial only.
-    victim = study.trial_files()[0]
+    victim = study.out / "trials" / f"{study.leaderboard()['config_key'][0]}_1.json"
     victim.unlink()
     redo = study.snakemake()
     assert jobs_run(redo) == 1 and victim.exists()
