@@ -20,6 +20,6 @@ else:
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

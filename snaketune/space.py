@@ -32,8 +32,11 @@ def expand_values(spec: Any) -> Any:
         import numpy as np
 
         start, stop, num = args
-        values = getattr(np, kind)(start, stop, int(num))
-        return [float(v) for v in values]
+        points = np.linspace(start, stop, int(num))
+        if kind == "logspace":
+            # Python's power gives 1e-05 where numpy's gives 9.999999999999999e-06.
+            return [10.0 ** float(e) for e in points]
+        return [float(v) for v in points]
     from scipy import stats
 
     low, high = args

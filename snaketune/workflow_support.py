@@ -106,6 +106,14 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
     return Study(study_config, plan)
 
 
+def export_job_environment(basedir: str) -> None:
+    """Environment every job inherits: the package on PYTHONPATH, this Python first on PATH,
+    and SNAKETUNE_HOME for the trial client's path (absolute, so --directory works)."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (basedir, os.environ.get("PYTHONPATH")) if p)
+    os.environ["PATH"] = os.pathsep.join((os.path.dirname(sys.executable), os.environ.get("PATH", "")))
+    os.environ["SNAKETUNE_HOME"] = basedir
+
+
 def set_trial_environment(config: dict) -> None:
     """Settings that change how a trial runs but not its result travel as environment
     variables, so changing them does not trigger Snakemake's params rerun check."""

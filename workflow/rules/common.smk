@@ -1,18 +1,12 @@
 # Config loading, validation and the trial plan; everything rules need at parse time.
-import os
 import sys
-from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
-# Jobs (shell and script) import the package from the workflow folder and use this venv's python.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
-os.environ["PATH"] = os.pathsep.join((os.path.dirname(sys.executable), os.environ["PATH"]))
-os.environ["SNAKETUNE_HOME"] = workflow.basedir
 
 from snaketune import workflow_support as ws
 
+# Jobs import the package from the workflow folder and run this venv's python.
+ws.export_job_environment(workflow.basedir)
 STUDY = ws.load_study(config, workflow)
 config.clear()
 config.update(STUDY.config)

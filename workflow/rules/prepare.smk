@@ -3,13 +3,20 @@
 
 rule prepare_data:
     output:
-        multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "X_test.npy", "y_test.npy", "meta.json"),
-    params:
-        data=config["data"],
+        multiext(
+            f"{PLAN.data_dir}/",
+            "X.npy",
+            "y.npy",
+            "X_test.npy",
+            "y_test.npy",
+            "meta.json",
+        ),
     log:
         f"{OUT}/logs/prepare_data.log",
     conda:
         "../../envs/snaketune.yaml"
+    params:
+        data=config["data"],
     script:
         "../../scripts/prepare_data.py"
 
@@ -20,12 +27,12 @@ rule make_splits:
         meta=f"{PLAN.data_dir}/meta.json",
     output:
         PLAN.splits_path,
-    params:
-        cv=config["cv"],
-        classifier=PLAN.classifier,
     log:
         f"{OUT}/logs/make_splits.log",
     conda:
         "../../envs/snaketune.yaml"
+    params:
+        cv=config["cv"],
+        classifier=PLAN.classifier,
     script:
         "../../scripts/make_splits.py"

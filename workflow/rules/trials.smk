@@ -1,8 +1,6 @@
 # Trials: one configuration on one fold, one JSON file each. A job hands its trials to the warm
 # worker when one runs, else runs them in-process (scripts/trial_client.py).
-TRIAL_COMMAND = (
-    'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" {params.spec:q} {output:q} > {log:q} 2>&1'
-)
+TRIAL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" {params.spec:q} {output:q} > {log:q} 2>&1'
 
 
 if not BATCHES:
@@ -13,20 +11,20 @@ if not BATCHES:
             splits=PLAN.splits_path,
         output:
             f"{OUT}/trials/{{trial}}.json",
-        params:
-            # The whole trial definition: what the content hash in the file name stands for.
-            spec=trial_spec,
         log:
             f"{OUT}/logs/trials/{{trial}}.log",
-        resources:
-            mem_mb=config["resources"]["mem_mb"],
-            runtime=config["resources"]["runtime"],
-        threads: config["resources"]["threads"]
         # On a cluster, --group-components trials=N (see the slurm profile) submits N trials per job.
         group:
             "trials"
         conda:
             "../../envs/snaketune.yaml"
+        threads: config["resources"]["threads"]
+        resources:
+            mem_mb=config["resources"]["mem_mb"],
+            runtime=config["resources"]["runtime"],
+        params:
+            # The whole trial definition: what the content hash in the file name stands for.
+            spec=trial_spec,
         shell:
             TRIAL_COMMAND
 
@@ -42,17 +40,17 @@ else:
                 splits=PLAN.splits_path,
             output:
                 [PLAN.trial_path(t) for t in _trials],
-            params:
-                spec=ws.batch_spec_json(PLAN, _trials),
             log:
                 f"{OUT}/logs/batches/{_batch}.log",
-            resources:
-                mem_mb=config["resources"]["mem_mb"],
-                runtime=config["resources"]["runtime"],
-            threads: config["resources"]["threads"]
             group:
                 "trials"
             conda:
                 "../../envs/snaketune.yaml"
+            threads: config["resources"]["threads"]
+            resources:
+                mem_mb=config["resources"]["mem_mb"],
+                runtime=config["resources"]["runtime"],
+            params:
+                spec=ws.batch_spec_json(PLAN, _trials),
             shell:
                 TRIAL_COMMAND
