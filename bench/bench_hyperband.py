@@ -153,7 +153,7 @@ def run_dask_ml(python: str, config, X, y, train, val, workdir: Path) -> dict:
         "data": str(workdir / "data.npz"),
         "out": str(workdir / "dask.json"),
     }
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "bench")]))
     t0 = time.time()
     proc = subprocess.run([python, __file__, "--dask-ml-job", json.dumps(job)], capture_output=True, text=True, env=env)
     if proc.returncode:
@@ -161,6 +161,56 @@ def run_dask_ml(python: str, config, X, y, train, val, workdir: Path) -> dict:
     result = json.loads((workdir / "dask.json").read_text())
     result["wall_seconds_with_startup"] = time.time() - t0
     return result
+
+
+class LayersMLP:
+    """Built lazily (sklearn is imported inside): see :func:`_layers_mlp`."""
+
+
+def _layers_mlp():
+    """MLPClassifier whose layer shape is a string ("12-12"): dask-ml 2025.1 builds
+    ``np.array`` of every parameter for cv_results_, which fails on tuples of unequal length."""
+    from sklearn.neural_network import MLPClassifier
+
+    class _LayersMLP(MLPClassifier):
+        def __init__(
+            self,
+            layers="24",
+            solver="sgd",
+            alpha=1e-4,
+            batch_size="auto",
+            learning_rate="constant",
+            learning_rate_init=1e-3,
+            power_t=0.5,
+            momentum=0.9,
+            random_state=None,
+        ):
+            self.layers = layers
+            super().__init__(
+                solver=solver,
+                alpha=alpha,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                learning_rate_init=learning_rate_init,
+                power_t=power_t,
+                momentum=momentum,
+                random_state=random_state,
+            )
+
+        def partial_fit(self, X, y, **kwargs):
+            self.hidden_layer_sizes = tuple(int(v) for v in str(self.layers).split("-"))
+            return super().partial_fit(X, y, **kwargs)
+
+    _LayersMLP.__module__ = "bench_hyperband"
+    _LayersMLP.__qualname__ = "LayersMLP"
+    return _LayersMLP
+
+
+if "sklearn" in sys.modules or __name__ == "bench_hyperband":
+    try:
+        LayersMLP = _layers_mlp()  # noqa: F811 - picklable by name on dask workers
+    except ImportError:
+        pass
 
 
 def dask_ml_job(job: dict) -> None:
@@ -171,20 +221,24 @@ def dask_ml_job(job: dict) -> None:
     import dask.array as da
     from dask.distributed import Client, LocalCluster
     from dask_ml.model_selection import HyperbandSearchCV
-    from sklearn.neural_network import MLPClassifier
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_hyperband import LayersMLP as MLP
 
     from snaketune.space import expand_space
 
     data = np.load(job["data"])
     X_train, y_train, X_val, y_val = data["X_train"], data["y_train"], data["X_val"], data["y_val"]
-    (dists,) = expand_space(job["params"])
+    params = dict(job["params"])
+    params["layers"] = ["-".join(map(str, shape)) for shape in params.pop("hidden_layer_sizes")]
+    (dists,) = expand_space(params)
     # Validation rows appended as the last block; test_size picks that many rows.
     X = np.concatenate([X_train, X_val])
     y = np.concatenate([y_train, y_val])
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster):
             search = HyperbandSearchCV(
-                MLPClassifier(random_state=job["random_state"], **job["fixed"]),
+                MLP(random_state=job["random_state"], **job["fixed"]),
                 dists,
                 max_iter=job["max_iter"],
                 aggressiveness=job["aggressiveness"],
@@ -213,7 +267,8 @@ def dask_ml_job(job: dict) -> None:
                 "units": int(search.metadata_["partial_fit_calls"]),
                 "plan": {"n_models": search.metadata["n_models"], "units": search.metadata["partial_fit_calls"]},
                 "note": "dask-ml splits its own validation rows (same count) from the training rows",
-            }
+            },
+            default=lambda o: o.item() if hasattr(o, "item") else str(o),
         )
     )
 
