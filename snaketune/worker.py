@@ -80,7 +80,8 @@ class Worker:
         self.study_dir = study_dir.rstrip("/") + "/"
         self.parent_pid = parent_pid
         self.cwd = os.getcwd()
-        self.children: set[int] = set()
+        # Handler pid -> the client's connection; a client that hangs up cancels its handler.
+        self.children: dict[int, socket.socket] = {}
 
     def serve(self) -> None:
         _set_parent_death_signal()
@@ -97,9 +98,12 @@ class Worker:
         print(f"worker {os.getpid()} serving {self.study_dir} at @{self.address}", flush=True)
         try:
             while self._parent_alive():
-                ready, _, _ = select.select([listener], [], [], 0.5)
+                ready, _, _ = select.select([listener, *self.children.values()], [], [], 0.5)
                 self._reap()
-                if ready:
+                for pid, conn in list(self.children.items()):
+                    if conn in ready and not _peek(conn):
+                        _kill_group(pid)  # the Snakemake job died: stop its trial now
+                if listener in ready:
                     conn, _ = listener.accept()
                     self._handle(conn, listener)
         finally:
@@ -115,10 +119,7 @@ class Worker:
 
     def _kill_children(self) -> None:
         for pid in list(self.children):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(pid)
         self._reap()
 
     def _reap(self) -> None:
@@ -128,7 +129,7 @@ class Worker:
             except ChildProcessError:
                 done = pid
             if done:
-                self.children.discard(pid)
+                self.children.pop(pid).close()
 
     def _handle(self, conn: socket.socket, listener: socket.socket) -> None:
         try:
@@ -160,8 +161,7 @@ class Worker:
                 status = handle_request(request, conn)
             finally:
                 os._exit(status)
-        self.children.add(pid)
-        conn.close()
+        self.children[pid] = conn
 
     def _refusal(self, request: dict) -> str | None:
         specs = request.get("specs") or [{}]
@@ -185,7 +185,9 @@ def handle_request(request: dict, conn: socket.socket) -> int:
     os.environ["SNAKETUNE_ERROR_SCORE"] = request.get("error_score") or ""
     os.environ["SNAKETUNE_CACHE"] = request.get("cache") or ""
     try:
-        status, log = execute_many(specs, request["outputs"], cancel=conn, isolate=True)
+        # The handler is already a fork of the warm worker: trials run right here (a second fork
+        # per trial costs ~20 ms); the worker kills this handler if the client hangs up.
+        status, log = execute_many(specs, request["outputs"])
         log = log.replace("\n", " (warm worker)\n") if status == 0 else log
     except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
         status, log = 1, traceback.format_exc()
@@ -194,6 +196,22 @@ def handle_request(request: dict, conn: socket.socket) -> int:
     except OSError:
         status = 1
     return status
+
+
+def _peek(conn: socket.socket) -> bytes:
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) or b""
+    except BlockingIOError:
+        return b"-"
+    except OSError:
+        return b""
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def worker_address(study_dir: str, parent_pid: int) -> str:

@@ -80,3 +80,9 @@ def jobs_run(proc: subprocess.CompletedProcess, rule: str = "trial") -> int:
     text = proc.stdout + proc.stderr
     m = re.search(rf"^\s*{rule}\s+(\d+)\s*$", text, re.M)
     return int(m.group(1)) if m else 0
+
+
+def without_timings(frame):
+    """A leaderboard minus what legitimately varies between runs: timings and completion order."""
+    drop = [c for c in frame.columns if c.endswith("_time") or c in ("completion_order", "completed_at")]
+    return frame.drop(columns=drop)

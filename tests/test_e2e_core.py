@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snaketune.splits import load_splits
-from tests.conftest import jobs_run
+from tests.conftest import jobs_run, without_timings
 
 pytestmark = pytest.mark.slow
 
@@ -171,6 +171,4 @@ def test_worker_and_in_process_give_identical_trials(make_study):
         assert w.name == c.name
         a, b = json.loads(w.read_text()), json.loads(c.read_text())
         assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
-    assert warm.leaderboard().drop(columns=[c for c in warm.leaderboard() if "time" in c]).equals(
-        cold.leaderboard().drop(columns=[c for c in cold.leaderboard() if "time" in c])
-    )
+    assert without_timings(warm.leaderboard()).equals(without_timings(cold.leaderboard()))

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import REPO, SNAKEMAKE, jobs_run
+from tests.conftest import REPO, SNAKEMAKE, jobs_run, without_timings
 
 pytestmark = pytest.mark.slow
 
@@ -104,9 +104,7 @@ def test_corrupt_trial_file_is_named_with_the_fix(make_study):
 
 
 def _leaderboard_without_timings(study):
-    frame = study.leaderboard()
-    # Timings and the order trials happened to finish in vary between runs; nothing else may.
-    return frame.drop(columns=[c for c in frame.columns if c.endswith("_time") or c in ("completion_order", "completed_at")])
+    return without_timings(study.leaderboard())
 
 
 def test_same_leaderboard_with_one_or_two_cores(make_study):

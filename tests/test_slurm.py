@@ -1,0 +1,181 @@
+"""The study on a real single-node SLURM cluster, through Snakemake's SLURM executor plugin.
+
+scripts/slurm-local.sh brings the cluster up once per test session (root or sudo; fixed ports, so
+one cluster per machine) and tears it down at the end, whatever happened. Locally the test skips
+when SLURM is not installed; in CI (SNAKETUNE_REQUIRE_SYSTEM=1) it fails instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SNAKEMAKE, Study, require_system
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+SCRIPT = REPO / "scripts" / "slurm-local.sh"
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
+
+# 6 configurations x 3 folds = 18 trials; 9 trials per SLURM job -> 2 trial submissions.
+CONFIG = {
+    "study": "knn-slurm",
+    "data": {"loader": "iris"},
+    "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+    "search": {"grid": {"n_neighbors": [1, 5, 15], "metric": ["euclidean", "manhattan"]}},
+    "cv": {"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 0},
+    "scoring": ["accuracy", "f1_macro"],
+    "refit": "accuracy",
+    "worker": False,
+    "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
+}
+PER_JOB = 9
+
+
+def _sh(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [str(SCRIPT), *args]
+    if os.geteuid() != 0:
+        cmd = ["sudo", "-n", "-E", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node SLURM cluster with accounting (slurmdbd), for the whole session."""
+    for tool in ("slurmctld", "slurmd", "sbatch", "sacct", "scancel", "slurmdbd", "munged", "mariadbd"):
+        require_system(tool)
+    if os.geteuid() != 0 and not shutil.which("sudo"):
+        require_system("sudo")
+    # A cluster the user already started (scripts/slurm-local.sh up) is used and left running.
+    already_up = "slurmctld: running" in _sh("status", timeout=60).stdout
+    try:
+        if not already_up:
+            proc = _sh("up")
+            if proc.returncode != 0:
+                pytest.fail(f"slurm-local.sh up failed:\n{proc.stdout}\n{proc.stderr}")
+        yield
+    finally:
+        if not already_up:
+            _sh("down", timeout=120)
+
+
+def _slurm_snakemake(study: Study, *extra: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [
+        "timeout", "-k", "10", str(timeout),
+        SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir),
+        "--profile", str(PROFILE),
+        "--group-components", f"trials={PER_JOB}",
+        "--cores", "1",
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-keep-successful-logs",
+        "--latency-wait", "5",
+        *extra,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake on SLURM failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def _submissions(proc: subprocess.CompletedProcess) -> list[str]:
+    """Log folders of the sbatch submissions Snakemake made (group_trials..., rule_<name>)."""
+    text = proc.stdout + proc.stderr
+    return [line.split("slurm_logs/")[1].split("/")[0] for line in text.splitlines() if "has been submitted with SLURM jobid" in line]
+
+
+def _without_timings(frame):
+    return frame[[c for c in frame.columns if not c.endswith("_time")]]
+
+
+def _snapshot(paths) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths}
+
+
+def _squeue(*args: str) -> list[list[str]]:
+    out = subprocess.run(["squeue", "-h", *args], capture_output=True, text=True, timeout=30).stdout
+    return [line.split("|") for line in out.splitlines() if line.strip()]
+
+
+def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make_study):
+    import pandas as pd
+
+    started = time.monotonic()
+    local = make_study(CONFIG, "local")
+    local.snakemake()
+
+    cluster = make_study(CONFIG, "slurm")
+    proc = _slurm_snakemake(cluster)
+    submissions = _submissions(proc)
+    trial_jobs = [s for s in submissions if "trial" in s]
+    n_trials = len(local.trial_files())
+    assert n_trials == 18
+    # Grouping: 18 trials went out as 2 SLURM jobs, not 18.
+    assert len(trial_jobs) == -(-n_trials // PER_JOB), submissions
+    assert len(cluster.trial_files()) == n_trials
+    # Same trials (content-addressed names) and the same leaderboard but for timings.
+    assert [p.name for p in cluster.trial_files()] == [p.name for p in local.trial_files()]
+    pd.testing.assert_frame_equal(_without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()))
+    assert cluster.best() == local.best()
+    # The trials really ran on SLURM: each trial log is in a group job's log folder.
+    assert list((cluster.workdir / ".snakemake" / "slurm_logs").glob("group_trials*/**/*.log"))
+    print(f"\nSLURM study: {len(submissions)} submissions, {len(trial_jobs)} for {n_trials} trials")
+
+    # Kill a running trial job, then rerun: nothing finished is lost or redone.
+    victims = cluster.trial_files()[:PER_JOB]
+    keep = [p for p in cluster.trial_files() if p not in victims]
+    for p in victims:
+        p.unlink()
+    # Without its leaderboard, a rerun must rebuild every missing trial.
+    (cluster.out / "leaderboard.csv").unlink()
+    before = _snapshot(keep)
+    cmd_proc = subprocess.Popen(
+        [
+            "timeout", "-k", "10", "600",
+            SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(cluster.workdir),
+            "--profile", str(PROFILE), "--group-components", f"trials={PER_JOB}", "--cores", "1",
+            "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--retries", "0",
+            # Only the trials: the leaderboard and the rest are the rerun's job.
+            *(str(p.relative_to(cluster.workdir)) for p in victims),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    killed = None
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and killed is None:
+            if cmd_proc.poll() is not None:
+                break
+            # A trial group job that is running and has finished at least one trial.
+            for jobid, state, comment in _squeue("-o", "%i|%T|%k"):
+                if state == "RUNNING" and "trial" in comment and any(p.exists() for p in victims):
+                    subprocess.run(["scancel", jobid], check=True, timeout=30)
+                    killed = jobid
+                    break
+            time.sleep(0.5)
+        out, _ = cmd_proc.communicate(timeout=660)
+    finally:
+        if cmd_proc.poll() is None:
+            cmd_proc.kill()
+    assert killed, f"no running trial job to cancel:\n{out[-4000:]}"
+    assert cmd_proc.returncode != 0, out[-4000:]
+    survived = [p for p in victims if p.exists()]
+    after_kill = _snapshot(keep + survived)
+
+    rerun = _slurm_snakemake(cluster)
+    assert len(cluster.trial_files()) == n_trials
+    # Trials finished before the kill (and those of the killed job that had finished) untouched.
+    assert _snapshot(keep) == before
+    assert _snapshot(keep + survived) == after_kill
+    rerun_trials = [s for s in _submissions(rerun) if "trial" in s]
+    assert len(rerun_trials) == 1, _submissions(rerun)
+    pd.testing.assert_frame_equal(_without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()))
+    print(
+        f"scancel {killed}: {len(survived)} of {len(victims)} trials of the killed job kept; "
+        f"test took {time.monotonic() - started:.0f} s"
+    )
