@@ -1,6 +1,7 @@
 """Run one trial: hand it to the study's warm worker if one is running, else run it here.
 
-Started as ``python -I -S trial_client.py SPEC_JSON OUTPUT...`` (one spec or a list, one output each): stdlib only and no site
+Started as ``python -I -S trial_client.py SPEC_JSON OUTPUT...`` (one spec or a list, one output
+each), or ``trial_client.py --call NAME KWARGS_JSON`` for a registered package call: stdlib only and no site
 packages, so the hand-over costs tens of milliseconds instead of the 1-2 s of importing
 scikit-learn. Without a worker it replaces itself with ``python -m snaketune.trial``.
 """
@@ -62,14 +63,40 @@ def via_worker(address: str, specs: str, outputs: list):
     return int(reply["status"])
 
 
+def call_via_worker(address: str, name: str, kwargs: str):
+    """Run a registered package call (snaketune/calls.py) in the worker; None if not taken."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect("\0" + address)
+    except OSError:
+        return None
+    with sock:
+        _send(sock, json.dumps({"call": name, "kwargs": json.loads(kwargs), "cwd": os.getcwd()}).encode())
+        try:
+            reply = json.loads(_recv(sock))
+        except (ConnectionError, ValueError):
+            return 1
+    if reply.get("refused"):
+        return None
+    sys.stderr.write(reply.get("log", ""))
+    return int(reply["status"])
+
+
 def main() -> int:
+    python = os.environ.get("SNAKETUNE_PYTHON") or sys.executable
+    address = os.environ.get("SNAKETUNE_WORKER")
+    if sys.argv[1] == "--call":
+        name, kwargs = sys.argv[2], sys.argv[3]
+        status = call_via_worker(address, name, kwargs) if address else None
+        if status is not None:
+            return status
+        os.execv(python, [python, "-m", "snaketune.calls", name, kwargs])
     specs, outputs = sys.argv[1], sys.argv[2:]
     address = os.environ.get("SNAKETUNE_WORKER")
     if address:
         status = via_worker(address, specs, outputs)
         if status is not None:
             return status
-    python = os.environ.get("SNAKETUNE_PYTHON") or sys.executable
     os.execv(python, [python, "-m", "snaketune.trial", specs, *outputs])
 
 

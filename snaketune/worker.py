@@ -89,7 +89,16 @@ class Worker:
         import sklearn.base  # noqa: F401
         import sklearn.metrics  # noqa: F401
 
+        import importlib
+
         from snaketune import trial  # noqa: F401
+        from snaketune.calls import PRELOAD
+
+        for module in PRELOAD:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
 
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind("\0" + self.address)
@@ -140,18 +149,19 @@ class Worker:
             conn.close()
             return
         spec = (request.get("specs") or [{}])[0]
-        reason = self._refusal(request)
+        reason = self._refusal(request) or _foreign_peer(conn)
         if reason:
             send_message(conn, {"refused": reason})
             conn.close()
             return
-        try:
-            from snaketune.trial import _study_inputs
+        if "call" not in request:
+            try:
+                from snaketune.trial import _study_inputs
 
-            # Load data and build the estimator here, before the fork, so children share it.
-            _study_inputs(spec)
-        except Exception:  # noqa: BLE001 - let the handler report it as the trial's failure
-            pass
+                # Load data and build the estimator here, before the fork, so children share it.
+                _study_inputs(spec)
+            except Exception:  # noqa: BLE001 - let the handler report it as the trial's failure
+                pass
         pid = os.fork()
         if pid == 0:
             listener.close()
@@ -164,9 +174,18 @@ class Worker:
         self.children[pid] = conn
 
     def _refusal(self, request: dict) -> str | None:
-        specs = request.get("specs") or [{}]
         if request.get("cwd") != self.cwd:
             return f"worker serves {self.cwd}, not {request.get('cwd')}"
+        if "call" in request:
+            from snaketune.calls import CALLS
+
+            if request["call"] not in CALLS:
+                return f"unknown call {request['call']!r}"
+            outputs = request.get("kwargs", {}).get("outputs", [])
+            if not all(str(o).startswith(self.study_dir) for o in outputs):
+                return f"worker writes inside {self.study_dir} only"
+            return None
+        specs = request.get("specs") or [{}]
         for spec in specs:
             for key in ("data_dir", "splits"):
                 if not str(spec.get(key, "")).startswith(self.study_dir):
@@ -175,10 +194,22 @@ class Worker:
 
 
 def handle_request(request: dict, conn: socket.socket) -> int:
-    """Run a job's trials for a connected client (in the forked handler) and reply."""
+    """Run a job's trials (or a registered call) for a connected client, in the forked handler."""
     from snaketune.trial import execute_many
 
     _set_parent_death_signal(signal.SIGKILL)
+    if "call" in request:
+        from snaketune.calls import run_call
+
+        try:
+            status, log = 0, run_call(request["call"], request.get("kwargs", {})) + " (warm worker)\n"
+        except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
+            status, log = 1, traceback.format_exc()
+        try:
+            send_message(conn, {"status": status, "log": log})
+        except OSError:
+            status = 1
+        return status
     specs = request["specs"]
     # The client's settings, not the worker's environment: they may differ between runs.
     os.environ["SNAKETUNE_TRIAL_TIMEOUT"] = request.get("timeout") or ""
@@ -196,6 +227,15 @@ def handle_request(request: dict, conn: socket.socket) -> int:
     except OSError:
         status = 1
     return status
+
+
+def _foreign_peer(conn: socket.socket) -> str | None:
+    """Abstract sockets have no file permissions: accept only our own user's processes."""
+    try:
+        _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    except OSError:
+        return "cannot check the peer's credentials"
+    return None if uid == os.getuid() else f"worker serves uid {os.getuid()} only"
 
 
 def _peek(conn: socket.socket) -> bytes:

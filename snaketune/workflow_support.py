@@ -143,7 +143,7 @@ def start_worker(study: Study, workflow):
 
     from snaketune import worker
 
-    if not study.config.get("worker", True) or study.adaptive:
+    if not study.config.get("worker", True):
         return None
     if not workflow.local_exec or workflow.exec_mode != ExecMode.DEFAULT or workflow.dryrun:
         return None
@@ -161,11 +161,11 @@ def stop_worker(proc) -> None:
 def print_top(study: Study, n: int = 5) -> None:
     """Show the top-n table at the end of a successful run."""
     path = Path(study.out) / "leaderboard.md"
-    if study.adaptive or not path.exists():
+    if not path.exists():
         return
-    lines = path.read_text().splitlines()
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
     print(f"\nTop {n} of study {study.config['study']!r} ({path}):")
-    print("\n".join(lines[2 : 4 + n]))
+    print("\n".join(lines[: 2 + n]))
 
 
 def batches(study: Study, workflow=None) -> dict[str, list[str]]:

@@ -1,5 +1,6 @@
 # Hyperband / successive halving as a static DAG: slot j of rung i of bracket b trains the j-th
 # survivor of rung i-1 (read from its promotion file). See snaketune/hyperband_workflow.py.
+import json
 import sys as _sys
 
 from snakemake.settings.types import ExecMode as _ExecMode
@@ -13,6 +14,10 @@ except _ConfigError as _error:
     ws._fail(_error)
 if workflow.exec_mode == _ExecMode.DEFAULT:
     print(HB.summary(), file=_sys.stderr)
+
+
+# Evaluations and promotions are many small jobs: run them in the warm worker when one runs.
+CALL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" --call {name} {{params.call:q}} > {{log:q}} 2>&1'
 
 
 wildcard_constraints:
@@ -52,9 +57,16 @@ rule hyperband_eval:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        spec=lambda wc: HB.eval_spec(*_bri(wc)),
-    script:
-        "../../scripts/hyperband_eval.py"
+        # The evaluation's definition plus its files, for the warm worker (scripts/trial_client.py).
+        call=lambda wc, input, output: json.dumps(
+            {
+                "spec": HB.eval_spec(*_bri(wc)),
+                "outputs": [output.result, output.state],
+                "promotion": input.get("promotion") or None,
+            }
+        ),
+    shell:
+        CALL_COMMAND.format(name="hyperband_eval")
 
 
 rule hyperband_promote:
@@ -67,10 +79,16 @@ rule hyperband_promote:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        keep=lambda wc: HB.schedule.bracket(int(wc.bracket)).survivors(int(wc.rung)),
-        refit=config["refit"],
-    script:
-        "../../scripts/hyperband_promote.py"
+        call=lambda wc, input, output: json.dumps(
+            {
+                "results": list(input),
+                "keep": HB.schedule.bracket(int(wc.bracket)).survivors(int(wc.rung)),
+                "refit": config["refit"],
+                "outputs": [str(output[0])],
+            }
+        ),
+    shell:
+        CALL_COMMAND.format(name="hyperband_promote")
 
 
 rule hyperband_aggregate:
