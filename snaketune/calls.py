@@ -30,13 +30,66 @@ def hyperband_promote(*, results: list[str], keep: int, refit: str, outputs: lis
     return f"promoted {[s['model_id'] for s in doc['survivors']]}"
 
 
+def prepare_data(*, data: dict, outputs: list[str]) -> str:
+    from pathlib import Path
+
+    from snaketune.data import prepare
+
+    meta = prepare(data, Path.cwd(), Path(outputs[0]).parent)
+    return (
+        f"prepared {meta['n_samples']} x {meta['n_features']} ({meta['n_test']} held out), "
+        f"fingerprint {meta['fingerprint'][:16]}"
+    )
+
+
+def make_splits(*, cv: dict, classifier: bool, y: str, outputs: list[str]) -> str:
+    import numpy as np
+
+    from snaketune.splits import compute_splits, save_splits
+
+    target = np.load(y)
+    splits = compute_splits(cv, target, classifier)
+    save_splits(outputs[0], splits)
+    return f"{len(splits)} splits of {len(target)} samples"
+
+
+def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
+    from snaketune.plots import make_plots
+
+    make_plots(leaderboard, config, outputs)
+    return f"{len(outputs)} plots"
+
+
+def refit(*, data_dir: str, best: str, estimator: dict, allowed_modules: list, seed: int, scoring: list,
+          outputs: list[str]) -> str:
+    from snaketune.refit import refit_best
+
+    model, summary = outputs
+    refit_best(data_dir=data_dir, best_path=best, estimator=estimator, allowed_modules=allowed_modules,
+               seed=seed, scoring=scoring, model_path=model, summary_path=summary)
+    return f"refit the best configuration -> {model}"
+
+
+def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outputs: list[str]) -> str:
+    from snaketune.report import write_pages
+
+    names = ("leaderboard", "best", "study")
+    write_pages(leaderboard=leaderboard, best=best, refit=refit, config=config, outputs=dict(zip(names, outputs)))
+    return f"report pages {outputs}"
+
+
 CALLS = {
+    "prepare_data": prepare_data,
+    "make_splits": make_splits,
+    "plots": plots,
+    "refit": refit,
+    "report_pages": report_pages,
     "hyperband_eval": hyperband_eval,
     "hyperband_promote": hyperband_promote,
 }
 
 # Modules a worker imports up front so forked calls start warm.
-PRELOAD = ("snaketune.hyperband_workflow",)
+PRELOAD = ("snaketune.data", "snaketune.splits", "snaketune.refit", "snaketune.hyperband_workflow")
 
 
 def run_call(name: str, kwargs: dict) -> str:

@@ -1,7 +1,5 @@
 # Trial files -> leaderboard (sklearn cv_results_ columns), plots, the refit best model, and the
 # pages of the study report (`snakemake --report results/report.html`, see docs/report.md).
-import json
-
 from snaketune.plots import PLOT_TITLES
 
 
@@ -55,9 +53,11 @@ rule plots:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        config=config,
-    script:
-        "../../scripts/plots.py"
+        call=lambda wc, input, output: call_args(
+            leaderboard=input.leaderboard, config=config, outputs=list(output)
+        ),
+    shell:
+        CALL_COMMAND.format(name="plots")
 
 
 rule refit:
@@ -79,12 +79,17 @@ rule refit:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        estimator=config["estimator"],
-        allowed_modules=config["allowed_modules"],
-        seed=config["seed"],
-        scoring=config["scoring"],
-    script:
-        "../../scripts/refit.py"
+        call=lambda wc, input, output: call_args(
+            data_dir=PLAN.data_dir,
+            best=input.best,
+            estimator=config["estimator"],
+            allowed_modules=config["allowed_modules"],
+            seed=config["seed"],
+            scoring=config["scoring"],
+            outputs=[output.model, output.summary],
+        ),
+    shell:
+        CALL_COMMAND.format(name="refit")
 
 
 # Self-contained HTML pages that Snakemake's report embeds (inline CSS/JS, no network).
@@ -117,9 +122,12 @@ rule report_pages:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        config=json.dumps(config, sort_keys=True, default=str),
+        call=lambda wc, input, output: call_args(
+            leaderboard=input.leaderboard,
+            best=input.best,
+            refit=input.refit,
+            config=config,
+            outputs=[output.leaderboard, output.best, output.study],
+        ),
     shell:
-        "python -m snaketune.report --leaderboard {input.leaderboard:q} --best {input.best:q}"
-        " --refit {input.refit:q} --config-json {params.config:q}"
-        " --leaderboard-html {output.leaderboard:q} --best-html {output.best:q}"
-        " --study-html {output.study:q} > {log:q} 2>&1"
+        CALL_COMMAND.format(name="report_pages")

@@ -1,4 +1,5 @@
 # Config loading, validation and the trial plan; everything rules need at parse time.
+import json
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -16,6 +17,16 @@ OUT = PLAN.out
 BATCHES = ws.batches(STUDY, workflow)
 # Hyperband / successive halving build their own DAG of rungs (workflow/rules/hyperband.smk).
 ADAPTIVE = STUDY.adaptive
+
+
+# A job that runs a registered package call (snaketune/calls.py): in the warm worker when one
+# runs, else in a new Python. Rules pass the call's keyword arguments as JSON in params.call.
+CALL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" --call {name} {{params.call:q}} > {{log:q}} 2>&1'
+
+
+def call_args(**kwargs):
+    """params.call for CALL_COMMAND: keyword arguments as JSON."""
+    return json.dumps(kwargs, sort_keys=True, default=str)
 
 
 def final_outputs():

@@ -1,6 +1,5 @@
 # Hyperband / successive halving as a static DAG: slot j of rung i of bracket b trains the j-th
 # survivor of rung i-1 (read from its promotion file). See snaketune/hyperband_workflow.py.
-import json
 import sys as _sys
 
 from snakemake.settings.types import ExecMode as _ExecMode
@@ -14,10 +13,6 @@ except _ConfigError as _error:
     ws._fail(_error)
 if workflow.exec_mode == _ExecMode.DEFAULT:
     print(HB.summary(), file=_sys.stderr)
-
-
-# Evaluations and promotions are many small jobs: run them in the warm worker when one runs.
-CALL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" --call {name} {{params.call:q}} > {{log:q}} 2>&1'
 
 
 wildcard_constraints:

@@ -16,9 +16,9 @@ rule prepare_data:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        data=config["data"],
-    script:
-        "../../scripts/prepare_data.py"
+        call=lambda wc, output: call_args(data=config["data"], outputs=list(output)),
+    shell:
+        CALL_COMMAND.format(name="prepare_data")
 
 
 rule make_splits:
@@ -32,7 +32,11 @@ rule make_splits:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        cv=config["cv"],
-        classifier=PLAN.classifier,
-    script:
-        "../../scripts/make_splits.py"
+        call=lambda wc, input, output: call_args(
+            cv=config["cv"],
+            classifier=PLAN.classifier,
+            y=input.y,
+            outputs=list(output),
+        ),
+    shell:
+        CALL_COMMAND.format(name="make_splits")
