@@ -74,7 +74,7 @@ def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outpu
     from snaketune.report import write_pages
 
     names = ("leaderboard", "best", "study")
-    write_pages(leaderboard=leaderboard, best=best, refit=refit, config=config, outputs=dict(zip(names, outputs)))
+    write_pages(leaderboard=leaderboard, best=best, refit=refit, config=config, outputs=dict(zip(names, outputs, strict=True)))
     return f"report pages {outputs}"
 
 

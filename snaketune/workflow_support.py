@@ -47,7 +47,7 @@ class Study:
             f"{out}/refit.json",
         ] + [f"{out}/plots/{name}.png" for name in self.plot_names()] + [
             f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")
-        ]
+        ] + self.plan.trial_paths  # targets too: Snakemake does not redo a deleted intermediate file
 
 
 def _fail(error: ConfigError) -> None:

@@ -57,7 +57,7 @@ class Study:
     def leaderboard(self):
         import pandas as pd
 
-        return pd.read_csv(self.out / "leaderboard.csv")
+        return pd.read_csv(self.out / "leaderboard.csv", dtype={"config_key": str})
 
     def best(self) -> dict:
         return json.loads((self.out / "best.json").read_text())
