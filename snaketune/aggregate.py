@@ -157,7 +157,7 @@ def to_frame(results: dict):
     columns = {}
     for key, value in results.items():
         if isinstance(value, np.ma.MaskedArray):
-            columns[key] = [None if m else v for v, m in zip(value.data, np.ma.getmaskarray(value))]
+            columns[key] = [None if m else v for v, m in zip(value.data, np.ma.getmaskarray(value), strict=True)]
         elif key == "params":
             columns[key] = [json.dumps(to_jsonable(p), sort_keys=True) for p in value]
         else:
@@ -172,13 +172,17 @@ def best_index(results: dict, refit: str) -> int:
 
 def top_table(frame, refit: str, scoring: list[str], n: int = 5) -> str:
     """A Markdown table of the ``n`` best configurations."""
-    order = frame.sort_values([f"rank_test_{refit}", f"mean_fit_time"]).head(n)
+    order = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"]).head(n)
     header = ["rank"] + [f"mean {m}" for m in scoring] + [f"std {refit}", "fit s", "failed", "params"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in order.iterrows():
         cells = [str(row[f"rank_test_{refit}"])]
         cells += [_fmt(row[f"mean_test_{m}"]) for m in scoring]
-        cells += [_fmt(row[f"std_test_{refit}"]), f"{row['mean_fit_time']:.3g}", str(row["n_failed"] + row["n_timeout"])]
+        cells += [
+            _fmt(row[f"std_test_{refit}"]),
+            f"{row['mean_fit_time']:.3g}",
+            str(row["n_failed"] + row["n_timeout"]),
+        ]
         cells.append(_params_text(json.loads(row["params"])))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -79,8 +79,9 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
     times = []
     for params in candidates[:repeats]:
         t0 = time.perf_counter()
-        fit_and_score(estimator, X, y, train=train, test=test, scorers=scorers,
-                      parameters=search_parameters(to_jsonable(params)))
+        fit_and_score(
+            estimator, X, y, train=train, test=test, scorers=scorers, parameters=search_parameters(to_jsonable(params))
+        )
         times.append(time.perf_counter() - t0)
         if times[-1] > 1.0:
             break

@@ -60,13 +60,22 @@ def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
     return f"{len(outputs)} plots"
 
 
-def refit(*, data_dir: str, best: str, estimator: dict, allowed_modules: list, seed: int, scoring: list,
-          outputs: list[str]) -> str:
+def refit(
+    *, data_dir: str, best: str, estimator: dict, allowed_modules: list, seed: int, scoring: list, outputs: list[str]
+) -> str:
     from snaketune.refit import refit_best
 
     model, summary = outputs
-    refit_best(data_dir=data_dir, best_path=best, estimator=estimator, allowed_modules=allowed_modules,
-               seed=seed, scoring=scoring, model_path=model, summary_path=summary)
+    refit_best(
+        data_dir=data_dir,
+        best_path=best,
+        estimator=estimator,
+        allowed_modules=allowed_modules,
+        seed=seed,
+        scoring=scoring,
+        model_path=model,
+        summary_path=summary,
+    )
     return f"refit the best configuration -> {model}"
 
 
@@ -74,7 +83,9 @@ def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outpu
     from snaketune.report import write_pages
 
     names = ("leaderboard", "best", "study")
-    write_pages(leaderboard=leaderboard, best=best, refit=refit, config=config, outputs=dict(zip(names, outputs, strict=True)))
+    write_pages(
+        leaderboard=leaderboard, best=best, refit=refit, config=config, outputs=dict(zip(names, outputs, strict=True))
+    )
     return f"report pages {outputs}"
 
 

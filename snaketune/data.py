@@ -147,9 +147,7 @@ def prepare(data: dict, basedir: Path, out_dir: Path) -> dict:
         "classification": bool(classification),
         "classes": classes,
         "class_counts": (
-            {str(k): int(v) for k, v in zip(*np.unique(y, return_counts=True))}
-            if classification
-            else {}
+            {str(k): int(v) for k, v in zip(*np.unique(y, return_counts=True), strict=True)} if classification else {}
         ),
     }
     write_json_atomic(out_dir / "meta.json", meta)
@@ -169,10 +167,7 @@ def load_prepared(data_dir: str | Path, mmap: bool = True) -> dict:
     """Open the prepared arrays (memory-mapped) and their metadata."""
     data_dir = Path(data_dir)
     mode = "r" if mmap else None
-    arrays = {
-        name: np.load(data_dir / f"{name}.npy", mmap_mode=mode)
-        for name in ("X", "y", "X_test", "y_test")
-    }
+    arrays = {name: np.load(data_dir / f"{name}.npy", mmap_mode=mode) for name in ("X", "y", "X_test", "y_test")}
     arrays["meta"] = json.loads((data_dir / "meta.json").read_text())
     return arrays
 

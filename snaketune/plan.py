@@ -106,9 +106,7 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         "data_dir": f"{out}/data/{data_key}",
         "splits": f"{out}/splits/{cv_key}.npz",
     }
-    return Plan(
-        out, data_key, cv_key, n_folds(config["cv"]), list(candidates), config_keys, base, classifier
-    )
+    return Plan(out, data_key, cv_key, n_folds(config["cv"]), list(candidates), config_keys, base, classifier)
 
 
 def _is_classifier(config: dict) -> bool:

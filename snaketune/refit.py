@@ -42,7 +42,7 @@ def refit_best(*, data_dir, best_path, estimator, allowed_modules, seed, scoring
             "n_test": int(len(data["y_test"])),
             "test_scores": test_scores,
             "data_fingerprint": data["meta"]["fingerprint"],
-            "model_format": "pickle (protocol %d); loading it runs code" % pickle.HIGHEST_PROTOCOL,
+            "model_format": f"pickle (protocol {pickle.HIGHEST_PROTOCOL}); loading it runs code",
             "versions": versions(),
         },
     )

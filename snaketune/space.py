@@ -25,7 +25,7 @@ def expand_values(spec: Any) -> Any:
     """Return a list of candidates or a frozen ``scipy.stats`` distribution for one parameter."""
     if isinstance(spec, list):
         return [as_candidate(v) for v in spec]
-    (kind, args), = spec.items()
+    ((kind, args),) = spec.items()
     if kind == "range":
         return list(range(*args))
     if kind in ("linspace", "logspace"):
@@ -71,20 +71,18 @@ def candidates(search: dict) -> list[dict]:
     """
     from sklearn.model_selection import ParameterGrid, ParameterSampler
 
-    (kind, spec), = search.items()
+    ((kind, spec),) = search.items()
     if kind == "grid":
         return list(ParameterGrid(expand_space(spec)))
     if kind == "random":
         dists = expand_space(spec["params"])
-        return list(
-            ParameterSampler(dists, spec["n_iter"], random_state=spec.get("seed", 0))
-        )
+        return list(ParameterSampler(dists, spec["n_iter"], random_state=spec.get("seed", 0)))
     raise ValueError(f"search kind {kind!r} has no flat candidate list")
 
 
 def parameter_names(search: dict) -> list[str]:
     """Sorted names of all searched parameters."""
-    (kind, spec), = search.items()
+    ((kind, spec),) = search.items()
     if kind == "grid":
         spaces = spec if isinstance(spec, list) else [spec]
     else:
@@ -95,7 +93,7 @@ def parameter_names(search: dict) -> list[str]:
 def log_spaced_parameters(search: dict) -> set[str]:
     """Names of parameters whose space is log-spaced (loguniform, logspace, or a list
     of positive numbers whose ratios span more than two decades)."""
-    (kind, spec), = search.items()
+    ((kind, spec),) = search.items()
     if kind == "grid":
         spaces = spec if isinstance(spec, list) else [spec]
     else:

@@ -29,15 +29,11 @@ def make_splitter(cv: dict, classifier: bool):
     if kind == "kfold":
         return ms.KFold(cv["n_splits"], shuffle=shuffle, random_state=seed if shuffle else None)
     if kind == "stratified":
-        return ms.StratifiedKFold(
-            cv["n_splits"], shuffle=shuffle, random_state=seed if shuffle else None
-        )
+        return ms.StratifiedKFold(cv["n_splits"], shuffle=shuffle, random_state=seed if shuffle else None)
     if kind == "repeated_kfold":
         return ms.RepeatedKFold(n_splits=cv["n_splits"], n_repeats=cv["n_repeats"], random_state=seed)
     if kind == "repeated_stratified":
-        return ms.RepeatedStratifiedKFold(
-            n_splits=cv["n_splits"], n_repeats=cv["n_repeats"], random_state=seed
-        )
+        return ms.RepeatedStratifiedKFold(n_splits=cv["n_splits"], n_repeats=cv["n_repeats"], random_state=seed)
     if kind == "shuffle_split":
         return ms.ShuffleSplit(cv["n_splits"], test_size=cv["test_size"], random_state=seed)
     if kind == "stratified_shuffle_split":

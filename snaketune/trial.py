@@ -294,8 +294,15 @@ def execute_many(specs: list[dict], outputs: list[str], *, cancel=None, isolate:
     lines = []
     for spec, output in zip(specs, outputs, strict=True):
         try:
-            record = execute(spec, output, timeout=timeout, raise_errors=raise_errors,
-                             isolate=isolate, cancel=cancel, cache_dir=cache_dir)
+            record = execute(
+                spec,
+                output,
+                timeout=timeout,
+                raise_errors=raise_errors,
+                isolate=isolate,
+                cancel=cancel,
+                cache_dir=cache_dir,
+            )
         except TrialFailed as exc:
             lines.append(str(exc))
             return 1, "\n".join(lines) + "\n"
@@ -361,7 +368,11 @@ def run_isolated(spec: dict, *, timeout: float | None = None, cancel=None) -> di
         os.close(read_fd)
     _, status = os.waitpid(pid, 0)
     if not chunks or status != 0:
-        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}"
+        how = (
+            f"signal {os.WTERMSIG(status)}"
+            if os.WIFSIGNALED(status)
+            else f"exit status {os.waitstatus_to_exitcode(status)}"
+        )
         raise RuntimeError(f"trial {spec['trial_id']} process died ({how}) before writing a result")
     return json.loads(b"".join(chunks))
 

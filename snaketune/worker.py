@@ -86,10 +86,10 @@ class Worker:
     def serve(self) -> None:
         _set_parent_death_signal()
         # Import the heavy stack once; every forked trial inherits it.
+        import importlib
+
         import sklearn.base  # noqa: F401
         import sklearn.metrics  # noqa: F401
-
-        import importlib
 
         from snaketune import trial  # noqa: F401
         from snaketune.calls import PRELOAD
@@ -269,8 +269,17 @@ def start(study_dir: str, log_path: str) -> subprocess.Popen:
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snaketune.worker", "--address", address, "--study-dir", study_dir,
-         "--parent-pid", str(os.getpid())],
+        [
+            sys.executable,
+            "-m",
+            "snaketune.worker",
+            "--address",
+            address,
+            "--study-dir",
+            study_dir,
+            "--parent-pid",
+            str(os.getpid()),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

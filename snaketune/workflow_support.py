@@ -39,15 +39,18 @@ class Study:
 
             return final_outputs(self)
         out = self.out
-        return [
-            f"{out}/leaderboard.csv",
-            f"{out}/leaderboard.md",
-            f"{out}/best.json",
-            f"{out}/model.pkl",
-            f"{out}/refit.json",
-        ] + [f"{out}/plots/{name}.png" for name in self.plot_names()] + [
-            f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")
-        ] + self.plan.trial_paths  # targets too: Snakemake does not redo a deleted intermediate file
+        return (
+            [
+                f"{out}/leaderboard.csv",
+                f"{out}/leaderboard.md",
+                f"{out}/best.json",
+                f"{out}/model.pkl",
+                f"{out}/refit.json",
+            ]
+            + [f"{out}/plots/{name}.png" for name in self.plot_names()]
+            + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
+            + self.plan.trial_paths
+        )  # targets too: Snakemake does not redo a deleted intermediate file
 
 
 def _fail(error: ConfigError) -> None:

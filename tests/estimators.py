@@ -38,7 +38,7 @@ class FlakyClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         if self.fail:
             raise FloatingPointError("diverged on purpose")
-        warnings.warn("did not converge (on purpose)", ConvergenceWarning)
+        warnings.warn("did not converge (on purpose)", ConvergenceWarning, stacklevel=2)
         self.model_ = KNeighborsClassifier(n_neighbors=self.n_neighbors).fit(X, y)
         self.classes_ = self.model_.classes_
         return self

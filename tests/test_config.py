@@ -66,7 +66,8 @@ def test_example_config_and_defaults():
     config = load_config(read_yaml(REPO / "examples" / "knn-iris.yaml"), REPO)
     assert config["scoring"] == ["accuracy"] and config["refit"] == "accuracy"
     assert config["output_dir"] == "results" and config["seed"] == 0
-    assert config["trials_per_job"] == 1 and config["allowed_modules"] == []
+    assert config["trials_per_job"] == "auto" and config["allowed_modules"] == []
+    assert config["worker"] is True and config["trial_timeout"] is None
     assert config["cv"]["n_repeats"] == 1 and config["data"]["test_size"] == 0
 
 

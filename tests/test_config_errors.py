@@ -108,14 +108,6 @@ CASES = [
         "cv.kind",
         "is a regressor",
     ),
-    (
-        "stratified-test-size-singleton-class",
-        make(
-            data={"loader": "diabetes", "test_size": 0.2}, estimator=REGRESSION["estimator"], search=grid(alpha=[1.0])
-        ),
-        "data.test_size",
-        "only 1 member",
-    ),
     ("classifier-on-continuous-target", make(data=REGRESSION["data"]), "estimator.class", "is a classifier"),
     ("cv-test-size-one", make(cv={"kind": "shuffle_split", "test_size": 1}), "cv.test_size", "maximum"),
     # data source

@@ -62,7 +62,19 @@ def test_grid_leaderboard_equals_gridsearchcv(make_study):
     assert study.best()["params"] == search.best_params_
     assert len(study.trial_files()) == 8 * 4
     record = json.loads(study.trial_files()[0].read_text())
-    for key in ("params", "fold", "test_scores", "fit_time", "score_time", "status", "seed", "versions", "host", "start", "end"):
+    for key in (
+        "params",
+        "fold",
+        "test_scores",
+        "fit_time",
+        "score_time",
+        "status",
+        "seed",
+        "versions",
+        "host",
+        "start",
+        "end",
+    ):
         assert key in record
     assert record["status"] == "ok" and set(record["versions"]) >= {"python", "numpy", "sklearn"}
     for plot in study.out.glob("plots/*.png"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -45,7 +44,9 @@ def test_failing_trials_are_recorded_and_ranked_last(make_study):
     assert len(errors) == 6
     assert all("FloatingPointError: diverged on purpose" in r["traceback"] for r in errors)
     oks = [r for r in records if r["status"] == "ok"]
-    assert all({"category": "ConvergenceWarning", "message": "did not converge (on purpose)"} in r["warnings"] for r in oks)
+    assert all(
+        {"category": "ConvergenceWarning", "message": "did not converge (on purpose)"} in r["warnings"] for r in oks
+    )
 
 
 def test_numeric_error_score_fills_failed_folds(make_study):
@@ -231,8 +232,7 @@ def test_kill_and_resume_twenty_times(make_study):
     subprocess.run(base + ["--unlock"], capture_output=True, check=True)
     final = subprocess.run(base + ["--rerun-incomplete"], capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-3000:]
-    rerun = [n for n, (ino, mtime) in first_seen.items()
-             if (study.out / "trials" / n).stat().st_ino != ino]
+    rerun = [n for n, (ino, mtime) in first_seen.items() if (study.out / "trials" / n).stat().st_ino != ino]
     print(f"kills: {kills}; trial files seen before the end: {len(first_seen)}; rerun: {len(rerun)}")
     assert not rerun, f"finished trials were rerun: {rerun}"
     assert _leaderboard_without_timings(study).equals(_leaderboard_without_timings(clean))

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -79,14 +78,20 @@ def _slurm_snakemake(study: Study, *extra: str, timeout: int = 600, check: bool 
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake on SLURM failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake on SLURM failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 
 def _submissions(proc: subprocess.CompletedProcess) -> list[str]:
     """Log folders of the sbatch submissions Snakemake made (group_trials..., rule_<name>)."""
     text = proc.stdout + proc.stderr
-    return [line.split("slurm_logs/")[1].split("/")[0] for line in text.splitlines() if "has been submitted with SLURM jobid" in line]
+    return [
+        line.split("slurm_logs/")[1].split("/")[0]
+        for line in text.splitlines()
+        if "has been submitted with SLURM jobid" in line
+    ]
 
 
 def _without_timings(frame):
