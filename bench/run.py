@@ -24,7 +24,7 @@ The physical limit of a workload is sum(fit_cpu + score_cpu) / N over our trial 
 for comparison, sum(fit + score wall) / N from GridSearchCV's cv_results_). Memory: the peak sum
 of RSS over each process tree (psutil, every 50 ms; an upper bound, forked children share pages)
 and ru_maxrss (largest single process, exact). Results go to bench/results/bench.{json,csv,md}
-(--quick: bench/results/quick/).
+(--quick: bench-quick.{json,csv,md}).
 """
 
 from __future__ import annotations
@@ -687,13 +687,13 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}")
     parser.add_argument("--tiny-k", type=int, help="tiny workload: k = 1..K (default 30, quick 10)")
     parser.add_argument(
-        "--out", type=Path, help="where bench.json/csv/md go (default bench/results, --quick: bench/results/quick)"
+        "--out", type=Path, help="folder of bench.{json,csv,md} (bench-quick.* with --quick); default bench/results"
     )
     parser.add_argument("--workdir", type=Path, help="scratch folder for the studies (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
-    if args.out is None:
-        args.out = REPO / "bench" / "results" / ("quick" if args.quick else "")
+    args.out = args.out or REPO / "bench" / "results"
+    stem = "bench-quick" if args.quick else "bench"
     only = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = set(only) - set(WORKLOADS)
     if unknown:
@@ -725,9 +725,9 @@ def main(argv=None) -> int:
 
     report = {"machine": info, "quick": args.quick, "cores": args.cores, "targets": TARGETS, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     table = rows(results, args.cores)
-    with open(args.out / "bench.csv", "w", newline="") as fh:
+    with open(args.out / f"{stem}.csv", "w", newline="") as fh:
         fields = [
             "section",
             "measure",
@@ -744,10 +744,10 @@ def main(argv=None) -> int:
         writer.writeheader()
         writer.writerows(table)
     md = markdown(results, info, args)
-    (args.out / "bench.md").write_text(md)
+    (args.out / f"{stem}.md").write_text(md)
     print()
     print(md)
-    print(f"bench took {info['bench_wall_s']:.0f} s; results in {args.out}/bench.json, bench.csv, bench.md")
+    print(f"bench took {info['bench_wall_s']:.0f} s; results in {args.out}/{stem}.json, {stem}.csv, {stem}.md")
     return 0
 
 

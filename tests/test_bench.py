@@ -38,7 +38,7 @@ def test_bench_quick_tiny(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    report = json.loads((out / "bench.json").read_text())
+    report = json.loads((out / "bench-quick.json").read_text())
     assert report["quick"] is True and report["cores"] == 2
     machine = report["machine"]
     for key in ("date", "nproc", "python", "versions", "loadavg_start"):
@@ -59,7 +59,7 @@ def test_bench_quick_tiny(tmp_path):
     assert tiny["trials_per_job_1"]["ours"]["trial_jobs"] == tiny["trials"]
     assert tiny["trials_per_job_auto"]["ours"]["trial_jobs"] < tiny["trials"]
 
-    with open(out / "bench.csv") as fh:
+    with open(out / "bench-quick.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert any(r["section"] == "tiny" and float(r["value"]) > 0 for r in rows)
-    assert "| Workload |" in (out / "bench.md").read_text()
+    assert "| Workload |" in (out / "bench-quick.md").read_text()
