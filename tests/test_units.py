@@ -1,0 +1,194 @@
+"""Unit tests of the pieces (no Snakemake): spaces, content hashes, splits, aggregation, batching."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
+
+from snaketune.aggregate import CorruptTrialError, cv_results, read_record
+from snaketune.batching import choose_trials_per_job, make_batches
+from snaketune.config import load_config
+from snaketune.jsonutil import canonical, digest, write_json_atomic
+from snaketune.plan import make_plan
+from snaketune.space import candidates, expand_values
+from snaketune.splits import compute_splits, load_splits, n_folds, save_splits
+from snaketune.trial import fit_and_score
+
+BASE = {
+    "study": "unit",
+    "data": {"loader": "iris"},
+    "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+    "search": {"grid": {"n_neighbors": [1, 3, 5], "weights": ["uniform", "distance"]}},
+    "cv": {"n_splits": 3},
+}
+
+
+def plan_of(**changes):
+    config = json.loads(json.dumps(BASE))
+    config.update(changes)
+    return make_plan(load_config(config, ".", check_data=False), ".")
+
+
+# --- spaces -------------------------------------------------------------------------------------
+
+
+def test_values_lists_become_tuples_and_shorthands_expand():
+    assert expand_values([[24], [12, 12], 3]) == [(24,), (12, 12), 3]
+    assert expand_values({"range": [1, 31]}) == list(range(1, 31))
+    assert expand_values({"logspace": [-5, -1, 5]}) == [1e-05, 1e-04, 1e-03, 1e-02, 0.1]
+    assert expand_values({"linspace": [0, 1, 3]}) == [0.0, 0.5, 1.0]
+    dist = expand_values({"loguniform": [1e-3, 1e3]})
+    assert 1e-3 <= dist.rvs(random_state=0) <= 1e3
+
+
+def test_grid_candidates_are_parametergrid_in_order():
+    grid = [{"a": [1, 2], "b": ["x"]}, {"c": [[1, 2]]}]
+    assert candidates({"grid": grid}) == list(ParameterGrid([{"a": [1, 2], "b": ["x"]}, {"c": [(1, 2)]}]))
+
+
+def test_random_candidates_are_parametersampler_for_the_seed():
+    from scipy.stats import loguniform
+
+    spec = {"n_iter": 7, "seed": 11, "params": {"C": {"loguniform": [1e-2, 1e2]}, "tol": [1e-3, 1e-2]}}
+    expected = list(ParameterSampler({"C": loguniform(1e-2, 1e2), "tol": [1e-3, 1e-2]}, 7, random_state=11))
+    assert candidates({"random": spec}) == expected
+
+
+# --- content hashes -----------------------------------------------------------------------------
+
+
+def test_canonical_json_ignores_key_order_and_tuple_vs_list():
+    assert canonical({"b": 1, "a": (1, 2)}) == canonical({"a": [1, 2], "b": 1})
+    assert digest({"x": 1}) != digest({"x": 2}) and len(digest({})) == 12
+
+
+def test_trial_names_change_only_with_what_defines_results():
+    base = plan_of()
+    assert base.trial_ids[:3] == [f"{base.config_keys[0]}_{k}" for k in range(3)]
+    assert len(set(base.config_keys)) == 6
+    # Unrelated settings keep every name.
+    assert plan_of(trial_timeout=5, report={"top_n": 3}, worker=False, trials_per_job=4).trial_ids == base.trial_ids
+    # A new grid value adds names and keeps the old ones.
+    grown = plan_of(search={"grid": {"n_neighbors": [1, 3, 5, 7], "weights": ["uniform", "distance"]}})
+    assert set(base.trial_ids) < set(grown.trial_ids) and len(grown.trial_ids) - len(base.trial_ids) == 6
+    # What defines a result renames everything.
+    for change in (
+        {"cv": {"n_splits": 3, "shuffle": True}},
+        {"scoring": "f1_macro"},
+        {"seed": 1},
+        {"data": {"loader": "wine"}},
+        {"return_train_score": True},
+    ):
+        assert not set(plan_of(**change).config_keys) & set(base.config_keys), change
+
+
+def test_csv_contents_are_part_of_the_data_identity(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n2,2,1\n")
+    data = {"csv": "d.csv", "target": "y"}
+    first = plan_of(data=data, cv={"kind": "kfold", "n_splits": 2})
+    (tmp_path / "d.csv").write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n2,3,1\n")
+    assert plan_of(data=data, cv={"kind": "kfold", "n_splits": 2}).data_key != first.data_key
+
+
+# --- splits -------------------------------------------------------------------------------------
+
+
+def test_splits_are_sklearns_and_roundtrip(tmp_path):
+    y = np.repeat([0, 1, 2], 10)
+    cv = {"kind": "stratified", "n_splits": 5, "shuffle": True, "seed": 4, "n_repeats": 1, "test_size": 0.2}
+    splits = compute_splits(cv, y, classifier=True)
+    reference = list(StratifiedKFold(5, shuffle=True, random_state=4).split(np.zeros((30, 1)), y))
+    assert all((a == c).all() and (b == d).all() for (a, b), (c, d) in zip(splits, reference, strict=True))
+    save_splits(tmp_path / "s.npz", splits)
+    loaded = load_splits(tmp_path / "s.npz")
+    assert all((a == c).all() and (b == d).all() for (a, b), (c, d) in zip(splits, loaded, strict=True))
+    assert n_folds(dict(cv, kind="repeated_stratified", n_repeats=3)) == 15
+
+
+# --- trials and aggregation ---------------------------------------------------------------------
+
+
+def record(key, fold, score=None, status="ok"):
+    return {
+        "trial_id": f"{key}_{fold}",
+        "config_key": key,
+        "fold": fold,
+        "status": status,
+        "test_scores": {"accuracy": score if status == "ok" else None},
+        "fit_time": 0.1,
+        "score_time": 0.01,
+    }
+
+
+def test_cv_results_means_ranks_and_failures():
+    records = {}
+    for key, scores in {"a": [0.9, 0.8], "b": [1.0, 0.9], "c": [0.5, None]}.items():
+        for k, s in enumerate(scores):
+            records[f"{key}_{k}"] = record(key, k, s, "ok" if s is not None else "error")
+    cands = [{"p": 1}, {"p": 2}, {"p": 3}]
+    res = cv_results(cands, ["a", "b", "c"], records, n_folds=2, scoring=["accuracy"])
+    np.testing.assert_allclose(res["mean_test_accuracy"][:2], [0.85, 0.95])
+    np.testing.assert_allclose(res["std_test_accuracy"][:2], [0.05, 0.05])
+    assert math.isnan(res["mean_test_accuracy"][2])
+    assert res["rank_test_accuracy"].tolist() == [2, 1, 3]  # the failed configuration is last
+    assert res["n_failed"].tolist() == [0, 0, 1]
+    filled = cv_results(cands, ["a", "b", "c"], records, n_folds=2, scoring=["accuracy"], error_score=0)
+    assert filled["mean_test_accuracy"][2] == pytest.approx(0.25)
+
+
+def test_corrupt_trial_file_names_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "abc_0.json"
+    path.write_text('{"trial_id": "abc_0", "sta')
+    with pytest.raises(CorruptTrialError, match=r"abc_0.json.*Delete it and rerun"):
+        read_record(path)
+
+
+def test_fit_and_score_records_errors_and_warnings():
+    from sklearn.metrics import get_scorer
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = np.random.default_rng(0).normal(size=(20, 2)), np.repeat([0, 1], 10)
+    train, test = np.arange(0, 20, 2), np.arange(1, 20, 2)
+    scorers = {"accuracy": get_scorer("accuracy")}
+    ok = fit_and_score(
+        KNeighborsClassifier(), X, y, train=train, test=test, scorers=scorers, parameters={"n_neighbors": 3}
+    )
+    assert ok["status"] == "ok" and 0 <= ok["test_scores"]["accuracy"] <= 1
+    bad = fit_and_score(
+        KNeighborsClassifier(), X, y, train=train, test=test, scorers=scorers, parameters={"n_neighbors": 50}
+    )
+    assert bad["status"] == "error" and "n_neighbors" in bad["traceback"]
+    assert bad["test_scores"] == {"accuracy": None}
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    write_json_atomic(tmp_path / "t.json", {"x": float("nan"), "y": (1, 2)})
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+    assert json.loads((tmp_path / "t.json").read_text()) == {"x": None, "y": [1, 2]}
+
+
+# --- batching -----------------------------------------------------------------------------------
+
+
+def test_batches_keep_folds_together_and_change_little_when_the_study_grows():
+    keys = [digest({"i": i}) for i in range(200)]
+    batches = make_batches(keys, n_folds=5, trials_per_job=50)
+    assert sorted(t for ts in batches.values() for t in ts) == sorted(f"{k}_{f}" for k in keys for f in range(5))
+    for trials in batches.values():
+        assert len({t.rsplit("_", 1)[0] for t in trials}) * 5 == len(trials)
+    grown = make_batches(keys + [digest({"i": 999})], n_folds=5, trials_per_job=50)
+    changed = [b for b in grown if grown[b] != batches.get(b)]
+    assert len(changed) == 1
+    assert make_batches(keys, n_folds=5, trials_per_job=1) == {}
+
+
+def test_auto_batch_size_targets_half_a_second_and_keeps_cores_busy():
+    assert choose_trials_per_job(0.002, n_trials=600, cores=2) == 75  # balance-bound
+    assert choose_trials_per_job(0.002, n_trials=100_000, cores=2) == 128  # capped
+    assert choose_trials_per_job(0.1, n_trials=600, cores=2) == 5
+    assert choose_trials_per_job(2.0, n_trials=600, cores=2) == 1
