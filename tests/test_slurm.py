@@ -139,6 +139,7 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
     # Without its leaderboard, a rerun must rebuild every missing trial.
     (cluster.out / "leaderboard.csv").unlink()
     before = _snapshot(keep)
+    kill_log = cluster.workdir / "killed-run.log"
     cmd_proc = subprocess.Popen(
         [
             "timeout", "-k", "10", "600",
@@ -148,29 +149,37 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
             # Only the trials: the leaderboard and the rest are the rerun's job.
             *(str(p.relative_to(cluster.workdir)) for p in victims),
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=kill_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     killed = None
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and killed is None:
-            if cmd_proc.poll() is not None:
-                break
-            # A trial group job that is running and has finished at least one trial.
+        while time.monotonic() < deadline and killed is None and cmd_proc.poll() is None:
+            # The trial job, once it runs (its first trial has started).
             for jobid, state, comment in _squeue("-o", "%i|%T|%k"):
-                if state == "RUNNING" and "trial" in comment and any(p.exists() for p in victims):
+                if state == "RUNNING" and "trial" in comment:
+                    time.sleep(2)
                     subprocess.run(["scancel", jobid], check=True, timeout=30)
                     killed = jobid
                     break
             time.sleep(0.5)
-        out, _ = cmd_proc.communicate(timeout=660)
+        # Snakemake should report the cancelled job and stop. With plugin 2.8.0 the main process
+        # may instead keep polling (and it ignores SIGTERM), as after losing the login node.
+        try:
+            cmd_proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(cmd_proc.pid, 9)
+            cmd_proc.wait(timeout=30)
     finally:
         if cmd_proc.poll() is None:
-            cmd_proc.kill()
+            os.killpg(cmd_proc.pid, 9)
+    out = kill_log.read_text()
     assert killed, f"no running trial job to cancel:\n{out[-4000:]}"
     assert cmd_proc.returncode != 0, out[-4000:]
+    assert not [job for job in _squeue("-o", "%i") if job[0] == killed]
     survived = [p for p in victims if p.exists()]
     after_kill = _snapshot(keep + survived)
+    _slurm_snakemake(cluster, "--unlock")
 
     rerun = _slurm_snakemake(cluster)
     assert len(cluster.trial_files()) == n_trials
