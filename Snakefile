@@ -19,6 +19,10 @@ else:
     include: "workflow/rules/aggregate.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:

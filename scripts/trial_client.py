@@ -49,6 +49,7 @@ def via_worker(address: str, specs: str, outputs: list):
             "cwd": os.getcwd(),
             "timeout": os.environ.get("SNAKETUNE_TRIAL_TIMEOUT", ""),
             "error_score": os.environ.get("SNAKETUNE_ERROR_SCORE", ""),
+            "threads": os.environ.get("SNAKETUNE_THREADS", ""),
             "cache": os.path.abspath(os.environ["SNAKETUNE_CACHE"]) if os.environ.get("SNAKETUNE_CACHE") else "",
         }
         _send(sock, json.dumps(request).encode())
@@ -84,7 +85,8 @@ def call_via_worker(address: str, name: str, kwargs: str):
 
 def main() -> int:
     python = os.environ.get("SNAKETUNE_PYTHON") or sys.executable
-    address = os.environ.get("SNAKETUNE_WORKER")
+    # sbatch exports the submitting shell's environment: a worker address there is not ours.
+    address = None if os.environ.get("SLURM_JOB_ID") else os.environ.get("SNAKETUNE_WORKER")
     if sys.argv[1] == "--call":
         name, kwargs = sys.argv[2], sys.argv[3]
         status = call_via_worker(address, name, kwargs) if address else None
@@ -92,7 +94,6 @@ def main() -> int:
             return status
         os.execv(python, [python, "-m", "snaketune.calls", name, kwargs])
     specs, outputs = sys.argv[1], sys.argv[2:]
-    address = os.environ.get("SNAKETUNE_WORKER")
     if address:
         status = via_worker(address, specs, outputs)
         if status is not None:

@@ -148,6 +148,24 @@ def versions() -> dict:
     }
 
 
+def thread_parameters(estimator, spec: dict) -> dict:
+    """``n_jobs`` for every (nested) estimator that has one and the config leaves open.
+
+    The value is the job's ``threads`` (env SNAKETUNE_THREADS, 1 by default), never -1: nothing
+    enforces CPU limits on a node without cgroups. It travels outside the trial spec, so a
+    different thread count does not rename trials.
+    """
+    threads = int(os.environ.get("SNAKETUNE_THREADS") or 1)
+    fixed = set(spec["estimator"].get("params", {}))
+    for step in spec["estimator"].get("steps", []):
+        fixed |= {f"{step['name']}__{name}" for name in step.get("params", {})}
+    return {
+        name: threads
+        for name in estimator.get_params(deep=True)
+        if (name == "n_jobs" or name.endswith("__n_jobs")) and name not in fixed and name not in spec["params"]
+    }
+
+
 def run_trial(spec: dict) -> dict:
     """Run one trial described by ``spec`` and return its record (not yet written).
 
@@ -164,7 +182,7 @@ def run_trial(spec: dict) -> dict:
         train=train,
         test=test,
         scorers=scorers,
-        parameters=search_parameters(spec["params"]),
+        parameters={**thread_parameters(estimator, spec), **search_parameters(spec["params"])},
         return_train_score=spec.get("return_train_score", False),
     )
     record = base_record(spec, start)

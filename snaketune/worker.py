@@ -215,6 +215,14 @@ def handle_request(request: dict, conn: socket.socket) -> int:
     os.environ["SNAKETUNE_TRIAL_TIMEOUT"] = request.get("timeout") or ""
     os.environ["SNAKETUNE_ERROR_SCORE"] = request.get("error_score") or ""
     os.environ["SNAKETUNE_CACHE"] = request.get("cache") or ""
+    os.environ["SNAKETUNE_THREADS"] = request.get("threads") or "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        # OMP_NUM_THREADS of the job cannot reach an already-started worker; limit its pools here.
+        threadpool_limits(int(os.environ["SNAKETUNE_THREADS"]))
+    except (ImportError, ValueError):
+        pass
     try:
         # The handler is already a fork of the warm worker: trials run right here (a second fork
         # per trial costs ~20 ms); the worker kills this handler if the client hangs up.

@@ -192,3 +192,25 @@ def test_auto_batch_size_targets_half_a_second_and_keeps_cores_busy():
     assert choose_trials_per_job(0.002, n_trials=100_000, cores=2) == 128  # capped
     assert choose_trials_per_job(0.1, n_trials=600, cores=2) == 5
     assert choose_trials_per_job(2.0, n_trials=600, cores=2) == 1
+
+
+def test_threads_reach_open_n_jobs_parameters(monkeypatch):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from snaketune.trial import thread_parameters
+
+    monkeypatch.setenv("SNAKETUNE_THREADS", "3")
+    spec = {"estimator": {"class": "x"}, "params": {}}
+    assert thread_parameters(KNeighborsClassifier(), spec) == {"n_jobs": 3}
+    fixed = {"estimator": {"class": "x", "params": {"n_jobs": 1}}, "params": {}}
+    assert thread_parameters(KNeighborsClassifier(), fixed) == {}
+    searched = {"estimator": {"class": "x"}, "params": {"n_jobs": 2}}
+    assert thread_parameters(KNeighborsClassifier(), searched) == {}
+    pipe = Pipeline([("scale", StandardScaler()), ("rf", RandomForestClassifier())])
+    steps = {"estimator": {"steps": [{"name": "scale"}, {"name": "rf"}]}, "params": {}}
+    assert thread_parameters(pipe, steps) == {"rf__n_jobs": 3}
+    monkeypatch.delenv("SNAKETUNE_THREADS")
+    assert thread_parameters(KNeighborsClassifier(), spec) == {"n_jobs": 1}  # never -1

@@ -131,3 +131,9 @@ rule report_pages:
         ),
     shell:
         CALL_COMMAND.format(name="report_pages")
+
+
+localrules:
+    aggregate,
+    plots,
+    report_pages,

@@ -40,3 +40,9 @@ rule make_splits:
         ),
     shell:
         CALL_COMMAND.format(name="make_splits")
+
+
+# On a cluster these are quick: run them on the submit host, not as SLURM round trips.
+localrules:
+    prepare_data,
+    make_splits,

@@ -1,6 +1,10 @@
 # Trials: one configuration on one fold, one JSON file each. A job hands its trials to the warm
 # worker when one runs, else runs them in-process (scripts/trial_client.py).
-TRIAL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" {params.spec:q} {output:q} > {log:q} 2>&1'
+# Threads reach estimators as n_jobs (snaketune.trial.thread_parameters) and BLAS/OpenMP pools.
+TRIAL_COMMAND = (
+    "SNAKETUNE_THREADS={threads} OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
+    'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" {params.spec:q} {output:q} > {log:q} 2>&1'
+)
 
 
 if not BATCHES:
