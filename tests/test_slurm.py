@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, SNAKEMAKE, Study, require_system
+from tests.conftest import REPO, SNAKEMAKE, Study, require_system, without_timings
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -95,7 +95,7 @@ def _submissions(proc: subprocess.CompletedProcess) -> list[str]:
 
 
 def _without_timings(frame):
-    return frame[[c for c in frame.columns if not c.endswith("_time")]]
+    return without_timings(frame)
 
 
 def _snapshot(paths) -> dict:
@@ -166,7 +166,7 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
         # Snakemake should report the cancelled job and stop. With plugin 2.8.0 the main process
         # may instead keep polling (and it ignores SIGTERM), as after losing the login node.
         try:
-            cmd_proc.wait(timeout=120)
+            cmd_proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(cmd_proc.pid, 9)
             cmd_proc.wait(timeout=30)
