@@ -334,11 +334,15 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
     n_trials = best.get("n_trials", len(frame) * n_folds)
     n_failed, n_timeout = best.get("n_failed", 0), best.get("n_timeout", 0)
     n_ok = n_trials - n_failed - n_timeout
-    search_note = {
-        "grid": "Grid search: every combination (scikit-learn's ParameterGrid order).",
-        "random": f"Random search: {spec.get('n_iter')} configurations sampled with seed {spec.get('seed', 0)} "
-        "(scikit-learn's ParameterSampler).",
-    }.get(kind, kind)
+    if kind == "grid":
+        search_note = "Grid search: every combination (scikit-learn's ParameterGrid order)."
+    elif kind == "random":
+        search_note = (
+            f"Random search: {spec.get('n_iter')} configurations sampled with seed {spec.get('seed', 0)} "
+            "(scikit-learn's ParameterSampler)."
+        )
+    else:
+        search_note = kind
     header = ["parameter", "values", "scale"]
     space_rows = _space_rows(config)
     if space_rows and len(space_rows[0]) == 4:

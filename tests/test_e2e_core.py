@@ -184,3 +184,26 @@ def test_worker_and_in_process_give_identical_trials(make_study):
         a, b = json.loads(w.read_text()), json.loads(c.read_text())
         assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
     assert without_timings(warm.leaderboard()).equals(without_timings(cold.leaderboard()))
+
+
+def test_list_of_grids_equals_gridsearchcv(make_study):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import SVC
+
+    grid = [{"kernel": ["linear"], "C": [0.1, 1.0]}, {"kernel": ["rbf"], "C": [1.0], "gamma": [0.01, 0.1]}]
+    config = {
+        "study": "subgrids",
+        "data": {"loader": "breast_cancer"},
+        "estimator": {"class": "sklearn.svm.SVC"},
+        "search": {"grid": grid},
+        "cv": {"kind": "kfold", "n_splits": 3, "shuffle": True, "seed": 1},
+        "scoring": ["accuracy"],
+    }
+    study = make_study(config)
+    study.snakemake()
+    X, y = _prepared(study)
+    search = GridSearchCV(SVC(), grid, cv=_splits(study), scoring=["accuracy"], refit="accuracy").fit(X, y)
+    frame = study.leaderboard()
+    _assert_matches_sklearn(frame, search.cv_results_, ["accuracy"], 3)
+    assert frame["param_gamma"].isna().sum() == 2  # masked where a sub-grid has no gamma
+    assert (study.out / "report" / "study.html").exists()
