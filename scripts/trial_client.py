@@ -93,12 +93,16 @@ def main() -> int:
         if status is not None:
             return status
         os.execv(python, [python, "-m", "snaketune.calls", name, kwargs])
-    specs, outputs = sys.argv[1], sys.argv[2:]
+    arg, outputs = sys.argv[1], sys.argv[2:]
+    specs = arg
+    if arg.startswith("@"):  # a batch's specs, written once to a file (workflow_support.batch_spec_file)
+        with open(arg[1:]) as fh:
+            specs = fh.read()
     if address:
         status = via_worker(address, specs, outputs)
         if status is not None:
             return status
-    os.execv(python, [python, "-m", "snaketune.trial", specs, *outputs])
+    os.execv(python, [python, "-m", "snaketune.trial", arg, *outputs])
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ from pathlib import Path
 # Per-job cost of Snakemake plus the trial client on this kind of machine: ~40 ms wall, ~50 ms
 # CPU (FIELD-NOTES). A job of TARGET_JOB_SECONDS keeps that overhead near 10 %.
 TARGET_JOB_SECONDS = 0.5
-# A batch travels on one command line (Linux caps one argument at 128 KiB; a spec is ~0.5 KiB).
-MAX_TRIALS_PER_JOB = 128
+MAX_TRIALS_PER_JOB = 256
 
 
 def n_buckets(n_trials: int, trials_per_job: int) -> int:

@@ -408,10 +408,11 @@ def _kill(pid: int) -> None:
 def main(argv=None) -> int:
     """``python -m snaketune.trial SPEC_JSON OUTPUT...``: run a job's trials in this process.
 
-    SPEC_JSON is one trial spec or a list of them (a batch), one OUTPUT per spec.
+    SPEC_JSON is one trial spec or a list of them (a batch), or ``@FILE`` holding that JSON; one
+    OUTPUT per spec.
     """
     argv = sys.argv[1:] if argv is None else argv
-    specs = json.loads(argv[0])
+    specs = json.loads(Path(argv[0][1:]).read_text() if argv[0].startswith("@") else argv[0])
     specs = specs if isinstance(specs, list) else [specs]
     status, log = execute_many(specs, argv[1:])
     sys.stderr.write(log)

@@ -190,5 +190,21 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
 
 
-def batch_spec_json(plan: Plan, trial_ids: list[str]) -> str:
-    return json.dumps([plan.spec(t) for t in trial_ids], sort_keys=True, separators=(",", ":"))
+def batch_spec_file(plan: Plan, trial_ids: list[str]) -> str:
+    """Write a batch's trial specs once to ``<study>/.snaketune/batches/<digest>.json``; return
+    ``@<path>`` for the trial client.
+
+    A file, not a rule parameter: Snakemake stores a job's params and command with every output
+    (a batch of 100 specs on each of its 100 files is megabytes of metadata), and one command-line
+    argument is capped at 128 KiB. The name is a content hash, so the params check still reruns a
+    batch whose trials change, and an existing file never needs rewriting.
+    """
+    from snaketune.jsonutil import digest
+
+    specs = [plan.spec(t) for t in trial_ids]
+    path = Path(plan.out) / ".snaketune" / "batches" / f"{digest(specs, 16)}.json"
+    if not path.exists():
+        from snaketune.jsonutil import write_json_atomic
+
+        write_json_atomic(path, specs)
+    return f"@{path}"

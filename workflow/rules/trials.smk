@@ -55,6 +55,6 @@ else:
                 mem_mb=config["resources"]["mem_mb"],
                 runtime=config["resources"]["runtime"],
             params:
-                spec=ws.batch_spec_json(PLAN, _trials),
+                spec=ws.batch_spec_file(PLAN, _trials),
             shell:
                 TRIAL_COMMAND
