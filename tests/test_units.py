@@ -189,7 +189,7 @@ def test_batches_keep_folds_together_and_change_little_when_the_study_grows():
 
 def test_auto_batch_size_targets_half_a_second_and_keeps_cores_busy():
     assert choose_trials_per_job(0.002, n_trials=600, cores=2) == 75  # balance-bound
-    assert choose_trials_per_job(0.002, n_trials=100_000, cores=2) == 256  # capped
+    assert choose_trials_per_job(0.001, n_trials=100_000, cores=2) == 256  # capped
     assert choose_trials_per_job(0.1, n_trials=600, cores=2) == 5
     assert choose_trials_per_job(2.0, n_trials=600, cores=2) == 1
 
