@@ -214,3 +214,24 @@ def test_threads_reach_open_n_jobs_parameters(monkeypatch):
     assert thread_parameters(pipe, steps) == {"rf__n_jobs": 3}
     monkeypatch.delenv("SNAKETUNE_THREADS")
     assert thread_parameters(KNeighborsClassifier(), spec) == {"n_jobs": 1}  # never -1
+
+
+def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch):
+    import base64
+    from types import SimpleNamespace
+
+    from snaketune.workflow_support import release_finished_trials
+
+    monkeypatch.chdir(tmp_path)
+    trials = tmp_path / "results" / "s" / "trials"
+    trials.mkdir(parents=True)
+    write_json_atomic(trials / "abc_0.json", record("abc", 0, 0.5))
+    (trials / "abc_1.json").write_text('{"trial_id": "ab')  # partial: keep its mark
+    marks = tmp_path / ".snakemake" / "incomplete"
+    marks.mkdir(parents=True)
+    for name in ("abc_0.json", "abc_1.json"):
+        key = base64.urlsafe_b64encode(f"results/s/trials/{name}".encode()).decode()
+        (marks / key).write_text("{}")
+    study = SimpleNamespace(out="results/s")
+    assert release_finished_trials(study) == 1
+    assert len(list(marks.iterdir())) == 1

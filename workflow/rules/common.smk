@@ -13,6 +13,9 @@ config.clear()
 config.update(STUDY.config)
 PLAN = STUDY.plan
 OUT = PLAN.out
+# A trial file that exists is whole (atomic write): never redo it for an "incomplete" mark.
+if ws.is_main_process(workflow):
+    ws.release_finished_trials(STUDY)
 # trials_per_job > 1 (or auto, measured once): batch id -> trial ids; empty = one job a trial.
 BATCHES = ws.batches(STUDY, workflow)
 # Hyperband / successive halving build their own DAG of rungs (workflow/rules/hyperband.smk).
