@@ -96,17 +96,93 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
                     problems += error.problems
             if problems:
                 raise ConfigError(problems)
-        study_config = load_config(config, basedir, check_data=main_process)
-        candidates = [] if {"hyperband", "successive_halving"} & set(study_config["search"]) else None
-        try:
-            plan = make_plan(study_config, basedir, candidates=candidates)
-        except Exception as exc:  # noqa: BLE001 - the checks missed something: still one line
-            message = " ".join(str(exc).split())
-            raise ConfigError([f"search: cannot plan the trials: {type(exc).__name__}: {message}"]) from None
+        cache = _plan_cache_path(config, basedir, main_process)
+        cached = _read_plan_cache(cache)
+        if cached is not None:
+            study_config, plan = cached
+        else:
+            study_config = load_config(config, basedir, check_data=main_process)
+            candidates = [] if {"hyperband", "successive_halving"} & set(study_config["search"]) else None
+            try:
+                plan = make_plan(study_config, basedir, candidates=candidates)
+            except Exception as exc:  # noqa: BLE001 - the checks missed something: still one line
+                message = " ".join(str(exc).split())
+                raise ConfigError([f"search: cannot plan the trials: {type(exc).__name__}: {message}"]) from None
+            _write_plan_cache(cache, study_config, plan)
     except ConfigError as error:
         _fail(error)
     set_trial_environment(study_config)
     return Study(study_config, plan)
+
+
+# Parse-time cache: every Snakemake process (and every cluster job) parses the workflow again.
+# Validating against scikit-learn and expanding the space import scikit-learn (~1.4 s); a config
+# seen before, with the same data files, library versions and snaketune code, skips both.
+_VERSIONED = ("scikit-learn", "numpy", "scipy", "snakemake")
+
+
+def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
+    import importlib.metadata
+    import re
+
+    from snaketune.data import source_digest
+    from snaketune.jsonutil import digest, file_sha256
+
+    study, output_dir = config.get("study"), config.get("output_dir", "results")
+    if not (isinstance(study, str) and re.fullmatch(r"[A-Za-z0-9_-]+", study)):
+        return None
+    if (
+        not isinstance(output_dir, str)
+        or not output_dir
+        or Path(output_dir).is_absolute()
+        or ".." in Path(output_dir).parts
+    ):
+        return None
+    try:
+        data = source_digest(config.get("data") or {}, Path(basedir))
+        versions = {name: importlib.metadata.version(name) for name in _VERSIONED}
+    except Exception:  # noqa: BLE001 - a missing file etc.: validate the slow way, which reports it
+        return None
+    package = Path(__file__).resolve().parent
+    code = [file_sha256(p) for p in sorted(package.glob("*.py"))]
+    code.append(file_sha256(package.parent / "workflow" / "schemas" / "config.schema.yaml"))
+    key = digest({"config": config, "data": data, "versions": versions, "code": code, "main": main_process}, 20)
+    return Path(basedir) / output_dir / study / ".snaketune" / f"plan-{key}.json"
+
+
+def _read_plan_cache(path: Path | None):
+    if path is None or not path.exists():
+        return None
+    from snaketune.space import as_candidate
+
+    try:
+        saved = json.loads(path.read_text())
+        fields = saved["plan"]
+        fields["candidates"] = [{k: as_candidate(v) for k, v in c.items()} for c in fields["candidates"]]
+        return saved["config"], Plan(**fields)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_plan_cache(path: Path | None, config: dict, plan: Plan) -> None:
+    if path is None:
+        return
+    from snaketune.jsonutil import write_json_atomic
+
+    fields = {
+        "out": plan.out,
+        "data_key": plan.data_key,
+        "cv_key": plan.cv_key,
+        "n_folds": plan.n_folds,
+        "candidates": plan.candidates,
+        "config_keys": plan.config_keys,
+        "trial_spec_base": plan.trial_spec_base,
+        "classifier": plan.classifier,
+    }
+    try:
+        write_json_atomic(path, {"config": config, "plan": fields})
+    except OSError:
+        pass
 
 
 def export_job_environment(basedir: str) -> None:

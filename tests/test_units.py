@@ -235,3 +235,28 @@ def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch
     study = SimpleNamespace(out="results/s")
     assert release_finished_trials(study) == 1
     assert len(list(marks.iterdir())) == 1
+
+
+def test_parse_time_cache_gives_the_same_study(tmp_path, monkeypatch):
+    from snaketune.workflow_support import load_study
+
+    monkeypatch.chdir(tmp_path)
+    config = json.loads(json.dumps(BASE))
+    config["estimator"] = {"class": "sklearn.neural_network.MLPClassifier"}
+    config["search"] = {
+        "random": {
+            "n_iter": 5,
+            "seed": 3,
+            "params": {"alpha": {"loguniform": [1e-5, 1e-1]}, "hidden_layer_sizes": [[10], [20, 30]]},
+        }
+    }
+    first = load_study(config, None, ".")
+    (cache,) = (tmp_path / "results" / "unit" / ".snaketune").glob("plan-*.json")
+    second = load_study(config, None, ".")
+    assert second.config == first.config
+    assert second.plan.trial_ids == first.plan.trial_ids
+    assert [second.plan.spec(t) for t in second.plan.trial_ids] == [first.plan.spec(t) for t in first.plan.trial_ids]
+    assert second.plan.candidates == first.plan.candidates  # tuples restored
+    config["cv"] = {"n_splits": 4}
+    load_study(config, None, ".")
+    assert len(list(cache.parent.glob("plan-*.json"))) == 2
