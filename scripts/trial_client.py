@@ -34,25 +34,15 @@ def _recv(sock) -> bytes:
     return bytes(data)
 
 
-def via_worker(address: str, specs: str, outputs: list):
-    """Return the worker's exit status, or None when no worker takes the trial."""
+def ask_worker(address: str, request: dict):
+    """Send one request; return the job's exit status, or None when no worker takes it."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect("\0" + address)
     except OSError:
         return None
     with sock:
-        parsed = json.loads(specs)
-        request = {
-            "specs": parsed if isinstance(parsed, list) else [parsed],
-            "outputs": [os.path.abspath(o) for o in outputs],
-            "cwd": os.getcwd(),
-            "timeout": os.environ.get("SNAKETUNE_TRIAL_TIMEOUT", ""),
-            "error_score": os.environ.get("SNAKETUNE_ERROR_SCORE", ""),
-            "threads": os.environ.get("SNAKETUNE_THREADS", ""),
-            "cache": os.path.abspath(os.environ["SNAKETUNE_CACHE"]) if os.environ.get("SNAKETUNE_CACHE") else "",
-        }
-        _send(sock, json.dumps(request).encode())
+        _send(sock, json.dumps(dict(request, cwd=os.getcwd())).encode())
         try:
             reply = json.loads(_recv(sock))
         except (ConnectionError, ValueError):
@@ -64,23 +54,18 @@ def via_worker(address: str, specs: str, outputs: list):
     return int(reply["status"])
 
 
-def call_via_worker(address: str, name: str, kwargs: str):
-    """Run a registered package call (snaketune/calls.py) in the worker; None if not taken."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect("\0" + address)
-    except OSError:
-        return None
-    with sock:
-        _send(sock, json.dumps({"call": name, "kwargs": json.loads(kwargs), "cwd": os.getcwd()}).encode())
-        try:
-            reply = json.loads(_recv(sock))
-        except (ConnectionError, ValueError):
-            return 1
-    if reply.get("refused"):
-        return None
-    sys.stderr.write(reply.get("log", ""))
-    return int(reply["status"])
+def trial_request(specs: str, outputs: list) -> dict:
+    """A job's trials plus the settings that travel outside the trial spec."""
+    parsed = json.loads(specs)
+    cache = os.environ.get("SNAKETUNE_CACHE")
+    return {
+        "specs": parsed if isinstance(parsed, list) else [parsed],
+        "outputs": [os.path.abspath(o) for o in outputs],
+        "timeout": os.environ.get("SNAKETUNE_TRIAL_TIMEOUT", ""),
+        "error_score": os.environ.get("SNAKETUNE_ERROR_SCORE", ""),
+        "threads": os.environ.get("SNAKETUNE_THREADS", ""),
+        "cache": os.path.abspath(cache) if cache else "",
+    }
 
 
 def main() -> int:
@@ -89,7 +74,7 @@ def main() -> int:
     address = None if os.environ.get("SLURM_JOB_ID") else os.environ.get("SNAKETUNE_WORKER")
     if sys.argv[1] == "--call":
         name, kwargs = sys.argv[2], sys.argv[3]
-        status = call_via_worker(address, name, kwargs) if address else None
+        status = ask_worker(address, {"call": name, "kwargs": json.loads(kwargs)}) if address else None
         if status is not None:
             return status
         os.execv(python, [python, "-m", "snaketune.calls", name, kwargs])
@@ -99,7 +84,7 @@ def main() -> int:
         with open(arg[1:]) as fh:
             specs = fh.read()
     if address:
-        status = via_worker(address, specs, outputs)
+        status = ask_worker(address, trial_request(specs, outputs))
         if status is not None:
             return status
     os.execv(python, [python, "-m", "snaketune.trial", arg, *outputs])
