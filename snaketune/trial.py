@@ -244,61 +244,41 @@ def execute(
     *,
     timeout: float | None = None,
     raise_errors: bool = False,
-    isolate: bool = False,
-    cancel=None,
     cache_dir: str | None = None,
-) -> dict | None:
-    """Run a trial and write its JSON atomically; return the record (None if cancelled).
+) -> dict:
+    """Run a trial and write its JSON atomically; return the record.
 
-    The trial runs in a forked child when ``isolate`` or a ``timeout`` is set. With
+    With a ``timeout`` the trial runs in a forked child (see :func:`run_isolated`). With
     ``raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised instead, so
     Snakemake stops the study and keeps the trial's log. With ``cache_dir`` (batched jobs), a
     finished ok record found there is restored by hard link instead of being recomputed.
     """
-    if cache_dir and _restore(spec, output, cache_dir):
+    cached = Path(cache_dir) / f"{spec['trial_id']}.json" if cache_dir else None
+    if cached is not None and cached.exists() and _link_atomic(cached, Path(output)):
         return json.loads(Path(output).read_text())
-    if isolate or timeout:
-        record = run_isolated(spec, timeout=timeout, cancel=cancel)
-        if record is None:
-            return None
-    else:
-        record = run_trial(spec)
+    record = run_isolated(spec, timeout=timeout) if timeout else run_trial(spec)
     if raise_errors and record["status"] != "ok":
         raise TrialFailed.from_record(spec, record)
     write_json_atomic(output, record)
-    if cache_dir and record["status"] == "ok":
-        _remember(spec, output, cache_dir)
+    if cached is not None and record["status"] == "ok":
+        _link_atomic(Path(output), cached)
     return record
 
 
-def _restore(spec: dict, output: str, cache_dir: str) -> bool:
-    cached = Path(cache_dir) / f"{spec['trial_id']}.json"
-    if not cached.exists():
-        return False
-    tmp = Path(output).with_name(f".{Path(output).name}.link")
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
+def _link_atomic(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` to ``target`` through a temporary name; False if that fails."""
+    tmp = target.with_name(f".{target.name}.link")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp.unlink(missing_ok=True)
-        os.link(cached, tmp)
-        os.replace(tmp, output)
+        os.link(source, tmp)
+        os.replace(tmp, target)
     except OSError:
         return False
     return True
 
 
-def _remember(spec: dict, output: str, cache_dir: str) -> None:
-    cached = Path(cache_dir) / f"{spec['trial_id']}.json"
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.name}.link")
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(output, tmp)
-        os.replace(tmp, cached)
-    except OSError:
-        pass
-
-
-def execute_many(specs: list[dict], outputs: list[str], *, cancel=None, isolate: bool = False) -> tuple[int, str]:
+def execute_many(specs: list[dict], outputs: list[str]) -> tuple[int, str]:
     """Run a job's trials in order; return (exit status, log text).
 
     Settings that do not change results come from the environment (see
@@ -312,32 +292,21 @@ def execute_many(specs: list[dict], outputs: list[str], *, cancel=None, isolate:
     lines = []
     for spec, output in zip(specs, outputs, strict=True):
         try:
-            record = execute(
-                spec,
-                output,
-                timeout=timeout,
-                raise_errors=raise_errors,
-                isolate=isolate,
-                cancel=cancel,
-                cache_dir=cache_dir,
-            )
+            record = execute(spec, output, timeout=timeout, raise_errors=raise_errors, cache_dir=cache_dir)
         except TrialFailed as exc:
             lines.append(str(exc))
             return 1, "\n".join(lines) + "\n"
-        if record is None:
-            return 1, "\n".join(lines + ["cancelled: the job went away"]) + "\n"
         lines.append(f"trial {spec['trial_id']}: {record['status']} in {record['fit_time']:.3f} s")
     return 0, "\n".join(lines) + "\n"
 
 
-def run_isolated(spec: dict, *, timeout: float | None = None, cancel=None) -> dict | None:
+def run_isolated(spec: dict, *, timeout: float) -> dict:
     """Run the trial in a forked child and return its record.
 
     A fork (not a thread or an alarm) because a fit stuck in C code can only be stopped by a
-    signal. After ``timeout`` seconds the child is killed and a ``timeout`` record returned.
-    ``cancel`` is a socket whose peer closing (the Snakemake job died) kills the child and
-    returns None. A child that dies without a record (killed, segfault) raises RuntimeError: the
-    job fails and a rerun retries the trial.
+    signal. After ``timeout`` seconds the child is killed and a ``timeout`` record returned. A
+    child that dies without a record (killed, segfault) raises RuntimeError: the job fails and a
+    rerun retries the trial.
     """
     import select
     import signal
@@ -363,21 +332,16 @@ def run_isolated(spec: dict, *, timeout: float | None = None, cancel=None) -> di
         finally:
             os._exit(status)
     os.close(write_fd)
-    deadline = time.monotonic() + timeout if timeout else None
+    deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
-    watched = [read_fd] + ([cancel] if cancel is not None else [])
     try:
         while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 _kill(pid)
                 return timeout_record(spec, start, timeout)
-            ready, _, _ = select.select(watched, [], [], remaining)
-            if cancel is not None and cancel in ready:
-                if not cancel.recv(1, socket.MSG_PEEK):
-                    _kill(pid)
-                    return None
-            if read_fd in ready:
+            ready, _, _ = select.select([read_fd], [], [], remaining)
+            if ready:
                 chunk = os.read(read_fd, 1 << 16)
                 if not chunk:
                     break

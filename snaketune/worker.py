@@ -228,22 +228,26 @@ class Worker:
 
 def handle_request(request: dict, conn: socket.socket) -> int:
     """Run a job's trials (or a registered call) for a connected client, in the forked handler."""
+    _set_parent_death_signal(signal.SIGKILL)
+    try:
+        status, log = _run_request(request)
+    except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
+        status, log = 1, traceback.format_exc()
+    try:
+        send_message(conn, {"status": status, "log": log})
+    except OSError:
+        status = 1
+    return status
+
+
+def _run_request(request: dict) -> tuple[int, str]:
+    """A registered call, or a job's trials run right here in the handler."""
     from snaketune.trial import execute_many
 
-    _set_parent_death_signal(signal.SIGKILL)
     if "call" in request:
         from snaketune.calls import run_call
 
-        try:
-            status, log = 0, run_call(request["call"], request.get("kwargs", {})) + " (warm worker)\n"
-        except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
-            status, log = 1, traceback.format_exc()
-        try:
-            send_message(conn, {"status": status, "log": log})
-        except OSError:
-            status = 1
-        return status
-    specs = request["specs"]
+        return 0, run_call(request["call"], request.get("kwargs", {})) + " (warm worker)\n"
     # The client's settings, not the worker's environment: they may differ between runs.
     os.environ["SNAKETUNE_TRIAL_TIMEOUT"] = request.get("timeout") or ""
     os.environ["SNAKETUNE_ERROR_SCORE"] = request.get("error_score") or ""
@@ -257,18 +261,10 @@ def handle_request(request: dict, conn: socket.socket) -> int:
             threadpool_limits(int(os.environ["SNAKETUNE_THREADS"]))
     except (ImportError, ValueError):
         pass
-    try:
-        # The handler is already a fork of the warm worker: trials run right here (a second fork
-        # per trial costs ~20 ms); the worker kills this handler if the client hangs up.
-        status, log = execute_many(specs, request["outputs"])
-        log = log.replace("\n", " (warm worker)\n") if status == 0 else log
-    except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
-        status, log = 1, traceback.format_exc()
-    try:
-        send_message(conn, {"status": status, "log": log})
-    except OSError:
-        status = 1
-    return status
+    # The handler is already a fork of the warm worker: trials run right here (a second fork per
+    # trial costs ~20 ms); the worker kills this handler if the client hangs up.
+    status, log = execute_many(request["specs"], request["outputs"])
+    return status, log.replace("\n", " (warm worker)\n") if status == 0 else log
 
 
 def _foreign_peer(conn: socket.socket) -> str | None:
