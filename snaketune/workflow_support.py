@@ -78,9 +78,7 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
     main_process = True
     configfiles = []
     if workflow is not None:
-        from snakemake.settings.types import ExecMode
-
-        main_process = workflow.exec_mode == ExecMode.DEFAULT
+        main_process = is_main_process(workflow)
         configfiles = list(getattr(workflow, "overwrite_configfiles", None) or [])
     try:
         if not config:
@@ -218,13 +216,11 @@ def plan_summary(plan: Plan) -> dict:
 
 def start_worker(study: Study, workflow):
     """Start the warm worker for a local, non-dry run when the config enables it."""
-    from snakemake.settings.types import ExecMode
-
     from snaketune import worker
 
     if not study.config.get("worker", True):
         return None
-    if not workflow.local_exec or workflow.exec_mode != ExecMode.DEFAULT or workflow.dryrun:
+    if not workflow.local_exec or not is_main_process(workflow) or workflow.dryrun:
         return None
     proc = worker.start(study.out, f"{study.out}/logs/worker.log")
     worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15)
@@ -255,9 +251,7 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
         return {}
     main_process, cores = True, 1
     if workflow is not None:
-        from snakemake.settings.types import ExecMode
-
-        main_process = workflow.exec_mode == ExecMode.DEFAULT
+        main_process = is_main_process(workflow)
         try:
             cores = workflow.cores or 1
         except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores

@@ -2,8 +2,6 @@
 # survivor of rung i-1 (read from its promotion file). See snaketune/hyperband_workflow.py.
 import sys as _sys
 
-from snakemake.settings.types import ExecMode as _ExecMode
-
 from snaketune import hyperband_workflow as hw
 from snaketune.config import ConfigError as _ConfigError
 
@@ -11,7 +9,7 @@ try:
     HB = hw.setup(STUDY)
 except _ConfigError as _error:
     ws._fail(_error)
-if workflow.exec_mode == _ExecMode.DEFAULT:
+if ws.is_main_process(workflow):
     print(HB.summary(), file=_sys.stderr)
 
 
