@@ -5,44 +5,31 @@
 SPEC (written by bench/run.py): the study's estimator, search section (snaketune's config
 format), scoring, seed, n_jobs, and the paths of snaketune's prepared ``X.npy``/``y.npy`` and
 stored splits ``.npz`` — so both sides fit the same estimator on the same rows and folds.
-Imports scikit-learn, not snaketune: what a user of GridSearchCV would run.
+Imports scikit-learn (what a user of GridSearchCV would run) and only snaketune's small
+``space`` module, to read the search section.
 """
 
 import json
 import sys
 import time
+from pathlib import Path
 
 T0 = time.perf_counter()
 
 import importlib  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: E402
 
 
-def values(spec):
-    """snaketune's value syntax -> a list of candidates or a scipy distribution."""
-    if isinstance(spec, list):
-        return [tuple(v) if isinstance(v, list) else v for v in spec]
-    ((kind, args),) = spec.items()
-    if kind == "range":
-        return list(range(*args))
-    if kind in ("linspace", "logspace"):
-        return [float(v) for v in getattr(np, kind)(args[0], args[1], int(args[2]))]
-    low, high = args
-    if kind == "loguniform":
-        return stats.loguniform(low, high)
-    if kind == "uniform":
-        return stats.uniform(loc=low, scale=high - low)
-    if kind == "randint":
-        return stats.randint(int(low), int(high))
-    raise ValueError(kind)
-
-
 def space(spec):
-    spaces = spec if isinstance(spec, list) else [spec]
-    return [{name: values(v) for name, v in s.items()} for s in spaces]
+    # snaketune's own expansion (a light module: numpy/scipy only), so both sides search the very
+    # same candidates, down to the last bit of every log-spaced float.
+    from snaketune.space import expand_space
+
+    return expand_space(spec)
 
 
 def jsonable(value):
