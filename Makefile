@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/ruff format --check snaketune scripts tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format snaketune scripts tests bench

@@ -84,8 +84,8 @@ def run_snaketune(config: dict, workdir: Path) -> dict:
 
 def study_data(out: Path):
     """The snaketune run's prepared data and its first split: identical rows for every method."""
-    from snaketune.data import load_prepared
-    from snaketune.splits import load_splits
+    from snaketune.base.data import load_prepared
+    from snaketune.base.splits import load_splits
 
     data_dir = next((out / "data").iterdir())
     data = load_prepared(data_dir, mmap=False)
@@ -111,9 +111,9 @@ def run_random(config, n_models, X, y, train, val) -> dict:
     from joblib import Parallel, delayed
     from sklearn.model_selection import ParameterSampler
 
-    from snaketune.estimator import build_estimator
-    from snaketune.space import expand_space
-    from snaketune.trial import search_parameters
+    from snaketune.base.estimator import build_estimator
+    from snaketune.evaluation.trial import search_parameters
+    from snaketune.search.space import expand_space
 
     spec = config["search"]["hyperband"]
     (dists,) = expand_space(spec["params"])
@@ -225,7 +225,7 @@ def dask_ml_job(job: dict) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from bench_hyperband import LayersMLP as MLP
 
-    from snaketune.space import expand_space
+    from snaketune.search.space import expand_space
 
     data = np.load(job["data"])
     X_train, y_train, X_val, y_val = data["X_train"], data["y_train"], data["X_val"], data["y_val"]

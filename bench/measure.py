@@ -8,7 +8,7 @@ Memory is measured two ways:
 * ``max_rss_mb``: ``ru_maxrss`` from ``wait4`` — the largest single process of the tree (the
   command itself or any descendant it waited for), exact, not sampled.
 
-Processes whose command line contains ``snaketune.worker`` (the warm worker and the handlers and
+Processes whose command line contains ``snaketune.runtime.worker`` (the warm worker and the handlers and
 trials it forks, which keep its command line) are also tracked on their own.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import psutil
 
 MB = 1024 * 1024
-WORKER_MARK = "snaketune.worker"
+WORKER_MARK = "snaketune.runtime.worker"
 
 
 @dataclass

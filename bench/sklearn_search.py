@@ -27,7 +27,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: E4
 def space(spec):
     # snaketune's own expansion (a light module: numpy/scipy only), so both sides search the very
     # same candidates, down to the last bit of every log-spaced float.
-    from snaketune.space import expand_space
+    from snaketune.search.space import expand_space
 
     return expand_space(spec)
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from snaketune.report import write_leaderboard
+from snaketune.results.report import write_leaderboard
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 - injected by Snakemake
 p = snakemake.params  # noqa: F821

@@ -2,7 +2,7 @@
 
 import sys
 
-from snaketune.hyperband_workflow import write_results
+from snaketune.results.adaptive import write_results
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 - injected by Snakemake
 p = snakemake.params  # noqa: F821

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from snaketune.hyperband_workflow import refit_best
+from snaketune.evaluation.adaptive import refit_best
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 - injected by Snakemake
 refit_best(

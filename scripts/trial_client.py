@@ -77,7 +77,7 @@ def main() -> int:
         status = ask_worker(address, {"call": name, "kwargs": json.loads(kwargs)}) if address else None
         if status is not None:
             return status
-        os.execv(python, [python, "-m", "snaketune.calls", name, kwargs])
+        os.execv(python, [python, "-m", "snaketune.runtime.calls", name, kwargs])
     arg, outputs = sys.argv[1], sys.argv[2:]
     specs = arg
     if arg.startswith("@"):  # a batch's specs, written once to a file (workflow_support.batch_spec_file)
@@ -87,7 +87,7 @@ def main() -> int:
         status = ask_worker(address, trial_request(specs, outputs))
         if status is not None:
             return status
-    os.execv(python, [python, "-m", "snaketune.trial", arg, *outputs])
+    os.execv(python, [python, "-m", "snaketune.evaluation.trial", arg, *outputs])
 
 
 if __name__ == "__main__":

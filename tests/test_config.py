@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from snaketune.config import ConfigError, load_config, main, read_yaml, schema_problems
-from snaketune.workflow_support import load_study
+from snaketune.config.load import ConfigError, load_config, main, read_yaml, schema_problems
+from snaketune.workflow.support import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,19 +99,26 @@ def test_schema_problems_empty_for_valid():
 
 
 def test_package_never_evaluates_config_text():
-    # Config text is data: no eval/exec, and YAML only through SafeLoader.
+    # Config text is data: no eval/exec, YAML only through SafeLoader, and pickles are loaded only
+    # where the package reads model states it wrote itself (adaptive search).
     pattern = re.compile(
         r"\b(eval|exec)\s*\(|\bcompile\s*\(|__import__|yaml\.(unsafe_)?load\((?![^)]*SafeLoader|[^)]*_StrictLoader)|"
         r"Loader=yaml\.(Full|Unsafe)?Loader\b|pickle\.loads?\("
     )
+    may_unpickle = {"snaketune/evaluation/adaptive.py"}
+    sources = [*(REPO / "snaketune").rglob("*.py"), *(REPO / "scripts").glob("*.py"), REPO / "Snakefile"]
+    sources += (REPO / "workflow" / "rules").glob("*.smk")
     offenders = []
-    for path in [*(REPO / "snaketune").glob("*.py"), REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
+    for path in sources:
+        name = str(path.relative_to(REPO))
         for number, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]
-            if pattern.search(code) and "pickle" not in code:
-                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+            if pattern.search(code) and not (name in may_unpickle and "pickle.load(" in code):
+                offenders.append(f"{name}:{number}: {line.strip()}")
     assert offenders == []
-    assert issubclass(__import__("snaketune.config").config._StrictLoader, yaml.SafeLoader)
+    # The pattern fires on what it is meant to catch.
+    assert all(pattern.search(s) for s in ("eval(x)", "pickle.loads(b)", "yaml.load(f)", "exec(code)"))
+    assert issubclass(__import__("snaketune.config.load").config.load._StrictLoader, yaml.SafeLoader)
 
 
 def test_check_command(tmp_path, capsys, monkeypatch):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from snaketune.config import ConfigError, load_config, read_yaml
+from snaketune.config.load import ConfigError, load_config, read_yaml
 
 BASE = {
     "study": "s",

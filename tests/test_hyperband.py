@@ -1,4 +1,4 @@
-"""Unit tests of the adaptive-search schedule (snaketune.hyperband) and of promotion."""
+"""Unit tests of the adaptive-search schedule (snaketune.search.hyperband) and of promotion."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from snaketune.hyperband import (
+from snaketune.cli import main
+from snaketune.search.hyperband import (
     dask_ml_bracket_count,
     hyperband_schedule,
     ilog,
-    main,
     successive_halving_schedule,
 )
 
@@ -148,11 +148,11 @@ def test_plan_command(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------
-# Promotion and evaluation helpers (snaketune.hyperband_workflow)
+# Promotion and evaluation helpers (snaketune.evaluation.adaptive)
 
 
 def _record(path, model_id, key, score, status="ok", stopped=False):
-    from snaketune.jsonutil import write_json_atomic
+    from snaketune.base.jsonutil import write_json_atomic
 
     write_json_atomic(
         path,
@@ -172,7 +172,7 @@ def _record(path, model_id, key, score, status="ok", stopped=False):
 def test_promotion_is_deterministic_with_ties(tmp_path):
     import json
 
-    from snaketune.hyperband_workflow import promote
+    from snaketune.evaluation.adaptive import promote
 
     rows = [
         ("b1-0", "cccc", 0.5),
@@ -196,7 +196,7 @@ def test_promotion_is_deterministic_with_ties(tmp_path):
 
 
 def test_subsamples_are_nested_and_stratified():
-    from snaketune.hyperband_workflow import block, row_order
+    from snaketune.evaluation.adaptive import block, row_order
 
     y = np.repeat([0, 1, 2, 3], [50, 100, 150, 200])
     train = np.arange(0, 500, 1)
@@ -218,20 +218,20 @@ def test_subsamples_are_nested_and_stratified():
 
 
 def test_plateau_rule_matches_dask_ml():
-    from snaketune.hyperband_workflow import _plateau
+    from snaketune.evaluation.adaptive import plateau
 
     hist = [{"units": u, "score": s} for u, s in [(1, 0.5), (2, 0.6), (3, 0.6005), (4, 0.6008)]]
-    assert _plateau(hist, patience=2, tol=1e-3)  # 0.6 -> 0.6008: no gain above tol within 2 units
-    assert not _plateau(hist[:3], patience=2, tol=1e-4)
-    assert not _plateau(hist[:2], patience=2, tol=1e-3)  # 0.5 -> 0.6 improved
-    assert not _plateau(hist[:1], patience=2, tol=1e-3)  # not yet patience units
+    assert plateau(hist, patience=2, tol=1e-3)  # 0.6 -> 0.6008: no gain above tol within 2 units
+    assert not plateau(hist[:3], patience=2, tol=1e-4)
+    assert not plateau(hist[:2], patience=2, tol=1e-3)  # 0.5 -> 0.6 improved
+    assert not plateau(hist[:1], patience=2, tol=1e-3)  # not yet patience units
 
 
 def test_example_config_is_valid_and_its_plan_is_documented():
     from pathlib import Path
 
-    from snaketune.config import load_config, read_yaml
-    from snaketune.hyperband import schedule_from_config
+    from snaketune.config.load import load_config, read_yaml
+    from snaketune.search.hyperband import schedule_from_config
 
     repo = Path(__file__).resolve().parents[1]
     path = repo / "examples" / "mlp-circles-hyperband.yaml"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from snaketune import plots
+from snaketune.results import plots
 
 CONFIG = {
     "study": "p",
@@ -27,7 +27,7 @@ CONFIG = {
 def _leaderboard(config=CONFIG, n_folds=3, failed=(), seed=0):
     import pandas as pd
 
-    from snaketune.space import candidates
+    from snaketune.search.space import candidates
 
     rng = np.random.default_rng(seed)
     cands = candidates(config["search"])

@@ -121,7 +121,7 @@ def _workers():
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"] or []
-        if "snaketune.worker" in cmd:
+        if "snaketune.runtime.worker" in cmd:
             found.append(p)
     return found
 
@@ -164,12 +164,12 @@ def _kill_random_trial_process(rng) -> bool:
     victims = []
     for p in psutil.process_iter(["cmdline", "ppid"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if "trial_client.py" in cmd or "snaketune.trial" in cmd:
+        if "trial_client.py" in cmd or "snaketune.evaluation.trial" in cmd:
             victims.append(p)
-        elif "snaketune.worker" in cmd:
+        elif "snaketune.runtime.worker" in cmd:
             try:
                 parent = psutil.Process(p.info["ppid"])
-                if "snaketune.worker" in " ".join(parent.cmdline()):
+                if "snaketune.runtime.worker" in " ".join(parent.cmdline()):
                     victims.append(p)  # a handler or its forked trial
             except psutil.Error:
                 pass

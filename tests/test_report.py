@@ -102,7 +102,7 @@ def _frame_and_summaries(tmp_path):
 
 
 def test_pages_hold_leaderboard_best_and_provenance(tmp_path):
-    from snaketune import report
+    from snaketune.results import report
 
     frame, best, refit, config = _frame_and_summaries(tmp_path)
     board = report.leaderboard_html(frame, config)
@@ -121,7 +121,7 @@ def test_pages_hold_leaderboard_best_and_provenance(tmp_path):
 def test_completion_order_follows_trial_end_times():
     import pandas as pd
 
-    from snaketune.report import add_completion
+    from snaketune.results.report import add_completion
 
     frame = pd.DataFrame({"x": [0, 1, 2]})
     records = {

@@ -35,8 +35,8 @@ SLOW = {
 
 
 def _plan(config, workdir):
-    from snaketune.config import load_config
-    from snaketune.plan import make_plan
+    from snaketune.config.load import load_config
+    from snaketune.search.plan import make_plan
 
     config = load_config(config, workdir, check_data=False)
     return config, make_plan(config, workdir)
@@ -59,7 +59,7 @@ def _record(trial_id, status, score, start, seconds):
 
 
 def test_status_counts_trials_and_estimates_time_left(tmp_path, monkeypatch):
-    from snaketune.status import collect, format_status
+    from snaketune.results.status import collect, format_status
 
     monkeypatch.chdir(tmp_path)
     config, plan = _plan(KNN, tmp_path)

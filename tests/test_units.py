@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
 
-from snaketune.aggregate import CorruptTrialError, cv_results, read_record
-from snaketune.batching import choose_trials_per_job, make_batches
-from snaketune.config import load_config
-from snaketune.jsonutil import canonical, digest, write_json_atomic
-from snaketune.plan import make_plan
-from snaketune.space import candidates, expand_values
-from snaketune.splits import compute_splits, load_splits, n_folds, save_splits
-from snaketune.trial import fit_and_score
+from snaketune.base.jsonutil import canonical, digest, write_json_atomic
+from snaketune.base.splits import compute_splits, load_splits, n_folds, save_splits
+from snaketune.config.load import load_config
+from snaketune.evaluation.trial import fit_and_score
+from snaketune.results.aggregate import CorruptTrialError, cv_results, read_record
+from snaketune.runtime.batching import choose_trials_per_job, make_batches
+from snaketune.search.plan import make_plan
+from snaketune.search.space import candidates, expand_values
 
 BASE = {
     "study": "unit",
@@ -200,7 +200,7 @@ def test_threads_reach_open_n_jobs_parameters(monkeypatch):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from snaketune.trial import thread_parameters
+    from snaketune.evaluation.trial import thread_parameters
 
     monkeypatch.setenv("SNAKETUNE_THREADS", "3")
     spec = {"estimator": {"class": "x"}, "params": {}}
@@ -220,7 +220,7 @@ def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch
     import base64
     from types import SimpleNamespace
 
-    from snaketune.workflow_support import release_finished_trials
+    from snaketune.workflow.support import release_finished_trials
 
     monkeypatch.chdir(tmp_path)
     trials = tmp_path / "results" / "s" / "trials"
@@ -238,7 +238,7 @@ def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch
 
 
 def test_parse_time_cache_gives_the_same_study(tmp_path, monkeypatch):
-    from snaketune.workflow_support import load_study
+    from snaketune.workflow.support import load_study
 
     monkeypatch.chdir(tmp_path)
     config = json.loads(json.dumps(BASE))

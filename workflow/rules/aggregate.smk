@@ -1,6 +1,6 @@
 # Trial files -> leaderboard (sklearn cv_results_ columns), plots, the refit best model, and the
 # pages of the study report (`snakemake --report results/report.html`, see docs/report.md).
-from snaketune.plots import PLOT_TITLES
+from snaketune.results.plots import PLOT_TITLES
 
 
 # Landing page of the report: what the study is and where to look.

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from snaketune import workflow_support as ws
+from snaketune.workflow import support as ws
 
 # Jobs import the package from the workflow folder and run this venv's python.
 ws.export_job_environment(workflow.basedir)
@@ -22,7 +22,7 @@ BATCHES = ws.batches(STUDY, workflow)
 ADAPTIVE = STUDY.adaptive
 
 
-# A job that runs a registered package call (snaketune/calls.py): in the warm worker when one
+# A job that runs a registered package call (snaketune/runtime/calls.py): in the warm worker when one
 # runs, else in a new Python. Rules pass the call's keyword arguments as JSON in params.call.
 CALL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" --call {name} {{params.call:q}} > {{log:q}} 2>&1'
 
@@ -44,7 +44,7 @@ wildcard_constraints:
     trial=r"[0-9a-f]{12}_[0-9]+",
 
 
-# The warm worker (snaketune/worker.py) lives exactly as long as this local run.
+# The warm worker (snaketune/runtime/worker.py) lives exactly as long as this local run.
 WORKER = {}
 
 

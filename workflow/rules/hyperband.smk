@@ -1,14 +1,14 @@
 # Hyperband / successive halving as a static DAG: slot j of rung i of bracket b trains the j-th
-# survivor of rung i-1 (read from its promotion file). See snaketune/hyperband_workflow.py.
+# survivor of rung i-1 (read from its promotion file). See snaketune/evaluation/adaptive.py.
 import sys as _sys
 
-from snaketune import hyperband_workflow as hw
-from snaketune.config import ConfigError as _ConfigError
+from snaketune.evaluation import adaptive as hw
+from snaketune.config.load import ConfigError as _ConfigError
 
 try:
     HB = hw.setup(STUDY)
 except _ConfigError as _error:
-    ws._fail(_error)
+    ws.fail_config(_error)
 if ws.is_main_process(workflow):
     print(HB.summary(), file=_sys.stderr)
 

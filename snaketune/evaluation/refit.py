@@ -7,10 +7,10 @@ import pickle
 import time
 from pathlib import Path
 
-from snaketune.data import load_prepared
-from snaketune.estimator import build_estimator
-from snaketune.jsonutil import write_json_atomic
-from snaketune.trial import search_parameters, versions
+from snaketune.base.data import load_prepared
+from snaketune.base.estimator import build_estimator
+from snaketune.base.jsonutil import write_json_atomic
+from snaketune.evaluation.trial import search_parameters, versions
 
 
 def refit_best(*, data_dir, best_path, estimator, allowed_modules, seed, scoring, model_path, summary_path):

@@ -62,11 +62,11 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
     """
     import numpy as np
 
-    from snaketune.data import is_classification, load_source
-    from snaketune.estimator import build_estimator
-    from snaketune.jsonutil import to_jsonable
-    from snaketune.splits import compute_splits
-    from snaketune.trial import _scorers, fit_and_score, search_parameters
+    from snaketune.base.data import is_classification, load_source
+    from snaketune.base.estimator import build_estimator
+    from snaketune.base.jsonutil import to_jsonable
+    from snaketune.base.splits import compute_splits
+    from snaketune.evaluation.trial import fit_and_score, make_scorers, search_parameters
 
     X, y, _, _ = load_source(config["data"], basedir)
     from sklearn.base import is_classifier
@@ -74,7 +74,7 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
     estimator = build_estimator(config["estimator"], config["allowed_modules"], config["seed"])
     splits = compute_splits(config["cv"], y, bool(is_classifier(estimator)) and is_classification(y))
     train, test = splits[0]
-    scorers = _scorers(config["scoring"])
+    scorers = make_scorers(config["scoring"])
     times = []
     for params in candidates[:repeats]:
         t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
     setting = config.get("trials_per_job", 1)
     if setting != "auto":
         return int(setting)
-    from snaketune.jsonutil import digest
+    from snaketune.base.jsonutil import digest
 
     memo = Path(plan.out) / ".snaketune" / "trials_per_job.json"
     # Keyed by what sets a trial's cost class, not by the grid: growing the grid keeps batches.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from snaketune.jsonutil import digest, to_jsonable
-from snaketune.splits import n_folds
+from snaketune.base.jsonutil import digest, to_jsonable
+from snaketune.base.splits import n_folds
 
 PLAN_FORMAT = 1
 
@@ -78,8 +78,8 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
     candidates : list of dict, optional
         Parameter configurations; by default those of the grid or random search.
     """
-    from snaketune.data import source_digest
-    from snaketune.space import candidates as space_candidates
+    from snaketune.base.data import source_digest
+    from snaketune.search.space import candidates as space_candidates
 
     out = f"{config['output_dir']}/{config['study']}"
     data_key = digest(source_digest(config["data"], Path(basedir)))
@@ -112,6 +112,6 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
 def _is_classifier(config: dict) -> bool:
     from sklearn.base import is_classifier
 
-    from snaketune.estimator import build_estimator
+    from snaketune.base.estimator import build_estimator
 
     return bool(is_classifier(build_estimator(config["estimator"], config["allowed_modules"])))

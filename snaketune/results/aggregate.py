@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snaketune.jsonutil import to_jsonable
+from snaketune.base.jsonutil import to_jsonable
+from snaketune.evaluation.trial import error_value
 
 
 class CorruptTrialError(RuntimeError):
@@ -53,7 +54,7 @@ def read_records(paths) -> dict[str, dict]:
     return records
 
 
-def _rank(means: np.ndarray) -> np.ndarray:
+def rank_scores(means: np.ndarray) -> np.ndarray:
     """sklearn's ranking: higher is better, ties share the lowest rank, NaN ranks last."""
     from scipy.stats import rankdata
 
@@ -61,13 +62,6 @@ def _rank(means: np.ndarray) -> np.ndarray:
         return np.ones_like(means, dtype=np.int32)
     filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
     return rankdata(-filled, method="min").astype(np.int32)
-
-
-def error_value(error_score) -> float:
-    """Score given to a failed or timed-out fold."""
-    if error_score in ("nan", "raise") or error_score is None:
-        return math.nan
-    return float(error_score)
 
 
 def cv_results(
@@ -128,7 +122,7 @@ def cv_results(
         results[f"mean_{name}"] = means
         results[f"std_{name}"] = np.sqrt(np.average((array - means[:, np.newaxis]) ** 2, axis=1))
         if rank:
-            results[f"rank_{name}"] = _rank(means)
+            results[f"rank_{name}"] = rank_scores(means)
 
     store("fit_time", fit_time)
     store("score_time", score_time)

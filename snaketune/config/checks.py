@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from snaketune.estimator import EstimatorSpecError, build_estimator, estimator_classes, import_class
+from snaketune.base.estimator import EstimatorSpecError, build_estimator, estimator_classes, import_class
 
 CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 
@@ -236,7 +236,7 @@ def _search_problems(config: dict, estimator) -> list[str]:
             elif not spec_problems and (
                 isinstance(values, list) or next(iter(values)) in ("range", "linspace", "logspace")
             ):
-                from snaketune.space import expand_values
+                from snaketune.search.space import expand_values
 
                 out += _guarded(key, _invalid_values, key, estimator, name, expand_values(values))
     resource = search.get("resource") if isinstance(search, dict) else None
@@ -333,7 +333,7 @@ def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True
 
         import sklearn.datasets
 
-        from snaketune.data import make_circles
+        from snaketune.base.data import make_circles
 
         generate = getattr(sklearn.datasets, data["generator"])
         accepted = set(inspect.signature(generate).parameters)
@@ -349,7 +349,7 @@ def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True
     elif data.get("params"):
         return ["data.params: only used with data.generator"]
     try:
-        from snaketune.data import is_classification, load_source
+        from snaketune.base.data import is_classification, load_source
 
         _, y, _, _ = load_source(data, basedir)
     except Exception as exc:  # noqa: BLE001 - e.g. a generator rejecting its arguments
@@ -365,7 +365,7 @@ def _table_problems(data: dict, key: str, basedir: Path) -> list[str]:
     if not path.is_file():
         return [f"data.{key}: file {data[key]!r} not found (relative to {basedir})"]
     try:
-        from snaketune.data import read_table
+        from snaketune.base.data import read_table
 
         frame = read_table(data, basedir)
     except Exception as exc:  # noqa: BLE001

@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from snaketune.config import ConfigError, load_config, read_yaml
-from snaketune.plan import Plan, make_plan
+from snaketune.config.load import ConfigError, load_config, read_yaml
+from snaketune.search.plan import Plan, make_plan
 
 
 @dataclass
@@ -29,13 +29,13 @@ class Study:
         return self.plan.out
 
     def plot_names(self) -> list[str]:
-        from snaketune.plots import plot_names
+        from snaketune.results.plots import plot_names
 
         return plot_names(self.config)
 
     def final_outputs(self) -> list[str]:
         if self.adaptive:
-            from snaketune.hyperband_workflow import final_outputs
+            from snaketune.evaluation.adaptive import final_outputs
 
             return final_outputs(self)
         out = self.out
@@ -53,7 +53,7 @@ class Study:
         )  # targets too: Snakemake does not redo a deleted intermediate file
 
 
-def _fail(error: ConfigError) -> None:
+def fail_config(error: ConfigError) -> None:
     # One line per problem and no traceback: exit before Snakemake builds any job.
     print(str(error), file=sys.stderr, flush=True)
     sys.exit(1)
@@ -108,7 +108,7 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
                 raise ConfigError([f"search: cannot plan the trials: {type(exc).__name__}: {message}"]) from None
             _write_plan_cache(cache, study_config, plan)
     except ConfigError as error:
-        _fail(error)
+        fail_config(error)
     set_trial_environment(study_config)
     return Study(study_config, plan)
 
@@ -123,8 +123,8 @@ def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
     import importlib.metadata
     import re
 
-    from snaketune.data import source_digest
-    from snaketune.jsonutil import digest, file_sha256
+    from snaketune.base.data import source_digest
+    from snaketune.base.jsonutil import digest, file_sha256
 
     study, output_dir = config.get("study"), config.get("output_dir", "results")
     if not (isinstance(study, str) and re.fullmatch(r"[A-Za-z0-9_-]+", study)):
@@ -141,8 +141,8 @@ def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
         versions = {name: importlib.metadata.version(name) for name in _VERSIONED}
     except Exception:  # noqa: BLE001 - a missing file etc.: validate the slow way, which reports it
         return None
-    package = Path(__file__).resolve().parent
-    code = [file_sha256(p) for p in sorted(package.glob("*.py"))]
+    package = Path(__file__).resolve().parents[1]
+    code = [file_sha256(p) for p in sorted(package.rglob("*.py"))]
     code.append(file_sha256(package.parent / "workflow" / "schemas" / "config.schema.yaml"))
     key = digest({"config": config, "data": data, "versions": versions, "code": code, "main": main_process}, 20)
     return Path(basedir) / output_dir / study / ".snaketune" / f"plan-{key}.json"
@@ -151,7 +151,7 @@ def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
 def _read_plan_cache(path: Path | None):
     if path is None or not path.exists():
         return None
-    from snaketune.space import as_candidate
+    from snaketune.search.space import as_candidate
 
     try:
         saved = json.loads(path.read_text())
@@ -165,7 +165,7 @@ def _read_plan_cache(path: Path | None):
 def _write_plan_cache(path: Path | None, config: dict, plan: Plan) -> None:
     if path is None:
         return
-    from snaketune.jsonutil import write_json_atomic
+    from snaketune.base.jsonutil import write_json_atomic
 
     fields = {
         "out": plan.out,
@@ -205,7 +205,7 @@ def spec_json(plan: Plan, trial_id: str) -> str:
 
 def plan_summary(plan: Plan) -> dict:
     """What the aggregate step needs of the plan (JSON-able, so it can be a rule param)."""
-    from snaketune.jsonutil import to_jsonable
+    from snaketune.base.jsonutil import to_jsonable
 
     return {
         "candidates": to_jsonable(plan.candidates),
@@ -216,7 +216,7 @@ def plan_summary(plan: Plan) -> dict:
 
 def start_worker(study: Study, workflow):
     """Start the warm worker for a local, non-dry run when the config enables it."""
-    from snaketune import worker
+    from snaketune.runtime import worker
 
     if not study.config.get("worker", True):
         return None
@@ -228,7 +228,7 @@ def start_worker(study: Study, workflow):
 
 
 def stop_worker(proc) -> None:
-    from snaketune import worker
+    from snaketune.runtime import worker
 
     worker.stop(proc)
 
@@ -245,7 +245,7 @@ def print_top(study: Study, n: int = 5) -> None:
 
 def batches(study: Study, workflow=None) -> dict[str, list[str]]:
     """Batches of trials for ``trials_per_job`` (``auto`` measured in the main process only)."""
-    from snaketune.batching import make_batches, resolve_trials_per_job
+    from snaketune.runtime.batching import make_batches, resolve_trials_per_job
 
     if study.adaptive:
         return {}
@@ -269,12 +269,12 @@ def batch_spec_file(plan: Plan, trial_ids: list[str]) -> str:
     argument is capped at 128 KiB. The name is a content hash, so the params check still reruns a
     batch whose trials change, and an existing file never needs rewriting.
     """
-    from snaketune.jsonutil import digest
+    from snaketune.base.jsonutil import digest
 
     specs = [plan.spec(t) for t in trial_ids]
     path = Path(plan.out) / ".snaketune" / "batches" / f"{digest(specs, 16)}.json"
     if not path.exists():
-        from snaketune.jsonutil import write_json_atomic
+        from snaketune.base.jsonutil import write_json_atomic
 
         write_json_atomic(path, specs)
     return f"@{path}"
@@ -299,7 +299,7 @@ def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> 
     """
     import base64
 
-    from snaketune.aggregate import CorruptTrialError, read_record
+    from snaketune.results.aggregate import CorruptTrialError, read_record
 
     root = Path(snakemake_dir) / "incomplete"
     if not root.is_dir():

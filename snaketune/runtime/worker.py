@@ -16,7 +16,6 @@ folder it was started for; the client falls back to running in-process when no w
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import select
@@ -29,16 +28,9 @@ import time
 import traceback
 from pathlib import Path
 
+from snaketune.base.procs import set_parent_death_signal
+
 ENV_ADDRESS = "SNAKETUNE_WORKER"
-
-
-def _set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to signal us when our parent dies (no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def send_message(sock: socket.socket, obj) -> None:
@@ -85,15 +77,15 @@ class Worker:
         self.warmed: set = set()
 
     def serve(self) -> None:
-        _set_parent_death_signal()
+        set_parent_death_signal()
         # Import the heavy stack once; every forked trial inherits it.
         import importlib
 
         import sklearn.base  # noqa: F401
         import sklearn.metrics  # noqa: F401
 
-        from snaketune import trial  # noqa: F401
-        from snaketune.calls import PRELOAD
+        from snaketune.evaluation import trial  # noqa: F401
+        from snaketune.runtime.calls import PRELOAD
 
         try:
             from threadpoolctl import threadpool_limits
@@ -163,10 +155,10 @@ class Worker:
             return
         if "call" not in request:
             try:
-                from snaketune.trial import _study_inputs
+                from snaketune.evaluation.trial import load_inputs
 
                 # Load data and build the estimator here, before the fork, so children share it.
-                _study_inputs(spec)
+                load_inputs(spec)
                 self._warm_up(spec)
             except Exception:  # noqa: BLE001 - let the handler report it as the trial's failure
                 pass
@@ -188,13 +180,13 @@ class Worker:
         Thread pools are limited to one thread in the worker (see serve), so no OpenMP pool
         exists when we fork: GNU OpenMP is not fork-safe once its pool has started.
         """
-        from snaketune.trial import _study_inputs, fit_and_score, search_parameters
+        from snaketune.evaluation.trial import fit_and_score, load_inputs, search_parameters
 
         key = (spec["data_dir"], repr(spec["estimator"]))
         if key in self.warmed:
             return
         self.warmed.add(key)
-        data, splits, estimator, scorers = _study_inputs(spec)
+        data, splits, estimator, scorers = load_inputs(spec)
         train, test = splits[0]
         fit_and_score(
             estimator,
@@ -210,7 +202,7 @@ class Worker:
         if request.get("cwd") != self.cwd:
             return f"worker serves {self.cwd}, not {request.get('cwd')}"
         if "call" in request:
-            from snaketune.calls import CALLS
+            from snaketune.runtime.calls import CALLS
 
             if request["call"] not in CALLS:
                 return f"unknown call {request['call']!r}"
@@ -228,7 +220,7 @@ class Worker:
 
 def handle_request(request: dict, conn: socket.socket) -> int:
     """Run a job's trials (or a registered call) for a connected client, in the forked handler."""
-    _set_parent_death_signal(signal.SIGKILL)
+    set_parent_death_signal(signal.SIGKILL)
     try:
         status, log = _run_request(request)
     except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
@@ -242,10 +234,10 @@ def handle_request(request: dict, conn: socket.socket) -> int:
 
 def _run_request(request: dict) -> tuple[int, str]:
     """A registered call, or a job's trials run right here in the handler."""
-    from snaketune.trial import execute_many
+    from snaketune.evaluation.trial import execute_many
 
     if "call" in request:
-        from snaketune.calls import run_call
+        from snaketune.runtime.calls import run_call
 
         return 0, run_call(request["call"], request.get("kwargs", {})) + " (warm worker)\n"
     # The client's settings, not the worker's environment: they may differ between runs.
@@ -293,7 +285,7 @@ def _kill_group(pid: int) -> None:
 
 
 def worker_address(study_dir: str, parent_pid: int) -> str:
-    from snaketune.jsonutil import digest
+    from snaketune.base.jsonutil import digest
 
     return f"snaketune-{digest(os.path.abspath(study_dir), 10)}-{parent_pid}"
 
@@ -310,7 +302,7 @@ def start(study_dir: str, log_path: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "snaketune.worker",
+            "snaketune.runtime.worker",
             "--address",
             address,
             "--study-dir",

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 # Plain-words meaning of the schema's name patterns (jsonschema would only quote the regex).
 _PATTERN_HINTS = {
@@ -265,7 +265,7 @@ def normalise(config: dict) -> dict:
 
 
 def _looks_like_regressor(config: dict) -> bool:
-    from snaketune.estimator import estimator_classes, import_class
+    from snaketune.base.estimator import estimator_classes, import_class
 
     allowed = config.get("allowed_modules", ())
     if not isinstance(allowed, list) or not all(isinstance(m, str) for m in allowed):
@@ -326,7 +326,7 @@ def load_config(config: dict, basedir: str | Path = ".", check_data: bool = True
     fill_defaults(config, schema)
     if "scoring" not in invalid:
         normalise(config)
-    from snaketune.checks import semantic_problems
+    from snaketune.config.checks import semantic_problems
 
     problems += semantic_problems(config, Path(basedir), check_data=check_data, invalid=invalid)
     if problems:
@@ -360,7 +360,3 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{name}: ok")
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from snaketune.aggregate import best_index, cv_results, read_records, to_frame, top_table
-from snaketune.jsonutil import to_jsonable, write_json_atomic
-from snaketune.space import as_candidate
+from snaketune.results.aggregate import best_index, cv_results, read_records, to_frame, top_table
+from snaketune.base.jsonutil import to_jsonable, write_json_atomic
+from snaketune.search.space import as_candidate
 
 
 def write_leaderboard(*, trial_paths, plan, scoring, refit, error_score, return_train_score, top_n, outputs):
@@ -296,7 +296,7 @@ def best_html(best: dict, refit_summary: dict, config: dict) -> str:
 
 
 def _space_rows(config: dict) -> list[list[str]]:
-    from snaketune.space import log_spaced_parameters
+    from snaketune.search.space import log_spaced_parameters
 
     ((kind, spec),) = config["search"].items()
     spaces = spec if kind == "grid" else spec["params"]

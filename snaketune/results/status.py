@@ -88,7 +88,7 @@ def _latest_run(records: dict[str, dict]) -> tuple[float, float, int] | None:
 
 def collect(config: dict, plan, now: float | None = None, top_n: int = 5) -> Status:
     """The progress of ``plan`` from its trial files (relative paths: the current folder)."""
-    from snaketune.aggregate import cv_results, to_frame, top_table
+    from snaketune.results.aggregate import cv_results, to_frame, top_table
 
     now = time.time() if now is None else now
     refit = config["refit"]
@@ -190,7 +190,7 @@ def format_status(status: Status) -> str:
 def _find_config(study: str | None, config_path: str | None) -> dict:
     """The study config: ``--config FILE``, else ./config.yaml, else (for ``--study NAME``) a
     YAML file in . or examples/ that declares ``study: NAME``."""
-    from snaketune.config import read_yaml
+    from snaketune.config.load import read_yaml
 
     if config_path:
         config = read_yaml(config_path)
@@ -222,8 +222,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from snaketune.config import ConfigError, load_config
-    from snaketune.plan import make_plan
+    from snaketune.config.load import ConfigError, load_config
+    from snaketune.search.plan import make_plan
 
     try:
         raw = _find_config(args.study, args.config)

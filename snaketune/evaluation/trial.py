@@ -9,6 +9,7 @@ the warm worker does.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
@@ -22,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from snaketune.jsonutil import to_jsonable, write_json_atomic
+from snaketune.base.jsonutil import to_jsonable, write_json_atomic
+from snaketune.base.procs import set_parent_death_signal
 
 TRIAL_FORMAT = 1
 
@@ -95,20 +97,20 @@ def fit_and_score(
     return result
 
 
-def _scorers(names):
+def make_scorers(names):
     from sklearn.metrics import get_scorer
 
     return {name: get_scorer(name) for name in names}
 
 
-def _study_inputs(spec: dict):
+def load_inputs(spec: dict):
     """Data, splits, estimator and scorers for a trial spec, cached per process.
 
     The warm worker loads them once; a forked child inherits them for free.
     """
-    from snaketune.data import load_prepared
-    from snaketune.estimator import build_estimator
-    from snaketune.splits import load_splits
+    from snaketune.base.data import load_prepared
+    from snaketune.base.estimator import build_estimator
+    from snaketune.base.splits import load_splits
 
     # File identity in the key: a re-prepared study writes new files (new inodes), never stale data.
     key = (spec["data_dir"], spec["splits"], _identity(f"{spec['data_dir']}/meta.json"), _identity(spec["splits"]))
@@ -120,7 +122,7 @@ def _study_inputs(spec: dict):
     if est_key not in estimators:
         estimators[est_key] = (
             build_estimator(spec["estimator"], spec.get("allowed_modules", ()), spec.get("seed")),
-            _scorers(spec["scoring"]),
+            make_scorers(spec["scoring"]),
         )
     estimator, scorers = estimators[est_key]
     return data, splits, estimator, scorers
@@ -133,7 +135,7 @@ def _identity(path: str) -> tuple:
 
 def search_parameters(params: dict) -> dict:
     """JSON parameters back to sklearn values: lists become tuples."""
-    from snaketune.space import as_candidate
+    from snaketune.search.space import as_candidate
 
     return {name: as_candidate(value) for name, value in params.items()}
 
@@ -173,7 +175,7 @@ def run_trial(spec: dict) -> dict:
     ``allowed_modules``, ``seed``, ``scoring``, ``return_train_score``, ``data_dir``, ``splits``.
     """
     start = datetime.now(UTC)
-    data, splits, estimator, scorers = _study_inputs(spec)
+    data, splits, estimator, scorers = load_inputs(spec)
     train, test = splits[spec["fold"]]
     result = fit_and_score(
         estimator,
@@ -225,6 +227,13 @@ def timeout_record(spec: dict, start: datetime, timeout: float) -> dict:
         end=datetime.now(UTC).isoformat(),
     )
     return record
+
+
+def error_value(error_score) -> float:
+    """Score given to a failed or timed-out fold."""
+    if error_score in ("nan", "raise") or error_score is None:
+        return math.nan
+    return float(error_score)
 
 
 class TrialFailed(RuntimeError):
@@ -312,7 +321,7 @@ def run_isolated(spec: dict, *, timeout: float) -> dict:
     import signal
 
     # Imports, data and estimator are loaded before the fork: the time limit is the trial's own.
-    _study_inputs(spec)
+    load_inputs(spec)
     start = datetime.now(UTC)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -320,9 +329,7 @@ def run_isolated(spec: dict, *, timeout: float) -> dict:
         os.close(read_fd)
         status = 0
         try:
-            from snaketune.worker import _set_parent_death_signal
-
-            _set_parent_death_signal(signal.SIGKILL)
+            set_parent_death_signal(signal.SIGKILL)
             payload = json.dumps(to_jsonable(run_trial(spec))).encode()
             with os.fdopen(write_fd, "wb") as fh:
                 fh.write(payload)

@@ -3,7 +3,7 @@
 A schedule says, before anything runs, how many models each bracket starts, how many survive
 to each rung and how many resource *units* a model has received when it is scored in a rung.
 It depends on the config alone (no data), so Snakemake can build a static DAG from it and
-``python -m snaketune.hyperband plan config.yaml`` can print it.
+``python -m snaketune plan config.yaml`` prints it.
 
 Hyperband follows Li et al. (2018), Algorithm 1, as dask-ml's ``HyperbandSearchCV`` runs it:
 with ``R = max_iter`` and ``eta = aggressiveness``,
@@ -37,7 +37,6 @@ again with exact integer logarithms.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 __all__ = [
@@ -321,38 +320,3 @@ def schedule_from_config(search: dict) -> Schedule:
             spec.get("resource", "n_samples"),
         )
     raise ValueError("search has neither hyperband nor successive_halving")
-
-
-def main(argv=None) -> int:
-    """``python -m snaketune.hyperband plan CONFIG.yaml [--json]``: print the plan, run nothing."""
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m snaketune.hyperband")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plan", help="print brackets, rungs and totals of an adaptive search")
-    p.add_argument("config")
-    p.add_argument("--json", action="store_true", help="print the plan metadata as JSON")
-    args = parser.parse_args(argv)
-    from snaketune.config import ConfigError, read_yaml
-
-    try:
-        config = read_yaml(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    search = config.get("search") or {}
-    if not ({"hyperband", "successive_halving"} & set(search)):
-        print(f"{args.config}: search is not hyperband or successive_halving", file=sys.stderr)
-        return 1
-    try:
-        schedule = schedule_from_config(search)
-    except (ValueError, KeyError) as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(schedule.to_dict(), indent=1) if args.json else schedule.table())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

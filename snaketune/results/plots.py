@@ -59,7 +59,7 @@ def numeric_parameters(config: dict) -> list[str]:
 
 def log_parameters(config: dict) -> set[str]:
     """Parameters drawn on log axes: log-spaced in the config (logspace, loguniform, decades)."""
-    from snaketune.space import log_spaced_parameters
+    from snaketune.search.space import log_spaced_parameters
 
     return log_spaced_parameters(config["search"])
 

@@ -12,7 +12,7 @@ import sys
 
 
 def hyperband_eval(*, spec: dict, outputs: list[str], promotion: str | None = None) -> str:
-    from snaketune.hyperband_workflow import run_eval
+    from snaketune.evaluation.adaptive import run_eval
 
     result, state = outputs
     record = run_eval(spec, result, state, promotion=promotion)
@@ -24,7 +24,7 @@ def hyperband_eval(*, spec: dict, outputs: list[str], promotion: str | None = No
 
 
 def hyperband_promote(*, results: list[str], keep: int, refit: str, outputs: list[str]) -> str:
-    from snaketune.hyperband_workflow import promote
+    from snaketune.evaluation.adaptive import promote
 
     doc = promote(results, keep, refit, outputs[0])
     return f"promoted {[s['model_id'] for s in doc['survivors']]}"
@@ -33,7 +33,7 @@ def hyperband_promote(*, results: list[str], keep: int, refit: str, outputs: lis
 def prepare_data(*, data: dict, outputs: list[str]) -> str:
     from pathlib import Path
 
-    from snaketune.data import prepare
+    from snaketune.base.data import prepare
 
     meta = prepare(data, Path.cwd(), Path(outputs[0]).parent)
     return (
@@ -45,7 +45,7 @@ def prepare_data(*, data: dict, outputs: list[str]) -> str:
 def make_splits(*, cv: dict, classifier: bool, y: str, outputs: list[str]) -> str:
     import numpy as np
 
-    from snaketune.splits import compute_splits, save_splits
+    from snaketune.base.splits import compute_splits, save_splits
 
     target = np.load(y)
     splits = compute_splits(cv, target, classifier)
@@ -54,7 +54,7 @@ def make_splits(*, cv: dict, classifier: bool, y: str, outputs: list[str]) -> st
 
 
 def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
-    from snaketune.plots import make_plots
+    from snaketune.results.plots import make_plots
 
     make_plots(leaderboard, config, outputs)
     return f"{len(outputs)} plots"
@@ -63,7 +63,7 @@ def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
 def refit(
     *, data_dir: str, best: str, estimator: dict, allowed_modules: list, seed: int, scoring: list, outputs: list[str]
 ) -> str:
-    from snaketune.refit import refit_best
+    from snaketune.evaluation.refit import refit_best
 
     model, summary = outputs
     refit_best(
@@ -80,7 +80,7 @@ def refit(
 
 
 def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outputs: list[str]) -> str:
-    from snaketune.report import write_pages
+    from snaketune.results.report import write_pages
 
     names = ("leaderboard", "best", "study")
     write_pages(
@@ -100,7 +100,12 @@ CALLS = {
 }
 
 # Modules a worker imports up front so forked calls start warm.
-PRELOAD = ("snaketune.data", "snaketune.splits", "snaketune.refit", "snaketune.hyperband_workflow")
+PRELOAD = (
+    "snaketune.base.data",
+    "snaketune.base.splits",
+    "snaketune.evaluation.refit",
+    "snaketune.evaluation.adaptive",
+)
 
 
 def run_call(name: str, kwargs: dict) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from snaketune.jsonutil import file_sha256, write_json_atomic
+from snaketune.base.jsonutil import file_sha256, write_json_atomic
 
 LOADERS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
 GENERATORS = ("make_classification", "make_circles", "make_moons", "make_regression", "make_blobs")
