@@ -17,13 +17,59 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 
 
-def require_system(tool: str) -> None:
-    """Skip when a system tool is missing, except in CI where that is a failure."""
-    if shutil.which(tool):
-        return
-    if os.environ.get("SNAKETUNE_REQUIRE_SYSTEM"):
-        pytest.fail(f"{tool} is not installed (CI installs it in .ci/run)")
-    pytest.skip(f"{tool} is not installed")
+# Where Debian installs system tools. A normal user's PATH often lacks the sbin folders, where
+# slurmctld, slurmd, slurmdbd, munged and mariadbd live.
+SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def require_system_env() -> bool:
+    """True in CI (.ci/run): a missing system tool, and any skipped test, is a failure."""
+    return os.environ.get("SNAKETUNE_REQUIRE_SYSTEM", "") not in ("", "0")
+
+
+def find_system(*names: str) -> str | None:
+    """Full path of the first of ``names`` found on PATH or in Debian's system folders."""
+    search = os.pathsep.join([p for p in os.environ.get("PATH", "").split(os.pathsep) if p] + list(SYSTEM_DIRS))
+    for name in names:
+        found = shutil.which(name, path=search)
+        if found:
+            return found
+    return None
+
+
+def require_system(*names: str) -> str:
+    """Full path of a system tool (the first of ``names`` found, alternatives of one tool).
+
+    Skips when none is installed, except in CI (SNAKETUNE_REQUIRE_SYSTEM=1) where that is a failure.
+    """
+    found = find_system(*names)
+    if found:
+        return found
+    what = " or ".join(names)
+    if require_system_env():
+        pytest.fail(f"{what} is not installed (CI installs it in .ci/run)", pytrace=False)
+    pytest.skip(f"{what} is not installed")
+
+
+def _skip_as_failure(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and require_system_env():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and SNAKETUNE_REQUIRE_SYSTEM=1 makes every skip a failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI no test may skip: a skip (in setup, call or teardown) is reported as a failure."""
+    outcome = yield
+    _skip_as_failure(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """In CI a module that skips itself at collection (importorskip, allow_module_level) fails."""
+    outcome = yield
+    _skip_as_failure(outcome.get_result())
 
 
 class Study:

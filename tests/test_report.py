@@ -249,21 +249,14 @@ class CDP:
         self.sock.close()
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return "chromium"
-
-
 @pytest.fixture
 def browser(tmp_path):
     """A headless chromium with a fresh profile; yields a CDP session on its first tab."""
-    require_system("chromium")
+    binary = require_system("chromium", "chromium-browser", "google-chrome")
     profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
     proc = subprocess.Popen(
         [
-            _chromium(),
+            binary,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
-from tests.conftest import REPO, SNAKEMAKE, Study, require_system, without_timings
+from tests.conftest import REPO, SNAKEMAKE, SYSTEM_DIRS, Study, find_system, require_system, without_timings
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -40,8 +39,10 @@ PER_JOB = 9
 def _sh(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     cmd = [str(SCRIPT), *args]
     if os.geteuid() != 0:
-        cmd = ["sudo", "-n", "-E", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        cmd = [find_system("sudo") or "sudo", "-n", "-E", *cmd]
+    # The script finds slurmctld, munged, ... in /usr/sbin even when the caller's PATH lacks it.
+    env = dict(os.environ, PATH=os.pathsep.join([os.environ.get("PATH", ""), *SYSTEM_DIRS]))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +50,7 @@ def slurm_cluster():
     """A one-node SLURM cluster with accounting (slurmdbd), for the whole session."""
     for tool in ("slurmctld", "slurmd", "sbatch", "sacct", "scancel", "slurmdbd", "munged", "mariadbd"):
         require_system(tool)
-    if os.geteuid() != 0 and not shutil.which("sudo"):
+    if os.geteuid() != 0:
         require_system("sudo")
     # A cluster the user already started (scripts/slurm-local.sh up) is used and left running.
     already_up = "slurmctld: running" in _sh("status", timeout=60).stdout
@@ -103,7 +104,9 @@ def _snapshot(paths) -> dict:
 
 
 def _squeue(*args: str) -> list[list[str]]:
-    out = subprocess.run(["squeue", "-h", *args], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        [find_system("squeue") or "squeue", "-h", *args], capture_output=True, text=True, timeout=30
+    ).stdout
     return [line.split("|") for line in out.splitlines() if line.strip()]
 
 
@@ -125,7 +128,10 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
     assert len(cluster.trial_files()) == n_trials
     # Same trials (content-addressed names) and the same leaderboard but for timings.
     assert [p.name for p in cluster.trial_files()] == [p.name for p in local.trial_files()]
-    pd.testing.assert_frame_equal(_without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()))
+    # Strict: the same trials give the same bits (not assert_frame_equal's default rtol 1e-5).
+    pd.testing.assert_frame_equal(
+        _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
+    )
     assert cluster.best() == local.best()
     # The trials really ran on SLURM: each trial log is in a group job's log folder.
     assert list((cluster.workdir / ".snakemake" / "slurm_logs").glob("group_trials*/**/*.log"))
@@ -159,7 +165,7 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
             for jobid, state, comment in _squeue("-o", "%i|%T|%k"):
                 if state == "RUNNING" and "trial" in comment:
                     time.sleep(2)
-                    subprocess.run(["scancel", jobid], check=True, timeout=30)
+                    subprocess.run([find_system("scancel") or "scancel", jobid], check=True, timeout=30)
                     killed = jobid
                     break
             time.sleep(0.5)
@@ -188,7 +194,10 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
     assert _snapshot(keep + survived) == after_kill
     rerun_trials = [s for s in _submissions(rerun) if "trial" in s]
     assert len(rerun_trials) == 1, _submissions(rerun)
-    pd.testing.assert_frame_equal(_without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()))
+    # Strict: the same trials give the same bits (not assert_frame_equal's default rtol 1e-5).
+    pd.testing.assert_frame_equal(
+        _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
+    )
     print(
         f"scancel {killed}: {len(survived)} of {len(victims)} trials of the killed job kept; "
         f"test took {time.monotonic() - started:.0f} s"
