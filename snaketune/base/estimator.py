@@ -6,6 +6,8 @@ cannot name ``os.system`` and have it run.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import importlib
 from typing import Any
 
@@ -79,3 +81,63 @@ def estimator_classes(spec: dict) -> list[str]:
     if "steps" in spec:
         return [step["class"] for step in spec["steps"]]
     return [spec["class"]]
+
+
+# A name set_params takes but get_params does not report is refused when it is this close to one
+# that get_params reports (difflib ratio): ``n_estimatorz`` is a typo of ``n_estimators``, not one
+# of XGBoost's or LightGBM's own parameters. None of LightGBM's ~300 parameter names and aliases is
+# this close to a name its LGBMClassifier reports.
+TYPO_CUTOFF = 0.85
+_PROBE = "snaketune_probe_name"
+
+
+def takes_any_param(estimator) -> bool:
+    """True when ``set_params`` takes names ``get_params`` does not report.
+
+    XGBoost's and LightGBM's estimators (``**kwargs`` in ``__init__``) keep such names and pass
+    them to their library; scikit-learn's refuse them.
+    """
+    probe = copy.deepcopy(estimator)
+    try:
+        probe.set_params(**{_PROBE: None})
+    except Exception:  # noqa: BLE001 - ValueError from BaseEstimator.set_params, or anything else
+        return False
+    try:
+        return _PROBE in probe.get_params(deep=False)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _owner(estimator, name: str):
+    """The object ``name`` sets a parameter of, and that parameter's own name (``None`` if none)."""
+    owner_name, _, param = name.rpartition("__")
+    if not owner_name:
+        return estimator, param
+    owner = estimator.get_params(deep=True).get(owner_name)
+    return (owner, param) if hasattr(owner, "get_params") and hasattr(owner, "set_params") else (None, param)
+
+
+def accepts_param(estimator, name: str) -> bool:
+    """Whether ``estimator.set_params(**{name: value})`` sets a parameter, as GridSearchCV calls it.
+
+    ``name`` is accepted when ``get_params(deep=True)`` reports it (``<step>__<param>`` for a
+    pipeline), or when its owner takes any name (see :func:`takes_any_param`) and ``name`` is not a
+    near-miss (a likely typo) of one the owner reports.
+    """
+    if name in estimator.get_params(deep=True):
+        return True
+    owner, param = _owner(estimator, name)
+    if owner is None or not takes_any_param(owner):
+        return False
+    return not difflib.get_close_matches(param, list(owner.get_params(deep=False)), n=1, cutoff=TYPO_CUTOFF)
+
+
+def closest_param(estimator, name: str) -> str | None:
+    """The name ``get_params(deep=True)`` reports that ``name`` most looks like (a typo hint)."""
+    owner, param = _owner(estimator, name)
+    if owner is None:
+        return None
+    close = difflib.get_close_matches(param, list(owner.get_params(deep=False)), n=1)
+    if not close:
+        return None
+    return name[: len(name) - len(param)] + close[0]

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +44,35 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``.
+    """Write ``obj`` as JSON (sorted keys, indent 1) with :func:`write_bytes_atomic`."""
+    text = json.dumps(to_jsonable(obj), indent=1, sort_keys=True, allow_nan=True) + "\n"
+    write_bytes_atomic(path, text.encode())
 
-    A reader (or a crash) never sees a partial file: rename is atomic on POSIX.
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temp file in the same folder, fsync, then rename it over ``path``.
+
+    A reader (or a crash) never sees a partial file: rename is atomic on POSIX. The file gets the
+    mode a plain ``open(path, "wb")`` would give it, ``0o666 & ~umask`` (0644 under umask 022):
+    the temp file is created with mode 0o666 and the kernel applies the umask (or the folder's
+    default ACL), so nothing reads or changes the process-wide umask. On any error the temp file
+    is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"no free temporary name next to {path}")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(to_jsonable(obj), fh, indent=1, sort_keys=True, allow_nan=True)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

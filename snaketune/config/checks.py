@@ -9,7 +9,14 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from snaketune.base.estimator import EstimatorSpecError, build_estimator, estimator_classes, import_class
+from snaketune.base.estimator import (
+    EstimatorSpecError,
+    accepts_param,
+    build_estimator,
+    closest_param,
+    estimator_classes,
+    import_class,
+)
 
 CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 
@@ -22,10 +29,8 @@ def _one_line(exc: BaseException, limit: int = 300) -> str:
 
 
 def _did_you_mean(name: str, choices) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, sorted(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = _closest(name, choices)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def _guarded(key: str, check, *args) -> list[str]:
@@ -138,6 +143,18 @@ def _estimator_problems(config: dict) -> tuple[list[str], dict | None]:
     return out, clean
 
 
+def _default_instance(cls: type):
+    """``cls()``, or ``None`` when the class needs arguments (or its constructor fails)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls()
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _param_names(cls: type) -> set[str] | None:
     """Constructor parameters of an estimator class, without instantiating it."""
     import inspect
@@ -157,17 +174,35 @@ def _param_names(cls: type) -> set[str] | None:
 
 
 def _unknown_params(key: str, params: dict, cls: type) -> list[str]:
-    """Problems for fixed parameters ``cls`` does not accept; those are removed from ``params``."""
-    accepted = _param_names(cls)
-    if accepted is None:
-        return []
-    unknown = [name for name in params if name not in accepted]
+    """Problems for fixed parameters ``cls`` does not accept; those are removed from ``params``.
+
+    A parameter is accepted when a default instance's ``get_params()`` reports it, or when its
+    ``set_params()`` takes it (XGBoost, LightGBM: see :func:`accepts_param`), as for searched ones.
+    A class that cannot be built without arguments is checked by its constructor's signature.
+    """
+    instance = _default_instance(cls)
+    if instance is not None:
+        accepted = set(instance.get_params(deep=False))
+        unknown = [n for n in params if n not in accepted and ("__" in n or not accepts_param(instance, n))]
+    else:
+        accepted = _param_names(cls)
+        if accepted is None:
+            return []
+        unknown = [name for name in params if name not in accepted]
+    out = []
     for name in unknown:
         del params[name]
-    return [
-        f"{key}.{name}: {cls.__name__} has no parameter {name!r} (valid: {', '.join(sorted(accepted))})"
-        for name in unknown
-    ]
+        close = closest_param(instance, name) if instance is not None else _closest(name, accepted)
+        hint = f"did you mean {close!r}?" if close else f"valid: {', '.join(sorted(accepted))}"
+        out.append(f"{key}.{name}: {cls.__name__} has no parameter {name!r} ({hint})")
+    return out
+
+
+def _closest(name: str, choices) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    return close[0] if close else None
 
 
 def _build(config: dict, spec: dict):
@@ -221,7 +256,6 @@ def _spaces(config: dict) -> tuple[str, list[dict]]:
 def _search_problems(config: dict, estimator) -> list[str]:
     out = []
     prefix, spaces = _spaces(config)
-    valid = set(estimator.get_params(deep=True)) if estimator is not None else None
     ((kind, search),) = config["search"].items()
     for i, space in enumerate(spaces):
         where = prefix if len(spaces) == 1 else f"{prefix}[{i}]"
@@ -229,9 +263,9 @@ def _search_problems(config: dict, estimator) -> list[str]:
             key = f"{where}.{name}"
             spec_problems = _value_spec_problems(key, values, kind) if isinstance(values, dict) else []
             out += spec_problems
-            if valid is None:
+            if estimator is None:
                 continue
-            if name not in valid:
+            if not accepts_param(estimator, name):
                 out.append(f"{key}: the estimator has no parameter {name!r}{_param_hint(config, estimator, name)}")
             elif not spec_problems and (
                 isinstance(values, list) or next(iter(values)) in ("range", "linspace", "logspace")
@@ -251,7 +285,10 @@ def _search_problems(config: dict, estimator) -> list[str]:
 
 
 def _param_hint(config: dict, estimator, name: str) -> str:
+    close = closest_param(estimator, name)
     if "steps" not in config["estimator"]:
+        if close:
+            return f" (did you mean {close!r}?)"
         return f" (valid: {', '.join(sorted(estimator.get_params(deep=False)))})"
     steps = [s["name"] for s in config["estimator"]["steps"]]
     step, sep, param = name.partition("__")
@@ -259,8 +296,10 @@ def _param_hint(config: dict, estimator, name: str) -> str:
         return f" (pipeline parameters are named <step>__<param>, steps: {', '.join(steps)})"
     if step not in steps:
         return f" (no step {step!r}; steps: {', '.join(steps)})"
+    if "__" in param:
+        return f" (did you mean {close!r}?)" if close else ""
     owner = estimator.named_steps[step]
-    return f" ({type(owner).__name__} has no {param!r})" if "__" not in param else ""
+    return f" ({type(owner).__name__} has no {param!r}" + (f"; did you mean {close!r}?)" if close else ")")
 
 
 def _value_spec_problems(key: str, spec: dict, kind: str) -> list[str]:
