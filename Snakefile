@@ -11,12 +11,14 @@ include: "workflow/rules/prepare.smk"
 
 if ADAPTIVE:
 
-    include: "workflow/rules/hyperband.smk"
+    include: "workflow/rules/adaptive.smk"
 
 else:
 
     include: "workflow/rules/trials.smk"
-    include: "workflow/rules/aggregate.smk"
+
+
+include: "workflow/rules/aggregate.smk"
 
 
 localrules:

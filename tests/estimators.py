@@ -45,3 +45,32 @@ class FlakyClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         return self.model_.predict(X)
+
+
+class SleepySGD(ClassifierMixin, BaseEstimator):
+    """SGDClassifier trained by partial_fit that sleeps ``delay`` seconds per call (a hung
+    adaptive-search evaluation)."""
+
+    def __init__(self, delay=0.0, alpha=1e-4, random_state=None, n_jobs=None):
+        self.delay = delay
+        self.alpha = alpha
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def partial_fit(self, X, y, classes=None):
+        from sklearn.linear_model import SGDClassifier
+
+        time.sleep(self.delay)
+        if not hasattr(self, "model_"):
+            self.model_ = SGDClassifier(alpha=self.alpha, random_state=self.random_state, n_jobs=self.n_jobs)
+        self.model_.partial_fit(X, y, classes=classes)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def fit(self, X, y):
+        import numpy as np
+
+        return self.partial_fit(X, y, classes=np.unique(y))
+
+    def predict(self, X):
+        return self.model_.predict(X)

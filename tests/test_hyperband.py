@@ -148,55 +148,64 @@ def test_plan_command(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------
-# Promotion and evaluation helpers (snaketune.evaluation.adaptive)
+# Promotion (snaketune.evaluation.slots) and budgets (snaketune.evaluation.budget)
 
 
-def _record(path, model_id, key, score, status="ok", stopped=False):
+def _slot(tmp_path, j, model_id, key, scores, status="ok"):
+    """A slot's fold trial files (two folds), as the trial core writes them."""
     from snaketune.base.jsonutil import write_json_atomic
 
-    write_json_atomic(
-        path,
-        {
-            "model_id": model_id,
-            "config_key": key,
-            "params": {"alpha": 1},
-            "status": status,
-            "stopped": stopped,
-            "units": 3,
-            "mean_test": {"accuracy": score},
-        },
-    )
-    return str(path)
+    paths = []
+    for k, score in enumerate(scores):
+        path = tmp_path / f"b1-r0-s{j}_{k}.json"
+        write_json_atomic(
+            path,
+            {
+                "trial_id": path.stem,
+                "config_key": key,
+                "fold": k,
+                "params": {"alpha": 1},
+                "status": status,
+                "test_scores": {"accuracy": score},
+                "fit_time": 0.1,
+                "score_time": 0.01,
+                "model_id": model_id,
+                "budget": 3,
+            },
+        )
+        paths.append(str(path))
+    return paths
 
 
 def test_promotion_is_deterministic_with_ties(tmp_path):
     import json
 
-    from snaketune.evaluation.adaptive import promote
+    from snaketune.evaluation.slots import promote
 
     rows = [
-        ("b1-0", "cccc", 0.5),
-        ("b1-1", "aaaa", 0.9),
-        ("b1-2", "bbbb", 0.5),
-        ("b1-3", "dddd", None),  # failed: last
-        ("b1-4", "aaab", 0.5),
-        ("b1-5", "eeee", float("nan")),
+        ("b1-0", "cccc", [0.4, 0.6]),
+        ("b1-1", "aaaa", [0.9, 0.9]),
+        ("b1-2", "bbbb", [0.5, 0.5]),
+        ("b1-3", "dddd", [None, None]),  # failed: last
+        ("b1-4", "aaab", [0.6, 0.4]),
+        ("b1-5", "eeee", [0.9, float("nan")]),  # a NaN fold counts as failed
     ]
-    paths = [
-        _record(tmp_path / f"s{j}.json", m, k, s, status="ok" if s is not None else "error")
-        for j, (m, k, s) in enumerate(rows)
+    slots = [
+        _slot(tmp_path, j, m, k, s, status="ok" if s[0] is not None else "error") for j, (m, k, s) in enumerate(rows)
     ]
-    doc = promote(paths, 3, "accuracy", tmp_path / "promotion.json")
+    doc = promote(slots, 3, "accuracy", tmp_path / "promotion.json")
     assert [s["model_id"] for s in doc["survivors"]] == ["b1-1", "b1-4", "b1-2"]
+    assert doc["survivors"][0]["score"] == 0.9
     assert [r["model_id"] for r in doc["ranking"]][-2:] == ["b1-3", "b1-5"]
     # The same inputs in another order promote the same models in the same order.
-    doc2 = promote(list(reversed(paths)), 3, "accuracy", tmp_path / "promotion2.json")
+    doc2 = promote(list(reversed(slots)), 3, "accuracy", tmp_path / "promotion2.json")
     assert doc2["survivors"] == doc["survivors"]
-    assert json.loads((tmp_path / "promotion.json").read_text())["survivors"][0]["state"].endswith("s1.pkl")
+    saved = json.loads((tmp_path / "promotion.json").read_text())["survivors"][0]
+    assert saved["states"][1].endswith("b1-r0-s1_1.pkl") and saved["results"][0].endswith("b1-r0-s1_0.json")
 
 
 def test_subsamples_are_nested_and_stratified():
-    from snaketune.evaluation.adaptive import block, row_order
+    from snaketune.evaluation.budget import block, row_order
 
     y = np.repeat([0, 1, 2, 3], [50, 100, 150, 200])
     train = np.arange(0, 500, 1)
@@ -218,7 +227,7 @@ def test_subsamples_are_nested_and_stratified():
 
 
 def test_plateau_rule_matches_dask_ml():
-    from snaketune.evaluation.adaptive import plateau
+    from snaketune.evaluation.budget import plateau
 
     hist = [{"units": u, "score": s} for u, s in [(1, 0.5), (2, 0.6), (3, 0.6005), (4, 0.6008)]]
     assert plateau(hist, patience=2, tol=1e-3)  # 0.6 -> 0.6008: no gain above tol within 2 units

@@ -1,13 +1,16 @@
-"""End-to-end: a tiny Hyperband study through real Snakemake (--cores 2)."""
+"""End-to-end: adaptive searches through real Snakemake (--cores 2), on the shared trial core."""
 
 from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
-from tests.conftest import jobs_run
+from tests.conftest import REPO, jobs_run
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +47,8 @@ def test_tiny_hyperband_study(make_study):
 
     study = make_study(TINY)
     dry = study.snakemake("-n")
-    assert jobs_run(dry, "hyperband_eval") == 3 + 1 + 2
-    assert jobs_run(dry, "hyperband_promote") == 1
+    assert jobs_run(dry, "slot") == 3 + 1 + 2
+    assert jobs_run(dry, "promote") == 1
 
     study.snakemake()
     out = study.out
@@ -53,40 +56,148 @@ def test_tiny_hyperband_study(make_study):
     promotion = json.loads((out / "hyperband/b1/r0/promotion.json").read_text())
     (survivor,) = promotion["survivors"]
     assert survivor["score"] == max(r["score"] for r in promotion["ranking"])
-    final = json.loads((out / "hyperband/b1/r1/s0.json").read_text())
-    assert final["model_id"] == survivor["model_id"]
+    final = json.loads((out / "trials/b1-r1-s0_0.json").read_text())
+    assert final["model_id"] == survivor["model_id"] and final["status"] == "ok"
     assert [h["units"] for h in final["history"]] == [1, 3]
-    assert final["units"] == 3 and final["units_trained"] == 2
-    with open(out / "hyperband/b1/r1/s0.pkl", "rb") as fh:
-        (model,) = pickle.load(fh)
+    assert final["budget"] == 3 and final["units_trained"] == 2
+    with open(out / "trials/b1-r1-s0_0.pkl", "rb") as fh:
+        model = pickle.load(fh)
     assert model.t_ == 3 * 50  # samples seen accumulate over 3 calls of 50 rows
 
+    # Like HalvingRandomSearchCV.cv_results_: one row per model and rung, with iter/n_resources.
     board = pd.read_csv(out / "leaderboard.csv")
-    assert len(board) == 1 + 2  # final rung of bracket 1 and of bracket 0
-    for column in (
-        "params",
-        "mean_test_accuracy",
-        "std_test_accuracy",
-        "rank_test_accuracy",
-        "split0_test_accuracy",
-        "mean_fit_time",
-        "n_resources",
-        "bracket",
-    ):
+    assert len(board) == 3 + 1 + 2
+    for column in ("params", "mean_test_accuracy", "std_test_accuracy", "rank_test_accuracy",
+                   "split0_test_accuracy", "mean_fit_time", "iter", "n_resources", "bracket"):  # fmt: skip
         assert column in board
-    assert (board["n_resources"] == 3).all()
-    assert board["mean_test_accuracy"].between(0, 1).all()
+    finals = board[board["final_rung"]]
+    assert len(finals) == 1 + 2 and (finals["n_resources"] == 3).all()
+    assert sorted(board["iter"].tolist()) == [0, 0, 0, 0, 0, 1]
     history = pd.read_csv(out / "history.csv")
     assert len(history) == 6 and set(history["units"]) == {1, 3}
     best = study.best()
     assert best["plan"]["n_models"] == 5 and best["plan"]["units"] == 2 * 1 + 1 * 3 + 2 * 3
     assert best["used"]["units"] == best["plan"]["units"]
-    assert best["mean_test_scores"]["accuracy"] == board["mean_test_accuracy"].max()
+    assert best["mean_test_score"] == finals["mean_test_accuracy"].max()
     refit = json.loads((out / "refit.json").read_text())
-    assert refit["n_resources"] == 3 and 0 <= refit["test_scores"]["accuracy"] <= 1
-    assert (out / "model.pkl").stat().st_size > 0
+    assert refit["n_resources"] == 3
     assert (out / "plots/score_vs_resource.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "report/study.html").exists()
 
     # Nothing changed: a rerun runs no job.
     again = study.snakemake()
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+# --- the trial core's guarantees reach adaptive searches ------------------------------------
+
+
+HALVING = {
+    "study": "sh-core",
+    "data": {"loader": "iris", "test_size": 0.3, "seed": 3},
+    "allowed_modules": ["tests.estimators"],
+    "estimator": {"class": "tests.estimators.SleepySGD"},
+    "seed": 5,
+    "search": {
+        "successive_halving": {
+            # Two models at 1 unit; the better one continues to 2 units.
+            "n_candidates": 2,
+            "factor": 2,
+            "min_resources": 1,
+            "max_resources": 2,
+            "resource": "partial_fit",
+            "chunk_size": 20,
+            "params": {"delay": [0.0, 60.0], "alpha": [0.001]},
+        }
+    },
+    "cv": {"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 1},
+    "scoring": ["accuracy", "balanced_accuracy"],
+    "return_train_score": True,
+    "trial_timeout": 3,
+    "resources": {"threads": 2, "mem_mb": 700, "runtime": 7},
+}
+
+
+def _order(train, y, seed, fold):
+    """The documented training-row order, written out here: a seeded permutation of the fold's
+    training rows, then stable-sorted by each row's position within its class."""
+    rng = np.random.default_rng([seed, fold])
+    shuffled = np.asarray(train)[rng.permutation(len(train))]
+    keys = np.empty(len(shuffled))
+    for c in np.unique(y[shuffled]):
+        idx = np.flatnonzero(y[shuffled] == c)
+        keys[idx] = (np.arange(len(idx)) + 0.5) / len(idx)
+    return shuffled[np.argsort(keys, kind="stable")]
+
+
+def test_successive_halving_on_the_trial_core(make_study):
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    study = make_study(HALVING)
+    dry = study.snakemake("-n", "-p")
+    text = dry.stdout + dry.stderr
+    # resources and threads of the study reach the slot jobs (what a cluster is asked for)
+    assert "mem_mb=700" in text and "runtime=7" in text and "threads: 2" in text
+    study.snakemake(timeout=300)
+    out = study.out
+
+    # trial_timeout applies to adaptive evaluations: the sleeping model is recorded, not waited for.
+    sleeper = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("b0-r0-s*_*.json"))]
+    timed_out = [r for r in sleeper if r["status"] == "timeout"]
+    assert len(timed_out) == 3 and all(r["params"]["delay"] == 60.0 for r in timed_out)
+    assert all(r["fit_time"] == 3 and "trial_timeout" in r["error"] for r in timed_out)
+
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert board["iter"].tolist() == [0, 0, 1] and board["n_resources"].tolist() == [1, 1, 2]
+    assert board.loc[board["params"].str.contains("60.0"), "n_timeout"].tolist() == [3]
+    final = board[board["final_rung"]].iloc[0]
+    assert json.loads(final["params"]) == {"alpha": 0.001, "delay": 0.0}
+
+    # Independent oracle: the same data, held-out split, folds and partial_fit calls, by hand.
+    X, y = load_iris(return_X_y=True)
+    X, X_test, y, y_test = train_test_split(X, y, test_size=0.3, random_state=3, stratify=y)
+    folds = StratifiedKFold(3, shuffle=True, random_state=1).split(X, y)
+    classes = np.unique(y)
+    for k, (train, test) in enumerate(folds):
+        model = SGDClassifier(alpha=0.001, random_state=5)
+        order = _order(train, y, 5, k)
+        for call in range(2):  # rung 0 trains call 0; the promoted model continues with call 1
+            rows = np.sort(order[call * 20 : (call + 1) * 20])
+            model.partial_fit(X[rows], y[rows], classes=classes)
+        pred = model.predict(X[test])
+        assert abs(final[f"split{k}_test_accuracy"] - accuracy_score(y[test], pred)) <= 1e-12
+        assert abs(final[f"split{k}_test_balanced_accuracy"] - balanced_accuracy_score(y[test], pred)) <= 1e-12
+        train_pred = model.predict(X[train])
+        assert abs(final[f"split{k}_train_accuracy"] - accuracy_score(y[train], train_pred)) <= 1e-12
+        with open(out / f"trials/b0-r1-s0_{k}.pkl", "rb") as fh:
+            state = pickle.load(fh)
+        assert state.n_jobs == 2  # the job's threads reach the estimator's n_jobs
+        np.testing.assert_array_equal(state.model_.coef_, model.coef_)
+
+    # The refit model is scored on the held-out rows the test made itself.
+    with open(out / "model.pkl", "rb") as fh:
+        refit_model = pickle.load(fh)
+    refit = json.loads((out / "refit.json").read_text())
+    assert refit["n_resources"] == 2 and refit["n_test"] == len(y_test)
+    assert refit["test_scores"]["accuracy"] == accuracy_score(y_test, refit_model.predict(X_test))
+
+    # status counts adaptive trials like any others
+    status = subprocess.run(
+        [sys.executable, "-m", "snaketune", "status", "--config", "config.yaml", "--json"],
+        cwd=study.workdir,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO)},
+        check=True,
+    )
+    counts = json.loads(status.stdout)
+    assert (counts["total"], counts["done"], counts["timeout"], counts["ok"]) == (9, 9, 3, 6)
+    assert counts["complete_configs"] == 3 and counts["remaining"] == 0
+
+    # ... and the report has its pages
+    report = study.snakemake("--report", "report.html", "--cores", "1")
+    assert report.returncode == 0 and (study.workdir / "report.html").stat().st_size > 10_000

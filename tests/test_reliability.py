@@ -164,7 +164,7 @@ def _kill_random_trial_process(rng) -> bool:
     victims = []
     for p in psutil.process_iter(["cmdline", "ppid"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if "trial_client.py" in cmd or "snaketune.evaluation.trial" in cmd:
+        if "job_client.py trials" in cmd or "snaketune.runtime.calls trials" in cmd:
             victims.append(p)
         elif "snaketune.runtime.worker" in cmd:
             try:

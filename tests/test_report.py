@@ -119,19 +119,22 @@ def test_pages_hold_leaderboard_best_and_provenance(tmp_path):
 
 
 def test_completion_order_follows_trial_end_times():
+    from types import SimpleNamespace
+
     import pandas as pd
 
-    from snaketune.results.report import add_completion
+    from snaketune.results.leaderboard import add_completion
 
     frame = pd.DataFrame({"x": [0, 1, 2]})
-    records = {
-        "a_0": {"end": "2026-01-01T00:00:05+00:00"},
-        "a_1": {"end": "2026-01-01T00:00:09+00:00"},
-        "b_0": {"end": "2026-01-01T00:00:01+00:00"},
-        "b_1": {"end": "2026-01-01T00:00:02+00:00"},
-        "c_0": {"end": "2026-01-01T00:00:03+00:00"},
+    ends = {
+        "a_0": "2026-01-01T00:00:05+00:00",
+        "a_1": "2026-01-01T00:00:09+00:00",
+        "b_0": "2026-01-01T00:00:01+00:00",
+        "b_1": "2026-01-01T00:00:02+00:00",
+        "c_0": "2026-01-01T00:00:03+00:00",
     }
-    add_completion(frame, records, ["a", "b", "c"], 2)
+    records = {t: SimpleNamespace(end=end) for t, end in ends.items()}
+    add_completion(frame, records, [[f"{c}_{k}" for k in range(2)] for c in "abc"])
     assert frame["completion_order"].tolist()[:2] == [2, 1]
     assert pd.isna(frame["completion_order"][2]) and frame["completed_at"][0].endswith("09+00:00")
 

@@ -12,8 +12,9 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedK
 from snaketune.base.jsonutil import canonical, digest, write_json_atomic
 from snaketune.base.splits import compute_splits, load_splits, n_folds, save_splits
 from snaketune.config.load import load_config
+from snaketune.evaluation.records import CorruptTrialError, TrialRecord, read_record
 from snaketune.evaluation.trial import fit_and_score
-from snaketune.results.aggregate import CorruptTrialError, cv_results, read_record
+from snaketune.results.aggregate import cv_results
 from snaketune.runtime.batching import choose_trials_per_job, make_batches
 from snaketune.search.plan import make_plan
 from snaketune.search.space import candidates, expand_values
@@ -114,15 +115,18 @@ def test_splits_are_sklearns_and_roundtrip(tmp_path):
 
 
 def record(key, fold, score=None, status="ok"):
-    return {
-        "trial_id": f"{key}_{fold}",
-        "config_key": key,
-        "fold": fold,
-        "status": status,
-        "test_scores": {"accuracy": score if status == "ok" else None},
-        "fit_time": 0.1,
-        "score_time": 0.01,
-    }
+    return TrialRecord.from_dict(
+        {
+            "trial_id": f"{key}_{fold}",
+            "config_key": key,
+            "fold": fold,
+            "params": {},
+            "status": status,
+            "test_scores": {"accuracy": score if status == "ok" else None},
+            "fit_time": 0.1,
+            "score_time": 0.01,
+        }
+    )
 
 
 def test_cv_results_means_ranks_and_failures():
@@ -194,7 +198,9 @@ def test_auto_batch_size_targets_half_a_second_and_keeps_cores_busy():
     assert choose_trials_per_job(2.0, n_trials=600, cores=2) == 1
 
 
-def test_threads_reach_open_n_jobs_parameters(monkeypatch):
+def test_threads_reach_open_n_jobs_parameters():
+    from types import SimpleNamespace as spec
+
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
@@ -202,18 +208,16 @@ def test_threads_reach_open_n_jobs_parameters(monkeypatch):
 
     from snaketune.evaluation.trial import thread_parameters
 
-    monkeypatch.setenv("SNAKETUNE_THREADS", "3")
-    spec = {"estimator": {"class": "x"}, "params": {}}
-    assert thread_parameters(KNeighborsClassifier(), spec) == {"n_jobs": 3}
-    fixed = {"estimator": {"class": "x", "params": {"n_jobs": 1}}, "params": {}}
-    assert thread_parameters(KNeighborsClassifier(), fixed) == {}
-    searched = {"estimator": {"class": "x"}, "params": {"n_jobs": 2}}
-    assert thread_parameters(KNeighborsClassifier(), searched) == {}
+    free = spec(estimator={"class": "x"}, params={})
+    assert thread_parameters(KNeighborsClassifier(), free, 3) == {"n_jobs": 3}
+    fixed = spec(estimator={"class": "x", "params": {"n_jobs": 1}}, params={})
+    assert thread_parameters(KNeighborsClassifier(), fixed, 3) == {}
+    searched = spec(estimator={"class": "x"}, params={"n_jobs": 2})
+    assert thread_parameters(KNeighborsClassifier(), searched, 3) == {}
     pipe = Pipeline([("scale", StandardScaler()), ("rf", RandomForestClassifier())])
-    steps = {"estimator": {"steps": [{"name": "scale"}, {"name": "rf"}]}, "params": {}}
-    assert thread_parameters(pipe, steps) == {"rf__n_jobs": 3}
-    monkeypatch.delenv("SNAKETUNE_THREADS")
-    assert thread_parameters(KNeighborsClassifier(), spec) == {"n_jobs": 1}  # never -1
+    steps = spec(estimator={"steps": [{"name": "scale"}, {"name": "rf"}]}, params={})
+    assert thread_parameters(pipe, steps, 3) == {"rf__n_jobs": 3}
+    assert thread_parameters(KNeighborsClassifier(), free, 1) == {"n_jobs": 1}  # never -1
 
 
 def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch):
@@ -225,7 +229,7 @@ def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     trials = tmp_path / "results" / "s" / "trials"
     trials.mkdir(parents=True)
-    write_json_atomic(trials / "abc_0.json", record("abc", 0, 0.5))
+    write_json_atomic(trials / "abc_0.json", record("abc", 0, 0.5).to_dict())
     (trials / "abc_1.json").write_text('{"trial_id": "ab')  # partial: keep its mark
     marks = tmp_path / ".snakemake" / "incomplete"
     marks.mkdir(parents=True)

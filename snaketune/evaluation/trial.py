@@ -1,34 +1,45 @@
-"""The unit of work: one parameter configuration fitted and scored on one CV fold.
+"""The unit of work of every search: one candidate on one CV fold, optionally on a budget.
 
-:func:`fit_and_score` mirrors scikit-learn's ``_fit_and_score``: clone, set parameters, fit inside
-try/except, score, return a plain dict. :func:`run_trial` adds what a trial file records
-(provenance, status, warnings). Both are cheap to call many times in one process, which is what
-the warm worker does.
+:func:`fit_and_score` mirrors scikit-learn's ``_fit_and_score`` (clone, set parameters, fit
+inside try/except, score, return a plain dict); with a :class:`~snaketune.evaluation.budget.Budget`
+it trains ``units`` of a resource instead of one ``fit``, continuing from a saved state. Grid,
+random, Hyperband and successive-halving trials all run through :func:`execute`, so they share
+content-addressed files, isolation and ``trial_timeout``, ``error_score``, threads, the batch
+cache and ``return_train_score``. What a trial leaves is one :class:`TrialRecord`, read back
+everywhere with :func:`read_record`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+import pickle
 import platform
 import socket
-import sys
 import time
 import traceback
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from snaketune.base.jsonutil import to_jsonable, write_json_atomic
+from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.procs import set_parent_death_signal
+from snaketune.evaluation.budget import Budget, train
+from snaketune.evaluation.records import (
+    RunSettings,
+    TrialRecord,
+    TrialSpec,
+    TrialStatus,
+    read_record,
+    state_path,
+)
 
-TRIAL_FORMAT = 1
-
-_cache: dict = {}
+# ----------------------------------------------------------------------------------------------
+# Fit and score
 
 
 def fit_and_score(
@@ -41,20 +52,29 @@ def fit_and_score(
     scorers: dict,
     parameters: dict,
     return_train_score: bool = False,
+    budget: Budget | None = None,
+    budget_seed=None,
+    state=None,
+    done: int = 0,
+    history=(),
 ) -> dict:
     """Fit a clone of ``estimator`` with ``parameters`` on ``train`` and score it on ``test``.
+
+    With ``budget``, train ``budget.units`` units instead (from ``state``, a model that already
+    has ``done`` units, when given); the first scorer is the one the score history follows.
 
     Returns
     -------
     dict
-        ``status`` ("ok" or "error"), ``test_scores`` and ``train_scores`` (metric -> float or
-        None on error), ``fit_time``/``score_time`` (wall seconds), ``fit_cpu``/``score_cpu``
-        (process CPU seconds), ``error``/``traceback`` on failure and ``warnings`` raised.
+        ``status`` (:class:`TrialStatus`), ``test_scores`` and ``train_scores`` (metric -> float
+        or None on error), ``fit_time``/``score_time`` (wall seconds), ``fit_cpu``/``score_cpu``
+        (process CPU seconds), ``error``/``traceback`` on failure and ``warnings`` raised; with a
+        budget also ``estimator`` (the trained model, to save) and the budget's fields.
     """
     from sklearn.base import clone
 
     result: dict[str, Any] = {
-        "status": "ok",
+        "status": TrialStatus.OK,
         "test_scores": {name: None for name in scorers},
         "train_scores": {name: None for name in scorers} if return_train_score else {},
         "fit_time": 0.0,
@@ -68,33 +88,62 @@ def fit_and_score(
         warnings.simplefilter("always")
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            est = clone(estimator).set_params(**parameters)
-            X_train, y_train = X[train], y[train]
-            est.fit(X_train, y_train)
+            X_test, y_test = X[test], y[test]
+            if budget is None:
+                est = clone(estimator).set_params(**parameters)
+                est.fit(X[train], y[train])
+            else:
+                first = next(iter(scorers.values()))
+                model = state if state is not None else clone(estimator).set_params(**parameters)
+                fitted = _train_on_budget(model, X, y, train, budget, budget_seed, first, X_test, y_test, done, history)
+                est = fitted.estimator
+                result.update(
+                    estimator=est,
+                    budget=fitted.units,
+                    resource=budget.resource,
+                    units_trained=fitted.units_trained,
+                    n_rows=fitted.n_rows,
+                    stopped=fitted.stopped,
+                    history=fitted.history,
+                )
             t1, c1 = time.perf_counter(), time.process_time()
             result["fit_time"], result["fit_cpu"] = t1 - t0, c1 - c0
-            X_test, y_test = X[test], y[test]
-            test_scores = {name: float(scorer(est, X_test, y_test)) for name, scorer in scorers.items()}
+            result["test_scores"] = {name: float(scorer(est, X_test, y_test)) for name, scorer in scorers.items()}
             if return_train_score:
+                X_train, y_train = X[train], y[train]
                 result["train_scores"] = {
                     name: float(scorer(est, X_train, y_train)) for name, scorer in scorers.items()
                 }
-            result["test_scores"] = test_scores
             result["score_time"] = time.perf_counter() - t1
             result["score_cpu"] = time.process_time() - c1
         except Exception as exc:  # noqa: BLE001 - a failing fit is a result, not a crash
             result["fit_time"] = time.perf_counter() - t0
             result["fit_cpu"] = time.process_time() - c0
-            result["status"] = "error"
+            result["status"] = TrialStatus.ERROR
             result["error"] = f"{type(exc).__name__}: {exc}"
             result["traceback"] = traceback.format_exc()
+            result.pop("estimator", None)
     seen = []
     for w in caught:
-        item = {"category": w.category.__name__, "message": str(w.message)}
+        item = {"category": w.category.__name__, "message": str(w.message)[:500]}
         if item not in seen:
             seen.append(item)
-    result["warnings"] = seen
+    result["warnings"] = seen[:20]
     return result
+
+
+def _train_on_budget(model, X, y, train_rows, budget, seed, scorer, X_test, y_test, done, history):
+    return train(
+        model,
+        X,
+        y,
+        train_rows=train_rows,
+        budget=budget,
+        seed=seed,
+        score=lambda m: float(scorer(m, X_test, y_test)),
+        done=done,
+        history=history,
+    )
 
 
 def make_scorers(names):
@@ -103,26 +152,29 @@ def make_scorers(names):
     return {name: get_scorer(name) for name in names}
 
 
-def load_inputs(spec: dict):
-    """Data, splits, estimator and scorers for a trial spec, cached per process.
+_cache: dict = {}
 
-    The warm worker loads them once; a forked child inherits them for free.
+
+def load_inputs(spec: TrialSpec):
+    """Data, splits, estimator and scorers of a trial, cached per process.
+
+    A forked process inherits what its parent loaded, for free.
     """
     from snaketune.base.data import load_prepared
     from snaketune.base.estimator import build_estimator
     from snaketune.base.splits import load_splits
 
     # File identity in the key: a re-prepared study writes new files (new inodes), never stale data.
-    key = (spec["data_dir"], spec["splits"], _identity(f"{spec['data_dir']}/meta.json"), _identity(spec["splits"]))
+    key = (spec.data_dir, spec.splits, _identity(f"{spec.data_dir}/meta.json"), _identity(spec.splits))
     if key not in _cache:
         _cache.clear()
-        _cache[key] = (load_prepared(spec["data_dir"]), load_splits(spec["splits"]), {})
+        _cache[key] = (load_prepared(spec.data_dir), load_splits(spec.splits), {})
     data, splits, estimators = _cache[key]
-    est_key = repr((spec["estimator"], spec.get("allowed_modules"), spec.get("seed")))
+    est_key = repr((spec.estimator, spec.allowed_modules, spec.seed, spec.scoring))
     if est_key not in estimators:
         estimators[est_key] = (
-            build_estimator(spec["estimator"], spec.get("allowed_modules", ()), spec.get("seed")),
-            make_scorers(spec["scoring"]),
+            build_estimator(spec.estimator, spec.allowed_modules, spec.seed),
+            make_scorers(spec.scoring),
         )
     estimator, scorers = estimators[est_key]
     return data, splits, estimator, scorers
@@ -150,126 +202,174 @@ def versions() -> dict:
     }
 
 
-def thread_parameters(estimator, spec: dict) -> dict:
+def thread_parameters(estimator, spec: TrialSpec, threads: int) -> dict:
     """``n_jobs`` for every (nested) estimator that has one and the config leaves open.
 
-    The value is the job's ``threads`` (env SNAKETUNE_THREADS, 1 by default), never -1: nothing
-    enforces CPU limits on a node without cgroups. It travels outside the trial spec, so a
-    different thread count does not rename trials.
+    The value is the job's ``threads``, never -1: nothing enforces CPU limits on a node without
+    cgroups. It is not part of the trial's name, so a different thread count renames nothing.
     """
-    threads = int(os.environ.get("SNAKETUNE_THREADS") or 1)
-    fixed = set(spec["estimator"].get("params", {}))
-    for step in spec["estimator"].get("steps", []):
+    fixed = set(spec.estimator.get("params", {}))
+    for step in spec.estimator.get("steps", []):
         fixed |= {f"{step['name']}__{name}" for name in step.get("params", {})}
+    searched = set(spec.params or {})
     return {
         name: threads
         for name in estimator.get_params(deep=True)
-        if (name == "n_jobs" or name.endswith("__n_jobs")) and name not in fixed and name not in spec["params"]
+        if (name == "n_jobs" or name.endswith("__n_jobs")) and name not in fixed and name not in searched
     }
 
 
-def run_trial(spec: dict) -> dict:
-    """Run one trial described by ``spec`` and return its record (not yet written).
+# ----------------------------------------------------------------------------------------------
+# One trial, start to end
 
-    ``spec`` keys: ``trial_id``, ``config_key``, ``fold``, ``params``, ``estimator``,
-    ``allowed_modules``, ``seed``, ``scoring``, ``return_train_score``, ``data_dir``, ``splits``.
+
+def run_trial(spec: TrialSpec, output: str | Path, threads: int = 1, cache_dir: str | None = None) -> TrialRecord:
+    """Run one trial and return its record (written by the caller).
+
+    A budgeted trial writes its model state to :func:`state_path` itself (so a forked trial's
+    state survives it), and keeps a content-addressed copy of record and state in ``cache_dir``
+    (``<config_key>_<fold>_u<units>``): a slot that Snakemake reruns (a rerun promotion, a
+    resumed run) finds the model already trained that far instead of training it again.
     """
+    from snaketune.evaluation.slots import copy_atomic, relabel, resolve_slot
+
     start = datetime.now(UTC)
+    previous = None
+    if spec.slot is not None and spec.slot.promotion:
+        resolved = resolve_slot(spec, output)
+        if isinstance(resolved, TrialRecord):  # carried: nothing to train
+            return replace(resolved, start=start.isoformat(), end=datetime.now(UTC).isoformat())
+        spec, previous = resolved
+    cached = None
+    if spec.budget is not None and cache_dir:
+        cached = Path(cache_dir) / f"{spec.config_key}_{spec.fold}_u{spec.budget.units}.json"
+        if cached.exists() and state_path(cached).exists():
+            copy_atomic(state_path(cached), state_path(output))
+            record = relabel(read_record_unchecked(cached), spec, reused=True)
+            return replace(record, start=start.isoformat(), end=datetime.now(UTC).isoformat())
     data, splits, estimator, scorers = load_inputs(spec)
-    train, test = splits[spec["fold"]]
+    train_rows, test_rows = splits[spec.fold]
+    state, done, history = previous or (None, 0, [])
     result = fit_and_score(
         estimator,
         data["X"],
         data["y"],
-        train=train,
-        test=test,
-        scorers=scorers,
-        parameters={**thread_parameters(estimator, spec), **search_parameters(spec["params"])},
-        return_train_score=spec.get("return_train_score", False),
+        train=train_rows,
+        test=test_rows,
+        scorers=_refit_first(scorers, spec),
+        parameters={**thread_parameters(estimator, spec, threads), **search_parameters(spec.params)},
+        return_train_score=spec.return_train_score,
+        budget=spec.budget,
+        budget_seed=[spec.seed, spec.fold],
+        state=state,
+        done=done,
+        history=history,
     )
-    record = base_record(spec, start)
-    record.update(result)
-    record.update(n_train=int(len(train)), n_test=int(len(test)), data_fingerprint=data["meta"]["fingerprint"])
-    record["end"] = datetime.now(UTC).isoformat()
+    model = result.pop("estimator", None)
+    record = TrialRecord(
+        **base_fields(spec, start),
+        **result,
+        n_train=int(len(train_rows)),
+        n_test=int(len(test_rows)),
+        data_fingerprint=data["meta"]["fingerprint"],
+    )
+    record.end = datetime.now(UTC).isoformat()
+    if spec.budget is not None:
+        # The state is written before the record, so a record on disk always has its state.
+        keep = model if spec.budget.resource == "partial_fit" else None
+        write_bytes_atomic(state_path(output), pickle.dumps(keep, protocol=pickle.HIGHEST_PROTOCOL))
+        if cached is not None and record.ok and not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            copy_atomic(state_path(output), state_path(cached))
+            write_json_atomic(cached, record.to_dict())
     return record
 
 
-def base_record(spec: dict, start: datetime) -> dict:
+def read_record_unchecked(path) -> TrialRecord:
+    """A cached record, whose file name is its cache key rather than its trial id."""
+    return TrialRecord.from_dict(json.loads(Path(path).read_text()))
+
+
+def _refit_first(scorers: dict, spec: TrialSpec) -> dict:
+    """Scorers in the order the budget's score history needs (the refit metric first)."""
+    metric = spec.budget.metric if spec.budget else None
+    return {metric: scorers[metric], **scorers} if metric else scorers
+
+
+def base_fields(spec: TrialSpec, start: datetime) -> dict:
     """The fields every trial record has, whatever its outcome."""
+    slot = spec.slot
     return {
-        "format": TRIAL_FORMAT,
-        "trial_id": spec["trial_id"],
-        "config_key": spec["config_key"],
-        "fold": spec["fold"],
-        "params": spec["params"],
-        "seed": spec.get("seed"),
+        "trial_id": spec.trial_id,
+        "config_key": spec.config_key,
+        "fold": spec.fold,
+        "params": spec.params,
+        "seed": spec.seed,
         "versions": versions(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "start": start.isoformat(),
+        "model_id": slot.model_id if slot else None,
+        "bracket": slot.bracket if slot else None,
+        "rung": slot.rung if slot else None,
+        "slot": slot.slot if slot else None,
     }
 
 
-def timeout_record(spec: dict, start: datetime, timeout: float) -> dict:
+def timeout_record(spec: TrialSpec, start: datetime, timeout: float) -> TrialRecord:
     """Record of a trial killed after ``timeout`` seconds."""
-    record = base_record(spec, start)
-    record.update(
-        status="timeout",
-        test_scores={name: None for name in spec["scoring"]},
-        train_scores={name: None for name in spec["scoring"]} if spec.get("return_train_score") else {},
+    return TrialRecord(
+        **base_fields(spec, start),
+        status=TrialStatus.TIMEOUT,
+        test_scores={name: None for name in spec.scoring},
+        train_scores={name: None for name in spec.scoring} if spec.return_train_score else {},
         fit_time=float(timeout),
         score_time=0.0,
-        fit_cpu=0.0,
-        score_cpu=0.0,
         error=f"TrialTimeout: killed after {timeout:g} s (trial_timeout)",
-        traceback=None,
-        warnings=[],
         end=datetime.now(UTC).isoformat(),
+        budget=spec.budget.units if spec.budget else None,
+        resource=spec.budget.resource if spec.budget else None,
     )
-    return record
-
-
-def error_value(error_score) -> float:
-    """Score given to a failed or timed-out fold."""
-    if error_score in ("nan", "raise") or error_score is None:
-        return math.nan
-    return float(error_score)
 
 
 class TrialFailed(RuntimeError):
     """Raised for ``error_score: raise``: names the configuration, the fold and the exception."""
 
     @classmethod
-    def from_record(cls, spec: dict, record: dict) -> TrialFailed:
+    def from_record(cls, record: TrialRecord) -> TrialFailed:
         return cls(
-            f"trial {spec['trial_id']} failed (error_score: raise): configuration {spec['params']}, "
-            f"fold {spec['fold']}: {record['error']}\n{record.get('traceback') or ''}"
+            f"trial {record.trial_id} failed (error_score: raise): configuration {record.params}, "
+            f"fold {record.fold}: {record.error}\n{record.traceback or ''}"
         )
 
 
-def execute(
-    spec: dict,
-    output: str,
-    *,
-    timeout: float | None = None,
-    raise_errors: bool = False,
-    cache_dir: str | None = None,
-) -> dict:
-    """Run a trial and write its JSON atomically; return the record.
+def execute(spec: TrialSpec, output: str, settings: RunSettings | None = None, batched: bool = False) -> TrialRecord:
+    """Run a trial and write its record atomically; return the record.
 
-    With a ``timeout`` the trial runs in a forked child (see :func:`run_isolated`). With
-    ``raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised instead, so
-    Snakemake stops the study and keeps the trial's log. With ``cache_dir`` (batched jobs), a
-    finished ok record found there is restored by hard link instead of being recomputed.
+    With ``settings.timeout`` the trial runs in a forked child (see :func:`run_isolated`). With
+    ``settings.raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised
+    instead, so Snakemake stops the study and keeps the trial's log. With ``settings.cache_dir``
+    (batched jobs), a finished ok record found there is restored by hard link instead of being
+    recomputed.
     """
-    cached = Path(cache_dir) / f"{spec['trial_id']}.json" if cache_dir else None
+    settings = settings or RunSettings()
+    batch_cache = settings.cache_dir if batched else None
+    cached = Path(batch_cache) / f"{spec.trial_id}.json" if batch_cache and not spec.budget else None
     if cached is not None and cached.exists() and _link_atomic(cached, Path(output)):
-        return json.loads(Path(output).read_text())
-    record = run_isolated(spec, timeout=timeout) if timeout else run_trial(spec)
-    if raise_errors and record["status"] != "ok":
-        raise TrialFailed.from_record(spec, record)
-    write_json_atomic(output, record)
-    if cached is not None and record["status"] == "ok":
+        return read_record(output)
+    if settings.timeout:
+        record = run_isolated(
+            spec, output, timeout=settings.timeout, threads=settings.threads, cache_dir=settings.cache_dir
+        )
+    else:
+        record = run_trial(spec, output, settings.threads, settings.cache_dir)
+    if spec.budget is not None and record.status is TrialStatus.TIMEOUT:
+        # A timed-out budgeted trial leaves no model: its slot still needs a state file.
+        write_bytes_atomic(state_path(output), pickle.dumps(None))
+    if settings.raise_errors and not record.ok:
+        raise TrialFailed.from_record(record)
+    write_json_atomic(output, record.to_dict())
+    if cached is not None and record.ok:
         _link_atomic(Path(output), cached)
     return record
 
@@ -287,29 +387,25 @@ def _link_atomic(source: Path, target: Path) -> bool:
     return True
 
 
-def execute_many(specs: list[dict], outputs: list[str]) -> tuple[int, str]:
-    """Run a job's trials in order; return (exit status, log text).
-
-    Settings that do not change results come from the environment (see
-    ``workflow_support.set_trial_environment``): SNAKETUNE_TRIAL_TIMEOUT, SNAKETUNE_ERROR_SCORE,
-    SNAKETUNE_CACHE (batched jobs only).
-    """
-    env = os.environ
-    timeout = float(env.get("SNAKETUNE_TRIAL_TIMEOUT") or 0) or None
-    raise_errors = env.get("SNAKETUNE_ERROR_SCORE") == "raise"
-    cache_dir = env.get("SNAKETUNE_CACHE") if len(specs) > 1 else None
+def execute_many(specs: list[dict], outputs: list[str], settings: RunSettings | None = None) -> tuple[int, str]:
+    """Run a job's trials in order; return (exit status, log text)."""
+    settings = settings or RunSettings()
     lines = []
-    for spec, output in zip(specs, outputs, strict=True):
+    for data, output in zip(specs, outputs, strict=True):
+        spec = TrialSpec.from_dict(data)
         try:
-            record = execute(spec, output, timeout=timeout, raise_errors=raise_errors, cache_dir=cache_dir)
+            record = execute(spec, output, settings, batched=len(specs) > 1)
         except TrialFailed as exc:
             lines.append(str(exc))
             return 1, "\n".join(lines) + "\n"
-        lines.append(f"trial {spec['trial_id']}: {record['status']} in {record['fit_time']:.3f} s")
+        extra = f", {record.budget} {record.resource}" if record.budget is not None else ""
+        lines.append(f"trial {spec.trial_id}: {record.status.value} in {record.fit_time:.3f} s{extra}")
     return 0, "\n".join(lines) + "\n"
 
 
-def run_isolated(spec: dict, *, timeout: float) -> dict:
+def run_isolated(
+    spec: TrialSpec, output: str, *, timeout: float, threads: int = 1, cache_dir: str | None = None
+) -> TrialRecord:
     """Run the trial in a forked child and return its record.
 
     A fork (not a thread or an alarm) because a fit stuck in C code can only be stopped by a
@@ -320,6 +416,10 @@ def run_isolated(spec: dict, *, timeout: float) -> dict:
     import select
     import signal
 
+    from snaketune.evaluation.slots import with_candidate
+
+    if spec.slot is not None and spec.slot.promotion:
+        spec = with_candidate(spec)[0]  # a timeout record names its candidate too
     # Imports, data and estimator are loaded before the fork: the time limit is the trial's own.
     load_inputs(spec)
     start = datetime.now(UTC)
@@ -330,7 +430,7 @@ def run_isolated(spec: dict, *, timeout: float) -> dict:
         status = 0
         try:
             set_parent_death_signal(signal.SIGKILL)
-            payload = json.dumps(to_jsonable(run_trial(spec))).encode()
+            payload = json.dumps(to_jsonable(run_trial(spec, output, threads, cache_dir).to_dict())).encode()
             with os.fdopen(write_fd, "wb") as fh:
                 fh.write(payload)
         except BaseException:  # noqa: BLE001
@@ -362,8 +462,8 @@ def run_isolated(spec: dict, *, timeout: float) -> dict:
             if os.WIFSIGNALED(status)
             else f"exit status {os.waitstatus_to_exitcode(status)}"
         )
-        raise RuntimeError(f"trial {spec['trial_id']} process died ({how}) before writing a result")
-    return json.loads(b"".join(chunks))
+        raise RuntimeError(f"trial {spec.trial_id} process died ({how}) before writing a result")
+    return TrialRecord.from_dict(json.loads(b"".join(chunks)))
 
 
 def _kill(pid: int) -> None:
@@ -374,21 +474,3 @@ def _kill(pid: int) -> None:
     except ProcessLookupError:
         pass
     os.waitpid(pid, 0)
-
-
-def main(argv=None) -> int:
-    """``python -m snaketune.trial SPEC_JSON OUTPUT...``: run a job's trials in this process.
-
-    SPEC_JSON is one trial spec or a list of them (a batch), or ``@FILE`` holding that JSON; one
-    OUTPUT per spec.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    specs = json.loads(Path(argv[0][1:]).read_text() if argv[0].startswith("@") else argv[0])
-    specs = specs if isinstance(specs, list) else [specs]
-    status, log = execute_many(specs, argv[1:])
-    sys.stderr.write(log)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,54 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 
 from snaketune.base.jsonutil import to_jsonable
-from snaketune.evaluation.trial import error_value
+from snaketune.evaluation.records import CorruptTrialError, TrialStatus, error_value, read_record, read_records
 
-
-class CorruptTrialError(RuntimeError):
-    """A trial file that is not a complete record; the message says how to recover."""
-
-
-REQUIRED_KEYS = ("trial_id", "config_key", "fold", "status", "test_scores", "fit_time", "score_time")
-
-
-def read_record(path: str | Path) -> dict:
-    """Read one trial file, or raise :class:`CorruptTrialError` naming it and the fix."""
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict):
-            raise ValueError("not a JSON object")
-        missing = [k for k in REQUIRED_KEYS if k not in record]
-        if missing:
-            raise ValueError(f"missing keys {missing}")
-        if record["trial_id"] != path.stem:
-            raise ValueError(f"records trial {record['trial_id']!r}, not {path.stem!r}")
-    except (OSError, ValueError) as exc:
-        raise CorruptTrialError(
-            f"corrupt trial file {path}: {exc}. Delete it and rerun snakemake: only that trial "
-            "runs again, every other finished trial is kept."
-        ) from None
-    return record
-
-
-def read_records(paths) -> dict[str, dict]:
-    """Read every trial file; all corrupt files are reported together."""
-    records, problems = {}, []
-    for path in paths:
-        try:
-            record = read_record(path)
-        except CorruptTrialError as exc:
-            problems.append(str(exc))
-            continue
-        records[record["trial_id"]] = record
-    if problems:
-        raise CorruptTrialError("\n".join(problems))
-    return records
+__all__ = ["CorruptTrialError", "read_record", "read_records", "cv_results", "rank_scores", "to_frame"]
 
 
 def rank_scores(means: np.ndarray) -> np.ndarray:
@@ -73,6 +32,8 @@ def cv_results(
     scoring: list[str],
     error_score="nan",
     return_train_score: bool = False,
+    trial_ids: list[list[str]] | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """Build a ``cv_results_`` dict from trial records.
 
@@ -83,7 +44,13 @@ def cv_results(
     config_keys : list of str
         Content hash of each candidate; trial ``<key>_<fold>`` holds its fold ``fold``.
     records : dict
-        Trial id -> record, as read by :func:`read_records`.
+        Trial id -> :class:`~snaketune.evaluation.records.TrialRecord`, from :func:`read_records`.
+    trial_ids : list of list of str, optional
+        Each row's trials, fold by fold, when they are not named ``<key>_<fold>`` (adaptive
+        searches: one row per slot, as ``HalvingRandomSearchCV`` has one per candidate and
+        iteration).
+    extra : dict, optional
+        Further columns (``iter``, ``n_resources``, ...), one value per row.
 
     Returns
     -------
@@ -100,18 +67,19 @@ def cv_results(
     train = {m: np.full((n, n_folds), np.nan) for m in scoring}
     n_failed = np.zeros(n, dtype=int)
     n_timeout = np.zeros(n, dtype=int)
-    for i, key in enumerate(config_keys):
-        for k in range(n_folds):
-            record = records[f"{key}_{k}"]
-            fit_time[i, k] = record["fit_time"]
-            score_time[i, k] = record["score_time"]
-            ok = record["status"] == "ok"
-            n_failed[i] += record["status"] == "error"
-            n_timeout[i] += record["status"] == "timeout"
+    if trial_ids is None:
+        trial_ids = [[f"{key}_{k}" for k in range(n_folds)] for key in config_keys]
+    for i, ids in enumerate(trial_ids):
+        for k, trial_id in enumerate(ids):
+            record = records[trial_id]
+            fit_time[i, k] = record.fit_time
+            score_time[i, k] = record.score_time
+            n_failed[i] += record.status is TrialStatus.ERROR
+            n_timeout[i] += record.status is TrialStatus.TIMEOUT
             for m in scoring:
-                test[m][i, k] = record["test_scores"][m] if ok else fill
+                test[m][i, k] = record.test_scores[m] if record.ok else fill
                 if return_train_score:
-                    train[m][i, k] = record["train_scores"][m] if ok else fill
+                    train[m][i, k] = record.train_scores[m] if record.ok else fill
     results: dict = {}
 
     def store(name, array, splits=False, rank=False):
@@ -141,6 +109,8 @@ def cv_results(
     results["n_failed"] = n_failed
     results["n_timeout"] = n_timeout
     results["config_key"] = np.array(config_keys)
+    for name, values in (extra or {}).items():
+        results[name] = np.asarray(values)
     return results
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +27,7 @@ PLOT_TITLES = {
     "best_so_far": "Best score so far",
     "fold_spread": "Fold spread of the top configurations",
     "fit_time": "Fit time against score",
+    "score_vs_resource": "Score against resource, every model",
 }
 
 
@@ -105,11 +107,19 @@ def make_plots(leaderboard_csv: str, config: dict, outputs: list[str]) -> None:
     """Draw every plot named in ``outputs`` (``plots/<name>.png``) from the leaderboard."""
     import pandas as pd
 
+    from snaketune.results.adaptive import PLOT_NAME
+
     frame = pd.read_csv(leaderboard_csv)
+    if "final_rung" in frame:  # adaptive: the models that reached their bracket's last rung
+        frame = frame[frame["final_rung"].astype(bool)].reset_index(drop=True)
     plt = _style()
     refit = config["refit"]
     for path in outputs:
         name = str(path).rsplit("/", 1)[-1].removesuffix(".png")
+        if name == PLOT_NAME:
+            history = str(Path(leaderboard_csv).with_name("history.csv"))
+            plot_history(history, refit, path, title=f"{config['study']}: every model")
+            continue
         fig = DRAW[name](plt, frame, config, refit)
         fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
@@ -491,3 +501,41 @@ DRAW = {
     "fit_time": draw_fit_time,
     "parallel": draw_parallel,
 }
+
+
+def plot_history(history_csv: str, refit: str, output: str, title: str = "") -> None:
+    """Score against resource for every model, coloured by bracket (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    try:
+        history = pd.read_csv(history_csv)
+    except pd.errors.EmptyDataError:
+        history = pd.DataFrame()
+    column = f"mean_test_{refit}"
+    if len(history) and column in history:
+        brackets = sorted(history["bracket"].unique(), reverse=True)
+        for c, b in enumerate(brackets):
+            colour = PALETTE[c % len(PALETTE)]
+            sub = history[history["bracket"] == b]
+            for _, model in sub.groupby("model_id"):
+                model = model.sort_values("units")
+                ax.plot(model["units"], model[column], "-o", color=colour, alpha=0.6, lw=1, ms=2.5)
+            ax.plot([], [], "-o", color=colour, label=f"bracket {b}")
+        if history["units"].max() / max(history["units"].min(), 1) >= 10:
+            ax.set_xscale("log")
+        ax.legend(frameon=False, fontsize=8)
+    ax.set_xlabel("units of training (resource)")
+    ax.set_ylabel(f"validation {refit}")
+    ax.set_title(title or "score against resource, every model")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output)
+    plt.close(fig)
+
+

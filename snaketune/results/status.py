@@ -53,17 +53,17 @@ def _parse_time(text) -> float | None:
         return None
 
 
-def read_finished(paths) -> dict[str, dict]:
+def read_finished(paths) -> dict:
     """Trial id -> record for every complete trial file among ``paths`` (others are skipped)."""
+    from snaketune.evaluation.records import CorruptTrialError, read_record
+
     records = {}
     for path in paths:
-        path = Path(path)
         try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):  # not there yet, or (never with atomic writes) partial
+            record = read_record(path)
+        except CorruptTrialError:  # not there yet, or (never with atomic writes) partial
             continue
-        if isinstance(record, dict) and record.get("trial_id") == path.stem and "status" in record:
-            records[path.stem] = record
+        records[record.trial_id] = record
     return records
 
 
@@ -71,7 +71,7 @@ def _latest_run(records: dict[str, dict]) -> tuple[float, float, int] | None:
     """(start, last end, trials) of the latest run: trials whose time spans chain together."""
     spans = []
     for r in records.values():
-        start, end = _parse_time(r.get("start")), _parse_time(r.get("end"))
+        start, end = _parse_time(r.start), _parse_time(r.end)
         if start is not None and end is not None:
             spans.append((start, max(start, end)))
     if not spans:
@@ -86,20 +86,22 @@ def _latest_run(records: dict[str, dict]) -> tuple[float, float, int] | None:
     return block_start, block_end, count
 
 
-def collect(config: dict, plan, now: float | None = None, top_n: int = 5) -> Status:
-    """The progress of ``plan`` from its trial files (relative paths: the current folder)."""
+def collect(config: dict, plan, now: float | None = None, top_n: int = 5, slots=None) -> Status:
+    """The progress of ``plan`` (and, for adaptive searches, its ``slots``) from its trial files
+    (relative paths: the current folder)."""
     from snaketune.results.aggregate import cv_results, to_frame, top_table
+    from snaketune.search.space import as_candidate
 
     now = time.time() if now is None else now
     refit = config["refit"]
-    if not plan.config_keys:  # adaptive searches decide their trials as they go
-        paths = sorted(Path(plan.out, "trials").glob("*.json"))
-        status = Status(config["study"], plan.out, None, refit=refit)
+    if slots is not None:
+        rows = [slots.slot_trials(*s) for s in slots.slots]
     else:
-        paths = plan.trial_paths
-        status = Status(config["study"], plan.out, len(paths), refit=refit, n_configs=len(plan.config_keys))
+        rows = [[plan.trial_path(f"{key}_{k}") for k in range(plan.n_folds)] for key in plan.config_keys]
+    paths = [p for row in rows for p in row]
+    status = Status(config["study"], plan.out, len(paths), refit=refit, n_configs=len(rows))
     records = read_finished(paths)
-    outcomes = [r["status"] for r in records.values()]
+    outcomes = [r.status.value for r in records.values()]
     status.done = len(records)
     status.ok = outcomes.count("ok")
     status.failed = outcomes.count("error")
@@ -108,44 +110,41 @@ def collect(config: dict, plan, now: float | None = None, top_n: int = 5) -> Sta
     run = _latest_run(records)
     if run is not None:
         start, last_end, in_run = run
-        finished = status.total is not None and status.done >= status.total
+        finished = status.done >= status.total
         status.elapsed = (last_end if finished else now) - start
         status.idle = None if finished else max(0.0, now - last_end)
         if finished:
             status.remaining = 0.0
-        elif status.elapsed > 0 and status.total is not None:
+        elif status.elapsed > 0:
             status.rate = in_run / status.elapsed
             status.remaining = (status.total - status.done) / status.rate
 
-    if plan.config_keys:
-        keys = [
-            (i, key)
-            for i, key in enumerate(plan.config_keys)
-            if all(f"{key}_{k}" in records for k in range(plan.n_folds))
+    complete = [[Path(p).stem for p in row] for row in rows if all(Path(p).stem in records for p in row)]
+    status.complete_configs = len(complete)
+    if complete:
+        firsts = [records[ids[0]] for ids in complete]
+        results = cv_results(
+            [{k: as_candidate(v) for k, v in r.params.items()} for r in firsts],
+            [r.config_key for r in firsts],
+            records,
+            n_folds=len(complete[0]),
+            scoring=config["scoring"],
+            error_score=config["error_score"],
+            trial_ids=complete,
+        )
+        frame = to_frame(results)
+        status.top_table = top_table(frame, refit, config["scoring"], n=top_n)
+        best = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"], kind="stable").head(top_n)
+        status.top = [
+            {
+                "rank": int(row[f"rank_test_{refit}"]),
+                "config_key": row["config_key"],
+                "params": json.loads(row["params"]),
+                "mean": None if math.isnan(row[f"mean_test_{refit}"]) else float(row[f"mean_test_{refit}"]),
+                "std": None if math.isnan(row[f"std_test_{refit}"]) else float(row[f"std_test_{refit}"]),
+            }
+            for _, row in best.iterrows()
         ]
-        status.complete_configs = len(keys)
-        if keys:
-            results = cv_results(
-                [plan.candidates[i] for i, _ in keys],
-                [key for _, key in keys],
-                records,
-                n_folds=plan.n_folds,
-                scoring=config["scoring"],
-                error_score=config["error_score"],
-            )
-            frame = to_frame(results)
-            status.top_table = top_table(frame, refit, config["scoring"], n=top_n)
-            best = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"], kind="stable").head(top_n)
-            status.top = [
-                {
-                    "rank": int(row[f"rank_test_{refit}"]),
-                    "config_key": row["config_key"],
-                    "params": json.loads(row["params"]),
-                    "mean": None if math.isnan(row[f"mean_test_{refit}"]) else float(row[f"mean_test_{refit}"]),
-                    "std": None if math.isnan(row[f"std_test_{refit}"]) else float(row[f"std_test_{refit}"]),
-                }
-                for _, row in best.iterrows()
-            ]
     return status
 
 
@@ -158,17 +157,12 @@ def _clock(seconds: float | None) -> str:
 
 def format_status(status: Status) -> str:
     lines = []
-    if status.total is None:
-        lines.append(
-            f"study {status.study} ({status.out}): {status.done} trials done (adaptive search: total not known ahead)"
-        )
-    else:
-        pct = 100 * status.done / status.total if status.total else 100.0
-        lines.append(f"study {status.study} ({status.out}): {status.done}/{status.total} trials done ({pct:.0f}%)")
+    pct = 100 * status.done / status.total if status.total else 100.0
+    lines.append(f"study {status.study} ({status.out}): {status.done}/{status.total} trials done ({pct:.0f}%)")
     lines.append(f"  ok {status.ok}, failed {status.failed}, timed out {status.timeout}")
     if status.elapsed is None:
         lines.append("  no trial has finished yet")
-    elif status.total is not None and status.done >= status.total:
+    elif status.done >= status.total:
         lines.append(f"  finished: the last run took {_clock(status.elapsed)}")
     else:
         left = f"about {_clock(status.remaining)} left" if status.remaining is not None else "time left unknown"
@@ -222,7 +216,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from types import SimpleNamespace
+
     from snaketune.config.load import ConfigError, load_config
+    from snaketune.evaluation.adaptive import setup
     from snaketune.search.plan import make_plan
 
     try:
@@ -230,10 +227,11 @@ def run(args) -> int:
         config = load_config(raw, ".", check_data=False)
         adaptive = bool({"hyperband", "successive_halving"} & set(config["search"]))
         plan = make_plan(config, ".", candidates=[] if adaptive else None)
+        slots = setup(SimpleNamespace(config=config, plan=plan)) if adaptive else None
     except (ConfigError, OSError) as error:
         print(str(error), file=sys.stderr)
         return 2
-    status = collect(config, plan, top_n=args.top)
+    status = collect(config, plan, top_n=args.top, slots=slots)
     if args.json:
         print(json.dumps(status.to_json(), default=str))
     else:

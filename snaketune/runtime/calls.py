@@ -1,38 +1,37 @@
-"""Package functions a workflow job may run in the warm worker instead of a new Python.
+"""The package functions a workflow job may run: every rule's command is one of these calls.
 
 Only the names in :data:`CALLS` can be called, with JSON keyword arguments; nothing else in the
 package (or outside it) is reachable through the worker. Each call writes only the paths listed
-in its ``outputs`` argument, which the worker checks are inside the study folder.
+in its ``outputs`` argument, which the worker checks are inside the study folder. A job runs its
+call in the warm worker when one is running, else in a new Python
+(``python -m snaketune.runtime.calls NAME ARGS THREADS``); the result is the same.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import sys
+from pathlib import Path
+
+from snaketune.evaluation.records import RunSettings
+from snaketune.runtime.protocol import ENV_SETTINGS, read_args
 
 
-def hyperband_eval(*, spec: dict, outputs: list[str], promotion: str | None = None) -> str:
-    from snaketune.evaluation.adaptive import run_eval
+def trials(*, specs: list[dict], outputs: list[str], settings: RunSettings) -> tuple[int, str]:
+    """A job's trials (one, a batch, or the folds of an adaptive slot), one file each."""
+    from snaketune.evaluation.trial import execute_many
 
-    result, state = outputs
-    record = run_eval(spec, result, state, promotion=promotion)
-    return (
-        f"{record['model_id']} ({record['config_key']}): {record['units']} units, status {record['status']}, "
-        f"scores {record['mean_test']}{', stopped early' if record['stopped'] else ''}"
-        f"{', reused' if record.get('reused') else ''}{', carried' if record.get('carried') else ''}"
-    )
+    return execute_many(specs, outputs, settings)
 
 
-def hyperband_promote(*, results: list[str], keep: int, refit: str, outputs: list[str]) -> str:
-    from snaketune.evaluation.adaptive import promote
+def promote(*, slots: list[list[str]], keep: int, refit: str, outputs: list[str]) -> str:
+    from snaketune.evaluation.slots import promote as promote_slots
 
-    doc = promote(results, keep, refit, outputs[0])
+    doc = promote_slots(slots, keep, refit, outputs[0])
     return f"promoted {[s['model_id'] for s in doc['survivors']]}"
 
 
 def prepare_data(*, data: dict, outputs: list[str]) -> str:
-    from pathlib import Path
-
     from snaketune.base.data import prepare
 
     meta = prepare(data, Path.cwd(), Path(outputs[0]).parent)
@@ -53,6 +52,12 @@ def make_splits(*, cv: dict, classifier: bool, y: str, outputs: list[str]) -> st
     return f"{len(splits)} splits of {len(target)} samples"
 
 
+def aggregate(*, plan: dict, config: dict, outputs: list[str]) -> str:
+    from snaketune.results.leaderboard import write_leaderboard
+
+    return write_leaderboard(plan=plan, config=config, outputs=outputs)
+
+
 def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
     from snaketune.results.plots import make_plots
 
@@ -61,7 +66,15 @@ def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
 
 
 def refit(
-    *, data_dir: str, best: str, estimator: dict, allowed_modules: list, seed: int, scoring: list, outputs: list[str]
+    *,
+    data_dir: str,
+    best: str,
+    estimator: dict,
+    allowed_modules: list,
+    seed: int,
+    scoring: list,
+    outputs: list[str],
+    budget: dict | None = None,
 ) -> str:
     from snaketune.evaluation.refit import refit_best
 
@@ -75,6 +88,7 @@ def refit(
         scoring=scoring,
         model_path=model,
         summary_path=summary,
+        budget=budget,
     )
     return f"refit the best configuration -> {model}"
 
@@ -90,36 +104,47 @@ def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outpu
 
 
 CALLS = {
+    "trials": trials,
+    "promote": promote,
     "prepare_data": prepare_data,
     "make_splits": make_splits,
+    "aggregate": aggregate,
     "plots": plots,
     "refit": refit,
     "report_pages": report_pages,
-    "hyperband_eval": hyperband_eval,
-    "hyperband_promote": hyperband_promote,
 }
 
 # Modules a worker imports up front so forked calls start warm.
 PRELOAD = (
     "snaketune.base.data",
     "snaketune.base.splits",
+    "snaketune.evaluation.trial",
+    "snaketune.evaluation.slots",
     "snaketune.evaluation.refit",
-    "snaketune.evaluation.adaptive",
 )
 
 
-def run_call(name: str, kwargs: dict) -> str:
-    """Run a registered call; return its log line."""
+def call_outputs(kwargs: dict) -> list[str]:
+    return [str(o) for o in kwargs.get("outputs", [])]
+
+
+def run_call(name: str, kwargs: dict, settings: RunSettings) -> tuple[int, str]:
+    """Run a registered call; return (exit status, log text)."""
     if name not in CALLS:
         raise KeyError(f"unknown call {name!r}; known: {sorted(CALLS)}")
-    return CALLS[name](**kwargs)
+    if name == "trials":
+        return trials(**kwargs, settings=settings)
+    return 0, CALLS[name](**kwargs) + "\n"
 
 
 def main(argv=None) -> int:
-    """``python -m snaketune.calls NAME KWARGS_JSON``: run a call in this process."""
+    """``python -m snaketune.runtime.calls NAME ARGS [THREADS]``: run a call in this process."""
     argv = sys.argv[1:] if argv is None else argv
-    print(run_call(argv[0], json.loads(argv[1])), file=sys.stderr)
-    return 0
+    threads = int(argv[2]) if len(argv) > 2 else 1
+    settings = RunSettings.from_json(os.environ.get(ENV_SETTINGS), threads)
+    status, log = run_call(argv[0], read_args(argv[1]), settings)
+    sys.stderr.write(log)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
 """The warm worker: one long-lived process per study run that has Python, scikit-learn and the
 prepared data loaded, and runs each trial in a forked child.
 
-A trial job's command (``scripts/trial_client.py``) connects over an abstract Unix socket, hands
-over the trial and waits; the worker forks a handler for the connection, which forks the trial
-itself (so a hung or crashing fit can be killed without touching the worker) and replies with the
-exit status and log. Forking a process that already imported scikit-learn costs milliseconds; a
-new Python costs 1-2 s.
+A job's command (``scripts/job_client.py``) connects over an abstract Unix socket, hands over a
+registered call (:mod:`snaketune.runtime.calls`) and waits; the worker forks a handler for the
+connection, which runs the call (trials fork once more under ``trial_timeout``) and replies with
+the exit status and log. Forking a process that already imported scikit-learn costs
+milliseconds; a new Python costs 1-2 s.
+
+The accept loop never runs user code: a slow, hanging or crashing configuration can delay only its
+own job. The one exception is bounded: the first time an estimator is seen, a forked probe fits it
+with the config's fixed parameters (never a searched configuration) on a few rows; only if that
+finishes within :data:`WARM_UP_SECONDS` does the worker repeat it itself, so lazy imports and caches
+of a first fit are paid once, not in every forked trial.
 
 Lifecycle: started by the Snakefile's ``onstart`` on local runs, stopped by ``onsuccess`` /
 ``onerror``, and tied to the Snakemake process with ``PR_SET_PDEATHSIG`` plus a parent-pid poll,
@@ -16,7 +22,6 @@ folder it was started for; the client falls back to running in-process when no w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import select
 import signal
@@ -29,29 +34,9 @@ import traceback
 from pathlib import Path
 
 from snaketune.base.procs import set_parent_death_signal
+from snaketune.runtime.protocol import ENV_ADDRESS, read_args, recv_message, send_message
 
-ENV_ADDRESS = "SNAKETUNE_WORKER"
-
-
-def send_message(sock: socket.socket, obj) -> None:
-    payload = json.dumps(obj).encode()
-    sock.sendall(struct.pack("!I", len(payload)) + payload)
-
-
-def recv_message(sock: socket.socket):
-    header = _recv_exact(sock, 4)
-    (size,) = struct.unpack("!I", header)
-    return json.loads(_recv_exact(sock, size))
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("peer closed the connection")
-        data += chunk
-    return bytes(data)
+WARM_UP_SECONDS = 3.0
 
 
 class Worker:
@@ -84,7 +69,6 @@ class Worker:
         import sklearn.base  # noqa: F401
         import sklearn.metrics  # noqa: F401
 
-        from snaketune.evaluation import trial  # noqa: F401
         from snaketune.runtime.calls import PRELOAD
 
         try:
@@ -147,82 +131,97 @@ class Worker:
         except (OSError, ValueError, ConnectionError):
             conn.close()
             return
-        spec = (request.get("specs") or [{}])[0]
         reason = self._refusal(request) or _foreign_peer(conn)
         if reason:
             send_message(conn, {"refused": reason})
             conn.close()
             return
-        if "call" not in request:
-            try:
-                from snaketune.evaluation.trial import load_inputs
-
-                # Load data and build the estimator here, before the fork, so children share it.
-                load_inputs(spec)
-                self._warm_up(spec)
-            except Exception:  # noqa: BLE001 - let the handler report it as the trial's failure
-                pass
+        if request["call"] == "trials":
+            self._warm_up(request)
         pid = os.fork()
         if pid == 0:
             listener.close()
             os.setpgid(0, 0)  # own process group: the worker can kill a handler and its trial
             status = 1
             try:
-                status = handle_request(request, conn)
+                status = handle_request(request, conn, self.study_dir)
             finally:
                 os._exit(status)
         self.children[pid] = conn
 
-    def _warm_up(self, spec: dict) -> None:
-        """Fit and score once on a few rows, so the lazy imports and caches of a first fit are
-        paid here once, not in every forked trial (measured: ~70 ms CPU a trial for kNN).
+    def _warm_up(self, request: dict) -> None:
+        """Warm the estimator of a trials request up once, if a probe shows that is quick.
 
         Thread pools are limited to one thread in the worker (see serve), so no OpenMP pool
         exists when we fork: GNU OpenMP is not fork-safe once its pool has started.
         """
-        from snaketune.evaluation.trial import fit_and_score, load_inputs, search_parameters
-
-        key = (spec["data_dir"], repr(spec["estimator"]))
+        try:
+            spec = read_args(request["args"])["specs"][0]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return
+        key = repr([spec.get(k) for k in ("data_dir", "splits", "estimator", "allowed_modules", "seed", "scoring")])
         if key in self.warmed:
             return
         self.warmed.add(key)
-        data, splits, estimator, scorers = load_inputs(spec)
-        train, test = splits[0]
-        fit_and_score(
-            estimator,
-            data["X"],
-            data["y"],
-            train=train[:50],
-            test=test[:50],
-            scorers=scorers,
-            parameters=search_parameters(spec["params"]),
-        )
+        pid = os.fork()
+        if pid == 0:  # the probe: may hang or crash, the worker does not wait for it
+            status = 1
+            try:
+                set_parent_death_signal(signal.SIGKILL)
+                warm_up(spec)
+                status = 0
+            finally:
+                os._exit(status)
+        deadline = time.monotonic() + WARM_UP_SECONDS
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.005)
+        else:
+            _kill_group(pid)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            print(f"warm-up skipped: over {WARM_UP_SECONDS:g} s for {spec.get('estimator')}", flush=True)
+            return
+        if os.waitstatus_to_exitcode(status) == 0:
+            warm_up(spec)
+        else:
+            print(f"warm-up skipped: the probe failed for {spec.get('estimator')}", flush=True)
 
     def _refusal(self, request: dict) -> str | None:
+        from snaketune.runtime.calls import CALLS
+
         if request.get("cwd") != self.cwd:
             return f"worker serves {self.cwd}, not {request.get('cwd')}"
-        if "call" in request:
-            from snaketune.runtime.calls import CALLS
-
-            if request["call"] not in CALLS:
-                return f"unknown call {request['call']!r}"
-            outputs = request.get("kwargs", {}).get("outputs", [])
-            if not all(str(o).startswith(self.study_dir) for o in outputs):
-                return f"worker writes inside {self.study_dir} only"
-            return None
-        specs = request.get("specs") or [{}]
-        for spec in specs:
-            for key in ("data_dir", "splits"):
-                if not str(spec.get(key, "")).startswith(self.study_dir):
-                    return f"worker serves {self.study_dir} only"
+        if request.get("call") not in CALLS:
+            return f"unknown call {request.get('call')!r}"
+        if not isinstance(request.get("args"), str):
+            return "malformed request"
         return None
 
 
-def handle_request(request: dict, conn: socket.socket) -> int:
-    """Run a job's trials (or a registered call) for a connected client, in the forked handler."""
+def warm_up(spec: dict) -> None:
+    """Fit and score the study's estimator (fixed parameters only) once on a few rows."""
+    from snaketune.evaluation.records import TrialSpec
+    from snaketune.evaluation.trial import fit_and_score, load_inputs
+
+    spec = TrialSpec.from_dict(spec)
+    data, splits, estimator, scorers = load_inputs(spec)
+    train, test = splits[0]
+    fit_and_score(estimator, data["X"], data["y"], train=train[:50], test=test[:50], scorers=scorers, parameters={})
+
+
+def handle_request(request: dict, conn: socket.socket, study_dir: str) -> int:
+    """Run a job's call for a connected client, in the forked handler."""
     set_parent_death_signal(signal.SIGKILL)
     try:
-        status, log = _run_request(request)
+        kwargs = read_args(request["args"])
+        outputs = [str(o) for o in kwargs.get("outputs", [])]
+        if not all(os.path.abspath(o).startswith(os.path.abspath(study_dir) + "/") for o in outputs):
+            send_message(conn, {"refused": f"worker writes inside {study_dir} only"})
+            return 0
+        status, log = _run_request(request, kwargs)
     except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
         status, log = 1, traceback.format_exc()
     try:
@@ -232,30 +231,20 @@ def handle_request(request: dict, conn: socket.socket) -> int:
     return status
 
 
-def _run_request(request: dict) -> tuple[int, str]:
-    """A registered call, or a job's trials run right here in the handler."""
-    from snaketune.evaluation.trial import execute_many
+def _run_request(request: dict, kwargs: dict) -> tuple[int, str]:
+    from snaketune.evaluation.records import RunSettings
+    from snaketune.runtime.calls import run_call
 
-    if "call" in request:
-        from snaketune.runtime.calls import run_call
+    # The client's settings, not the worker's: they may differ between runs.
+    settings = RunSettings.from_json(request.get("settings"), request.get("threads"))
+    if settings.threads != 1:  # the worker itself is at one thread; OMP_NUM_THREADS cannot reach it
+        try:
+            from threadpoolctl import threadpool_limits
 
-        return 0, run_call(request["call"], request.get("kwargs", {})) + " (warm worker)\n"
-    # The client's settings, not the worker's environment: they may differ between runs.
-    os.environ["SNAKETUNE_TRIAL_TIMEOUT"] = request.get("timeout") or ""
-    os.environ["SNAKETUNE_ERROR_SCORE"] = request.get("error_score") or ""
-    os.environ["SNAKETUNE_CACHE"] = request.get("cache") or ""
-    os.environ["SNAKETUNE_THREADS"] = request.get("threads") or "1"
-    try:
-        from threadpoolctl import threadpool_limits
-
-        # OMP_NUM_THREADS of the job cannot reach an already-started worker; limit its pools here.
-        if os.environ["SNAKETUNE_THREADS"] != "1":  # the worker itself is already at 1
-            threadpool_limits(int(os.environ["SNAKETUNE_THREADS"]))
-    except (ImportError, ValueError):
-        pass
-    # The handler is already a fork of the warm worker: trials run right here (a second fork per
-    # trial costs ~20 ms); the worker kills this handler if the client hangs up.
-    status, log = execute_many(request["specs"], request["outputs"])
+            threadpool_limits(settings.threads)
+        except ImportError:
+            pass
+    status, log = run_call(request["call"], kwargs, settings)
     return status, log.replace("\n", " (warm worker)\n") if status == 0 else log
 
 

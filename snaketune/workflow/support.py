@@ -17,6 +17,8 @@ from snaketune.search.plan import Plan, make_plan
 
 @dataclass
 class Study:
+    """A validated study: its config, its trial plan and (adaptive searches) its slot plan."""
+
     config: dict
     plan: Plan
 
@@ -28,29 +30,56 @@ class Study:
     def out(self) -> str:
         return self.plan.out
 
+    @property
+    def slots(self):
+        """The :class:`~snaketune.evaluation.adaptive.AdaptivePlan` of an adaptive search."""
+        from snaketune.evaluation.adaptive import setup
+
+        return setup(self)
+
+    @property
+    def trial_paths(self) -> list[str]:
+        return self.slots.trial_paths if self.adaptive else self.plan.trial_paths
+
     def plot_names(self) -> list[str]:
+        from snaketune.results.adaptive import PLOT_NAME
         from snaketune.results.plots import plot_names
 
-        return plot_names(self.config)
+        return plot_names(self.config) + ([PLOT_NAME] if self.adaptive else [])
+
+    def leaderboard_outputs(self) -> list[str]:
+        out = self.out
+        files = [f"{out}/leaderboard.csv", f"{out}/leaderboard.md", f"{out}/best.json"]
+        return files + ([f"{out}/history.csv"] if self.adaptive else [])
+
+    def plan_summary(self) -> dict:
+        """What aggregation needs of the plan (JSON-able)."""
+        if self.adaptive:
+            return self.slots.to_summary()
+        from snaketune.base.jsonutil import to_jsonable
+
+        return {
+            "candidates": to_jsonable(self.plan.candidates),
+            "config_keys": self.plan.config_keys,
+            "n_folds": self.plan.n_folds,
+        }
+
+    def refit_budget(self) -> dict | None:
+        """How the refit trains an adaptive search's best (its resource; units from best.json)."""
+        if not self.adaptive:
+            return None
+        b = self.slots.schedule.brackets[0]
+        return self.slots.budget(b.id, len(b.rungs) - 1).to_dict()
 
     def final_outputs(self) -> list[str]:
-        if self.adaptive:
-            from snaketune.evaluation.adaptive import final_outputs
-
-            return final_outputs(self)
         out = self.out
         return (
-            [
-                f"{out}/leaderboard.csv",
-                f"{out}/leaderboard.md",
-                f"{out}/best.json",
-                f"{out}/model.pkl",
-                f"{out}/refit.json",
-            ]
+            self.leaderboard_outputs()
+            + [f"{out}/model.pkl", f"{out}/refit.json"]
             + [f"{out}/plots/{name}.png" for name in self.plot_names()]
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
-            + self.plan.trial_paths
-        )  # targets too: Snakemake does not redo a deleted intermediate file
+            + self.trial_paths
+        )  # trials are targets too: Snakemake does not redo a deleted intermediate file
 
 
 def fail_config(error: ConfigError) -> None:
@@ -109,7 +138,7 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
             _write_plan_cache(cache, study_config, plan)
     except ConfigError as error:
         fail_config(error)
-    set_trial_environment(study_config)
+    set_run_settings(study_config)
     return Study(study_config, plan)
 
 
@@ -191,27 +220,56 @@ def export_job_environment(basedir: str) -> None:
     os.environ["SNAKETUNE_HOME"] = basedir
 
 
-def set_trial_environment(config: dict) -> None:
-    """Settings that change how a trial runs but not its result travel as environment
-    variables, so changing them does not trigger Snakemake's params rerun check."""
-    os.environ["SNAKETUNE_TRIAL_TIMEOUT"] = str(config.get("trial_timeout") or "")
-    os.environ["SNAKETUNE_ERROR_SCORE"] = "raise" if config["error_score"] == "raise" else ""
-    os.environ["SNAKETUNE_CACHE"] = f"{config['output_dir']}/{config['study']}/.cache/trials"
+def set_run_settings(config: dict) -> None:
+    """How trials run (timeout, error_score raise, cache folder) as one JSON value every job
+    inherits: not a rule parameter, so changing it does not rerun finished trials."""
+    from snaketune.evaluation.records import RunSettings
+    from snaketune.runtime.protocol import ENV_SETTINGS
+
+    settings = RunSettings(
+        timeout=config.get("trial_timeout") or None,
+        raise_errors=config["error_score"] == "raise",
+        cache_dir=os.path.abspath(f"{config['output_dir']}/{config['study']}/.cache/trials"),
+    )
+    os.environ[ENV_SETTINGS] = settings.to_json()
 
 
-def spec_json(plan: Plan, trial_id: str) -> str:
-    return json.dumps(plan.spec(trial_id), sort_keys=True, separators=(",", ":"))
+def call_args(**kwargs) -> str:
+    """A call's keyword arguments as JSON (rule params: what the call computes)."""
+    return json.dumps(kwargs, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def plan_summary(plan: Plan) -> dict:
-    """What the aggregate step needs of the plan (JSON-able, so it can be a rule param)."""
-    from snaketune.base.jsonutil import to_jsonable
+def call_file(study: Study, **kwargs) -> str:
+    """A call's keyword arguments written once to ``<study>/.snaketune/calls/<digest>.json``;
+    returns ``@<path>``.
 
-    return {
-        "candidates": to_jsonable(plan.candidates),
-        "config_keys": plan.config_keys,
-        "n_folds": plan.n_folds,
-    }
+    A file, not a rule parameter: Snakemake stores a job's params and command with every output,
+    and one command-line argument is capped at 128 KiB. The name is a content hash, so the params
+    check still reruns a job whose arguments change, and an existing file never needs rewriting.
+    """
+    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
+
+    kwargs = to_jsonable(kwargs)
+    path = Path(study.out) / ".snaketune" / "calls" / f"{digest(kwargs, 16)}.json"
+    if not path.exists():
+        write_json_atomic(path, kwargs)
+    return f"@{path}"
+
+
+def trial_args(plan: Plan, trial_id: str) -> str:
+    return call_args(specs=[plan.spec(trial_id)], outputs=[plan.trial_path(trial_id)])
+
+
+def batch_args(study: Study, trial_ids: list[str]) -> str:
+    """A batch's trials, in a file (see :func:`call_file`)."""
+    plan = study.plan
+    return call_file(study, specs=[plan.spec(t) for t in trial_ids], outputs=[plan.trial_path(t) for t in trial_ids])
+
+
+def slot_args(study: Study, b: int, i: int, j: int) -> str:
+    """The trials of one adaptive slot (one per fold)."""
+    slots = study.slots
+    return call_args(specs=slots.slot_specs(b, i, j), outputs=slots.slot_trials(b, i, j))
 
 
 def start_worker(study: Study, workflow):
@@ -258,26 +316,6 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
             cores = 1
     per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, measure=main_process)
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
-
-
-def batch_spec_file(plan: Plan, trial_ids: list[str]) -> str:
-    """Write a batch's trial specs once to ``<study>/.snaketune/batches/<digest>.json``; return
-    ``@<path>`` for the trial client.
-
-    A file, not a rule parameter: Snakemake stores a job's params and command with every output
-    (a batch of 100 specs on each of its 100 files is megabytes of metadata), and one command-line
-    argument is capped at 128 KiB. The name is a content hash, so the params check still reruns a
-    batch whose trials change, and an existing file never needs rewriting.
-    """
-    from snaketune.base.jsonutil import digest
-
-    specs = [plan.spec(t) for t in trial_ids]
-    path = Path(plan.out) / ".snaketune" / "batches" / f"{digest(specs, 16)}.json"
-    if not path.exists():
-        from snaketune.base.jsonutil import write_json_atomic
-
-        write_json_atomic(path, specs)
-    return f"@{path}"
 
 
 def is_main_process(workflow) -> bool:

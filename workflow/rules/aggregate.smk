@@ -9,7 +9,7 @@ report: "../report/workflow.rst"
 
 rule aggregate:
     input:
-        PLAN.trial_paths,
+        STUDY.trial_paths,
     output:
         leaderboard=report(
             f"{OUT}/leaderboard.csv",
@@ -19,25 +19,28 @@ rule aggregate:
         ),
         markdown=f"{OUT}/leaderboard.md",
         best=f"{OUT}/best.json",
+        # Adaptive searches: every scored point of every model.
+        history=STUDY.leaderboard_outputs()[3:],
     log:
         f"{OUT}/logs/aggregate.log",
     conda:
         "../../envs/snaketune.yaml"
     params:
-        plan=ws.plan_summary(PLAN),
-        scoring=config["scoring"],
-        refit=config["refit"],
-        error_score=config["error_score"],
-        return_train_score=config["return_train_score"],
-        top_n=config["report"]["top_n"],
-    script:
-        "../../scripts/aggregate.py"
+        call=ws.call_file(
+            STUDY,
+            plan=STUDY.plan_summary(),
+            config=config,
+            outputs=STUDY.leaderboard_outputs(),
+        ),
+    shell:
+        CALL_COMMAND.format(name="aggregate")
 
 
 rule plots:
     input:
         leaderboard=f"{OUT}/leaderboard.csv",
         best=f"{OUT}/best.json",
+        history=STUDY.leaderboard_outputs()[3:],
     output:
         [
             report(
@@ -87,6 +90,7 @@ rule refit:
             seed=config["seed"],
             scoring=config["scoring"],
             outputs=[output.model, output.summary],
+            budget=STUDY.refit_budget(),
         ),
     shell:
         CALL_COMMAND.format(name="refit")

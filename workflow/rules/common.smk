@@ -1,5 +1,4 @@
 # Config loading, validation and the trial plan; everything rules need at parse time.
-import json
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -18,26 +17,24 @@ if ws.is_main_process(workflow):
     ws.release_finished_trials(STUDY)
 # trials_per_job > 1 (or auto, measured once): batch id -> trial ids; empty = one job a trial.
 BATCHES = ws.batches(STUDY, workflow)
-# Hyperband / successive halving build their own DAG of rungs (workflow/rules/hyperband.smk).
+# Hyperband / successive halving: slots of trials in rungs (workflow/rules/adaptive.smk).
 ADAPTIVE = STUDY.adaptive
+DATA = multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "meta.json")
 
 
-# A job that runs a registered package call (snaketune/runtime/calls.py): in the warm worker when one
-# runs, else in a new Python. Rules pass the call's keyword arguments as JSON in params.call.
-CALL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" --call {name} {{params.call:q}} > {{log:q}} 2>&1'
-
-
-def call_args(**kwargs):
-    """params.call for CALL_COMMAND: keyword arguments as JSON."""
-    return json.dumps(kwargs, sort_keys=True, default=str)
+# The command of every job: a registered package call (snaketune/runtime/calls.py) with its
+# keyword arguments in params.call (JSON, or @file), run in the warm worker when one runs, else in
+# a new Python. {threads} reaches estimators as n_jobs and BLAS/OpenMP pools.
+CALL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/job_client.py" {name} {{params.call:q}} {{threads}} > {{log:q}} 2>&1'
+call_args = ws.call_args
 
 
 def final_outputs():
     return STUDY.final_outputs()
 
 
-def trial_spec(wildcards):
-    return ws.spec_json(PLAN, wildcards.trial)
+def trial_args(wildcards):
+    return ws.trial_args(PLAN, wildcards.trial)
 
 
 wildcard_constraints:

@@ -1,17 +1,12 @@
-# Trials: one configuration on one fold, one JSON file each. A job hands its trials to the warm
-# worker when one runs, else runs them in-process (scripts/trial_client.py).
-# Threads reach estimators as n_jobs (snaketune.trial.thread_parameters) and BLAS/OpenMP pools.
-TRIAL_COMMAND = (
-    "SNAKETUNE_THREADS={threads} OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-    'python -I -S "$SNAKETUNE_HOME/scripts/trial_client.py" {params.spec:q} {output:q} > {log:q} 2>&1'
-)
+# Grid and random search: one configuration on one fold per trial, one JSON file each; a job runs
+# one trial, or a batch of them with trials_per_job (snaketune/runtime/batching.py).
 
 
 if not BATCHES:
 
     rule trial:
         input:
-            data=multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "meta.json"),
+            data=DATA,
             splits=PLAN.splits_path,
         output:
             f"{OUT}/trials/{{trial}}.json",
@@ -28,9 +23,9 @@ if not BATCHES:
             runtime=config["resources"]["runtime"],
         params:
             # The whole trial definition: what the content hash in the file name stands for.
-            spec=trial_spec,
+            call=trial_args,
         shell:
-            TRIAL_COMMAND
+            CALL_COMMAND.format(name="trials")
 
 else:
     # trials_per_job > 1: one rule per batch, listing its trials' files as outputs.
@@ -40,7 +35,7 @@ else:
             name:
                 f"trials_{_batch}"
             input:
-                data=multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "meta.json"),
+                data=DATA,
                 splits=PLAN.splits_path,
             output:
                 [PLAN.trial_path(t) for t in _trials],
@@ -55,6 +50,6 @@ else:
                 mem_mb=config["resources"]["mem_mb"],
                 runtime=config["resources"]["runtime"],
             params:
-                spec=ws.batch_spec_file(PLAN, _trials),
+                call=ws.batch_args(STUDY, _trials),
             shell:
-                TRIAL_COMMAND
+                CALL_COMMAND.format(name="trials")

@@ -1,0 +1,155 @@
+"""Trial files -> ``leaderboard.csv`` (``cv_results_`` columns), ``leaderboard.md`` and ``best.json``,
+for every kind of search.
+
+Grid and random search have one row per candidate, in search order. Adaptive searches have one
+row per slot (a model at one rung), with scikit-learn's successive-halving columns ``iter`` and
+``n_resources`` added, as ``HalvingRandomSearchCV.cv_results_`` has; as there, ranks are over
+every row, and the best is chosen among the last rung's rows (of every bracket). They also get
+``history.csv``: every scored point of every model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from snaketune.base.jsonutil import to_jsonable, write_json_atomic
+from snaketune.evaluation.records import TrialStatus, read_records
+from snaketune.results.aggregate import best_index, cv_results, to_frame, top_table
+from snaketune.search.space import as_candidate
+
+SELECTION = "best of the final rung of every bracket (mean test score of the refit metric; ties: first)"
+
+
+def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
+    """Aggregate a study's trial files; ``outputs`` are leaderboard.csv, leaderboard.md,
+    best.json (and history.csv for adaptive searches). Returns the top-5 table as log text."""
+    scoring, refit = config["scoring"], config["refit"]
+    out = Path(outputs[0]).parent
+    if "slots" in plan:
+        rows = plan["slots"]
+        trial_ids = [s["trial_ids"] for s in rows]
+    else:
+        trial_ids = [[f"{key}_{k}" for k in range(plan["n_folds"])] for key in plan["config_keys"]]
+    records = read_records(out / "trials" / f"{t}.json" for ids in trial_ids for t in ids)
+    firsts = [records[ids[0]] for ids in trial_ids]
+    candidates = [{k: as_candidate(v) for k, v in r.params.items()} for r in firsts]
+    extra = None
+    if "slots" in plan:
+        extra = {
+            "iter": [s["iter"] for s in rows],
+            "n_resources": [s["n_resources"] for s in rows],
+            "bracket": [s["bracket"] for s in rows],
+            "model_id": [r.model_id for r in firsts],
+            "final_rung": [s["final"] for s in rows],
+            "stopped_early": [all(records[t].stopped for t in ids) for ids in trial_ids],
+        }
+    results = cv_results(
+        candidates,
+        [r.config_key for r in firsts],
+        records,
+        n_folds=len(trial_ids[0]),
+        scoring=scoring,
+        error_score=config["error_score"],
+        return_train_score=config["return_train_score"],
+        trial_ids=trial_ids,
+        extra=extra,
+    )
+    frame = to_frame(results)
+    add_completion(frame, records, trial_ids)
+    frame.to_csv(outputs[0], index=False)
+    if extra is None:
+        best = best_index(results, refit)
+        shown = frame
+    else:
+        final = np.flatnonzero(results["final_rung"])
+        means = results[f"mean_test_{refit}"][final]
+        best = int(final[0] if np.isnan(means).all() else final[np.nanargmax(means)])
+        shown = frame[frame["final_rung"]]
+    top_n = config["report"]["top_n"]
+    table = top_table(shown, refit, scoring, n=top_n)
+    kind = "" if extra is None else ", final rung of each bracket"
+    Path(outputs[1]).write_text(f"# Leaderboard (top {top_n} by {refit}{kind})\n\n{table}")
+    statuses = [r.status for r in records.values()]
+    summary = {
+        "index": best,
+        "params": to_jsonable(candidates[best]),
+        "config_key": str(results["config_key"][best]),
+        "refit": refit,
+        "mean_test_score": results[f"mean_test_{refit}"][best],
+        "std_test_score": results[f"std_test_{refit}"][best],
+        "scores": {m: results[f"mean_test_{m}"][best] for m in scoring},
+        "n_candidates": len(candidates),
+        "n_trials": len(records),
+        "n_failed": statuses.count(TrialStatus.ERROR),
+        "n_timeout": statuses.count(TrialStatus.TIMEOUT),
+        "data_fingerprint": firsts[0].data_fingerprint,
+        "versions": firsts[0].versions,
+    }
+    if np.isnan(summary["mean_test_score"]):
+        summary["warning"] = "every configuration failed on some fold; see n_failed in the leaderboard"
+    if extra is not None:
+        summary.update(_adaptive_summary(plan, records, trial_ids, results, best))
+        history = _history(records, refit)
+        history.to_csv(outputs[3], index=False)
+    write_json_atomic(outputs[2], summary)
+    top = top_table(shown, refit, scoring, n=5)
+    best_line = json.dumps({"best": summary["params"], refit: summary["mean_test_score"]}, default=str)
+    return f"Top 5 by {refit}:\n{top}{best_line}\n"
+
+
+def _history(records, refit):
+    from snaketune.results.adaptive import history_frame
+
+    return history_frame(records.values(), refit)
+
+
+def _adaptive_summary(plan: dict, records: dict, trial_ids, results: dict, best: int) -> dict:
+    """What best.json adds for adaptive searches: where the best sits, the plan and what it used."""
+    top_units: dict[tuple, int] = {}
+    for r in records.values():
+        key = (r.bracket, r.model_id)
+        top_units[key] = max(top_units.get(key, 0), r.budget or 0)
+    evaluated = list(records.values())
+    return {
+        "model_id": str(results["model_id"][best]),
+        "bracket": int(results["bracket"][best]),
+        "rung": int(results["iter"][best]),
+        "n_resources": int(results["n_resources"][best]),
+        "stopped_early": bool(results["stopped_early"][best]),
+        "mean_test_scores": {
+            k.removeprefix("mean_test_"): v[best] for k, v in results.items() if k.startswith("mean_test_")
+        },
+        "settings": plan["settings"],
+        "plan": plan["schedule"],
+        "used": {
+            "n_models": len(top_units),
+            "units": int(sum(top_units.values())),
+            "units_trained": int(sum(r.units_trained or 0 for r in evaluated) // max(plan["n_folds"], 1)),
+            "n_evaluations": len(trial_ids),
+            "stopped_early": sum(1 for r in evaluated if r.stopped and not r.carried),
+            "failed": sum(1 for r in evaluated if not r.ok),
+            "reused": sum(1 for r in evaluated if r.reused),
+        },
+        "selection": SELECTION,
+    }
+
+
+def add_completion(frame, records: dict, trial_ids: list[list[str]]) -> None:
+    """Add ``completed_at`` (end time of a row's last fold, ISO 8601) and ``completion_order``
+    (1 = the first row whose folds all finished) to ``frame``.
+
+    Trial files carry their own ``end`` time, so this is the order the study really ran in, not
+    the search order (the plot "best so far" uses it)."""
+    ends = []
+    for ids in trial_ids:
+        times = [records[t].end if t in records else None for t in ids]
+        ends.append(None if any(t is None for t in times) else max(times))
+    frame["completed_at"] = ends
+    order = sorted((e, i) for i, e in enumerate(ends) if e is not None)
+    ranks = [None] * len(ends)
+    for position, (_, i) in enumerate(order, start=1):
+        ranks[i] = position
+    frame["completion_order"] = ranks

@@ -1,0 +1,93 @@
+# Hyperband / successive halving as a static DAG of slots on the trial core: slot j of rung i of
+# bracket b is one job of ordinary trials, one per fold (snaketune/evaluation/adaptive.py); in
+# rung i > 0 it trains the j-th survivor of rung i-1, read from that rung's promotion file.
+SLOTS = STUDY.slots
+if ws.is_main_process(workflow):
+    print(SLOTS.summary(), file=sys.stderr)
+
+
+wildcard_constraints:
+    bracket=r"\d+",
+    rung=r"\d+",
+    slot=r"\d+",
+
+
+def _bri(wc):
+    return int(wc.bracket), int(wc.rung), int(wc.slot)
+
+
+def slot_inputs(wc):
+    """Rung 0 starts from sampled configurations; later rungs from the previous promotion."""
+    b, i, _ = _bri(wc)
+    if i == 0:
+        return {}
+    return {"promotion": SLOTS.promotion_path(b, i - 1)}
+
+
+def slot_args(wc):
+    return ws.slot_args(STUDY, *_bri(wc))
+
+
+def rung_trials(wc):
+    return [p for slot in SLOTS.rung_slots(int(wc.bracket), int(wc.rung)) for p in slot]
+
+
+def promote_args(wc, output):
+    b, i = int(wc.bracket), int(wc.rung)
+    return call_args(
+        slots=SLOTS.rung_slots(b, i),
+        keep=SLOTS.keep(b, i),
+        refit=config["refit"],
+        outputs=[output[0]],
+    )
+
+
+rule slot:
+    input:
+        unpack(slot_inputs),
+        data=DATA,
+        splits=PLAN.splits_path,
+    output:
+        trials=[
+            f"{OUT}/trials/b{{bracket}}-r{{rung}}-s{{slot}}_{k}.json"
+            for k in range(SLOTS.n_folds)
+        ],
+        states=[
+            f"{OUT}/trials/b{{bracket}}-r{{rung}}-s{{slot}}_{k}.pkl"
+            for k in range(SLOTS.n_folds)
+        ],
+    log:
+        f"{OUT}/logs/slots/b{{bracket}}-r{{rung}}-s{{slot}}.log",
+    # Promoted models first, better ones (lower slots) first: the "high scores" scheme.
+    priority: lambda wc: SLOTS.priority(*_bri(wc))
+    group:
+        "trials"
+    conda:
+        "../../envs/snaketune.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["resources"]["runtime"],
+    params:
+        call=slot_args,
+    shell:
+        CALL_COMMAND.format(name="trials")
+
+
+rule promote:
+    input:
+        rung_trials,
+    output:
+        f"{OUT}/hyperband/b{{bracket}}/r{{rung}}/promotion.json",
+    log:
+        f"{OUT}/logs/slots/b{{bracket}}-r{{rung}}-promotion.log",
+    conda:
+        "../../envs/snaketune.yaml"
+    params:
+        call=promote_args,
+    shell:
+        CALL_COMMAND.format(name="promote")
+
+
+localrules:
+    promote,
