@@ -92,19 +92,18 @@ def test_tiny_hyperband_study(make_study):
 # --- the trial core's guarantees reach adaptive searches ------------------------------------
 
 
-HALVING = {
-    "study": "sh-core",
+HYPERBAND = {
+    "study": "hb-core",
     "data": {"loader": "iris", "test_size": 0.3, "seed": 3},
     "allowed_modules": ["tests.estimators"],
     "estimator": {"class": "tests.estimators.SleepySGD"},
     "seed": 5,
     "search": {
-        "successive_halving": {
-            # Two models at 1 unit; the better one continues to 2 units.
-            "n_candidates": 2,
-            "factor": 2,
-            "min_resources": 1,
-            "max_resources": 2,
+        "hyperband": {
+            # Bracket 1: both configurations at 1 unit, the better continues to 2 units;
+            # bracket 0: both at 2 units from scratch (the fast one's is a cached evaluation).
+            "max_iter": 2,
+            "aggressiveness": 2,
             "resource": "partial_fit",
             "chunk_size": 20,
             "params": {"delay": [0.0, 60.0], "alpha": [0.001]},
@@ -130,14 +129,14 @@ def _order(train, y, seed, fold):
     return shuffled[np.argsort(keys, kind="stable")]
 
 
-def test_successive_halving_on_the_trial_core(make_study):
+def test_hyperband_on_the_trial_core(make_study):
     import pandas as pd
     from sklearn.datasets import load_iris
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    study = make_study(HALVING)
+    study = make_study(HYPERBAND)
     dry = study.snakemake("-n", "-p")
     text = dry.stdout + dry.stderr
     # resources and threads of the study reach the slot jobs (what a cluster is asked for)
@@ -146,16 +145,17 @@ def test_successive_halving_on_the_trial_core(make_study):
     out = study.out
 
     # trial_timeout applies to adaptive evaluations: the sleeping model is recorded, not waited for.
-    sleeper = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("b0-r0-s*_*.json"))]
-    timed_out = [r for r in sleeper if r["status"] == "timeout"]
-    assert len(timed_out) == 3 and all(r["params"]["delay"] == 60.0 for r in timed_out)
+    records = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*.json"))]
+    timed_out = [r for r in records if r["status"] == "timeout"]
+    assert len(timed_out) == 6 and all(r["params"]["delay"] == 60.0 for r in timed_out)
     assert all(r["fit_time"] == 3 and "trial_timeout" in r["error"] for r in timed_out)
 
     board = pd.read_csv(out / "leaderboard.csv")
-    assert board["iter"].tolist() == [0, 0, 1] and board["n_resources"].tolist() == [1, 1, 2]
-    assert board.loc[board["params"].str.contains("60.0"), "n_timeout"].tolist() == [3]
-    final = board[board["final_rung"]].iloc[0]
-    assert json.loads(final["params"]) == {"alpha": 0.001, "delay": 0.0}
+    assert board["iter"].tolist() == [0, 0, 1, 0, 0] and board["n_resources"].tolist() == [1, 1, 2, 2, 2]
+    assert board.loc[board["params"].str.contains("60.0"), "n_timeout"].tolist() == [3, 3]
+    finals = board[board["final_rung"] & ~board["params"].str.contains("60.0")]
+    assert len(finals) == 2 and (finals["n_resources"] == 2).all()
+    assert all(json.loads(p) == {"alpha": 0.001, "delay": 0.0} for p in finals["params"])
 
     # Independent oracle: the same data, held-out split, folds and partial_fit calls, by hand.
     X, y = load_iris(return_X_y=True)
@@ -169,11 +169,12 @@ def test_successive_halving_on_the_trial_core(make_study):
             rows = np.sort(order[call * 20 : (call + 1) * 20])
             model.partial_fit(X[rows], y[rows], classes=classes)
         pred = model.predict(X[test])
-        assert abs(final[f"split{k}_test_accuracy"] - accuracy_score(y[test], pred)) <= 1e-12
-        assert abs(final[f"split{k}_test_balanced_accuracy"] - balanced_accuracy_score(y[test], pred)) <= 1e-12
         train_pred = model.predict(X[train])
-        assert abs(final[f"split{k}_train_accuracy"] - accuracy_score(y[train], train_pred)) <= 1e-12
-        with open(out / f"trials/b0-r1-s0_{k}.pkl", "rb") as fh:
+        for _, final in finals.iterrows():  # continued from rung 0, and trained from scratch
+            assert abs(final[f"split{k}_test_accuracy"] - accuracy_score(y[test], pred)) <= 1e-12
+            assert abs(final[f"split{k}_test_balanced_accuracy"] - balanced_accuracy_score(y[test], pred)) <= 1e-12
+            assert abs(final[f"split{k}_train_accuracy"] - accuracy_score(y[train], train_pred)) <= 1e-12
+        with open(out / f"trials/b1-r1-s0_{k}.pkl", "rb") as fh:
             state = pickle.load(fh)
         assert state.n_jobs == 2  # the job's threads reach the estimator's n_jobs
         np.testing.assert_array_equal(state.model_.coef_, model.coef_)
@@ -195,8 +196,8 @@ def test_successive_halving_on_the_trial_core(make_study):
         check=True,
     )
     counts = json.loads(status.stdout)
-    assert (counts["total"], counts["done"], counts["timeout"], counts["ok"]) == (9, 9, 3, 6)
-    assert counts["complete_configs"] == 3 and counts["remaining"] == 0
+    assert (counts["total"], counts["done"], counts["timeout"], counts["ok"]) == (15, 15, 6, 9)
+    assert counts["complete_configs"] == 5 and counts["remaining"] == 0
 
     # ... and the report has its pages
     report = study.snakemake("--report", "report.html", "--cores", "1")

@@ -72,6 +72,7 @@ def fit_and_score(
         budget also ``estimator`` (the trained model, to save) and the budget's fields.
     """
     from sklearn.base import clone
+    from sklearn.metrics import check_scoring
 
     result: dict[str, Any] = {
         "status": TrialStatus.OK,
@@ -108,12 +109,12 @@ def fit_and_score(
                 )
             t1, c1 = time.perf_counter(), time.process_time()
             result["fit_time"], result["fit_cpu"] = t1 - t0, c1 - c0
-            result["test_scores"] = {name: float(scorer(est, X_test, y_test)) for name, scorer in scorers.items()}
+            # One multi-metric scorer: predictions are computed once for all metrics.
+            score = check_scoring(est, scoring=scorers)
+            result["test_scores"] = {name: float(v) for name, v in score(est, X_test, y_test).items()}
             if return_train_score:
-                X_train, y_train = X[train], y[train]
-                result["train_scores"] = {
-                    name: float(scorer(est, X_train, y_train)) for name, scorer in scorers.items()
-                }
+                train_scores = score(est, X[train], y[train])
+                result["train_scores"] = {name: float(v) for name, v in train_scores.items()}
             result["score_time"] = time.perf_counter() - t1
             result["score_cpu"] = time.process_time() - c1
         except Exception as exc:  # noqa: BLE001 - a failing fit is a result, not a crash

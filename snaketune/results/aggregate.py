@@ -135,21 +135,18 @@ def best_index(results: dict, refit: str) -> int:
 
 
 def top_table(frame, refit: str, scoring: list[str], n: int = 5) -> str:
-    """A Markdown table of the ``n`` best configurations."""
+    """A Markdown table of the ``n`` best configurations (``DataFrame.to_markdown``)."""
+    import pandas as pd
+
     order = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"]).head(n)
-    header = ["rank"] + [f"mean {m}" for m in scoring] + [f"std {refit}", "fit s", "failed", "params"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in order.iterrows():
-        cells = [str(row[f"rank_test_{refit}"])]
-        cells += [_fmt(row[f"mean_test_{m}"]) for m in scoring]
-        cells += [
-            _fmt(row[f"std_test_{refit}"]),
-            f"{row['mean_fit_time']:.3g}",
-            str(row["n_failed"] + row["n_timeout"]),
-        ]
-        cells.append(_params_text(json.loads(row["params"])))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    table = pd.DataFrame({"rank": order[f"rank_test_{refit}"]})
+    for m in scoring:
+        table[f"mean {m}"] = order[f"mean_test_{m}"].map(_fmt)
+    table[f"std {refit}"] = order[f"std_test_{refit}"].map(_fmt)
+    table["fit s"] = order["mean_fit_time"].map(lambda v: f"{v:.3g}")
+    table["failed"] = order["n_failed"] + order["n_timeout"]
+    table["params"] = order["params"].map(lambda p: _params_text(json.loads(p)))
+    return table.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def _fmt(value) -> str:
