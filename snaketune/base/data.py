@@ -11,10 +11,6 @@ import numpy as np
 
 from snaketune.base.jsonutil import file_sha256, write_json_atomic
 
-LOADERS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
-GENERATORS = ("make_classification", "make_circles", "make_moons", "make_regression", "make_blobs")
-PREPARED_FILES = ("X.npy", "y.npy", "X_test.npy", "y_test.npy", "meta.json")
-
 
 def make_circles(
     n_samples: int = 100,

@@ -10,10 +10,8 @@ names are imported by :func:`snaketune.estimator.import_class` only from allowed
 from __future__ import annotations
 
 import copy
-import math
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -332,10 +330,6 @@ def load_config(config: dict, basedir: str | Path = ".", check_data: bool = True
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
     return config
-
-
-def is_nan_error_score(value: Any) -> bool:
-    return value == "nan" or (isinstance(value, float) and math.isnan(value))
 
 
 def main(argv: list[str] | None = None) -> int:

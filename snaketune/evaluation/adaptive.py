@@ -50,9 +50,6 @@ class AdaptivePlan:
     def slot_trials(self, b: int, i: int, j: int) -> list[str]:
         return [self.trial_path(f"{self.slot_id(b, i, j)}_{k}") for k in range(self.n_folds)]
 
-    def slot_states(self, b: int, i: int, j: int) -> list[str]:
-        return [p.removesuffix(".json") + ".pkl" for p in self.slot_trials(b, i, j)]
-
     def rung_slots(self, b: int, i: int) -> list[list[str]]:
         n = self.schedule.bracket(b).rungs[i].n_models
         return [self.slot_trials(b, i, j) for j in range(n)]

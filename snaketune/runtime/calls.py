@@ -124,10 +124,6 @@ PRELOAD = (
 )
 
 
-def call_outputs(kwargs: dict) -> list[str]:
-    return [str(o) for o in kwargs.get("outputs", [])]
-
-
 def run_call(name: str, kwargs: dict, settings: RunSettings) -> tuple[int, str]:
     """Run a registered call; return (exit status, log text)."""
     if name not in CALLS:

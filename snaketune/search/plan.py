@@ -14,8 +14,6 @@ from pathlib import Path
 from snaketune.base.jsonutil import digest, to_jsonable
 from snaketune.base.splits import n_folds
 
-PLAN_FORMAT = 1
-
 
 @dataclass
 class Plan:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-DISTRIBUTIONS = ("loguniform", "uniform", "randint")
-SHORTHANDS = ("range", "linspace", "logspace")
-
 
 def as_candidate(value: Any) -> Any:
     """Turn nested lists into tuples (sklearn's convention for sequence-valued parameters)."""
@@ -78,16 +75,6 @@ def candidates(search: dict) -> list[dict]:
         dists = expand_space(spec["params"])
         return list(ParameterSampler(dists, spec["n_iter"], random_state=spec.get("seed", 0)))
     raise ValueError(f"search kind {kind!r} has no flat candidate list")
-
-
-def parameter_names(search: dict) -> list[str]:
-    """Sorted names of all searched parameters."""
-    ((kind, spec),) = search.items()
-    if kind == "grid":
-        spaces = spec if isinstance(spec, list) else [spec]
-    else:
-        spaces = spec["params"] if isinstance(spec["params"], list) else [spec["params"]]
-    return sorted({name for s in spaces for name in s})
 
 
 def log_spaced_parameters(search: dict) -> set[str]:
