@@ -49,6 +49,8 @@ def choose_trials_per_job(trial_seconds: float, n_trials: int, cores: int) -> in
     """Trials per job so a job lasts about TARGET_JOB_SECONDS, keeping >= 4 jobs per core."""
     if trial_seconds <= 0:
         trial_seconds = 1e-3
+    if math.isinf(trial_seconds):
+        return 1
     by_time = math.ceil(TARGET_JOB_SECONDS / trial_seconds)
     by_balance = max(1, n_trials // (4 * max(1, cores)))
     return int(max(1, min(by_time, by_balance, MAX_TRIALS_PER_JOB)))
@@ -104,10 +106,49 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
             return int(saved["trials_per_job"])
     if not measure or not plan.config_keys:
         return 1
-    seconds = measure_trial_seconds(config, basedir, plan.candidates)
+    seconds = measure_in_subprocess(config, basedir, plan.candidates)
     chosen = choose_trials_per_job(seconds, len(plan.trial_ids), cores)
     memo.parent.mkdir(parents=True, exist_ok=True)
     tmp = memo.with_suffix(".tmp")
     tmp.write_text(json.dumps({"key": key, "trial_seconds": seconds, "trials_per_job": chosen}))
     os.replace(tmp, memo)
     return chosen
+
+
+MEASURE_TIMEOUT = 30.0
+
+
+def measure_in_subprocess(config: dict, basedir: Path, candidates: list[dict]) -> float:
+    """:func:`measure_trial_seconds` in a new Python with a time limit.
+
+    The fits are user code: a hanging or crashing one must not take the Snakemake process with
+    it. A measurement that fails or runs out of time counts as a slow trial (one per job).
+    """
+    import subprocess
+    import sys
+
+    from snaketune.base.jsonutil import to_jsonable
+
+    payload = json.dumps(to_jsonable({"config": config, "basedir": str(basedir), "candidates": candidates[:3]}))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "snaketune.runtime.batching"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=MEASURE_TIMEOUT,
+            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        )
+        return float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else math.inf
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        return math.inf
+
+
+if __name__ == "__main__":
+    import sys
+
+    from snaketune.search.space import as_candidate
+
+    args = json.loads(sys.stdin.read())
+    found = [{k: as_candidate(v) for k, v in c.items()} for c in args["candidates"]]
+    print(measure_trial_seconds(args["config"], Path(args["basedir"]), found))
