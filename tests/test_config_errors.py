@@ -468,11 +468,25 @@ def test_cases_are_distinct():
 
 
 @pytest.mark.parametrize(("config", "key", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_one_line_per_problem_naming_the_key(config, key, fragment, data_dir):
+def test_one_line_per_problem_naming_the_key(config, key, fragment, data_dir, monkeypatch, capsys):
+    # Every case has exactly one problem: exactly one line, naming its key.
     lines = problems_of(config, data_dir)
-    named = [line for line in lines if line.startswith(f"config error: {key}: ")]
-    assert named, f"no line names {key!r}: {lines}"
-    assert any(fragment in line for line in named), f"{fragment!r} not in {named}"
+    assert len(lines) == 1, lines
+    (line,) = lines
+    assert line.startswith(f"config error: {key}: "), line
+    assert fragment in line, f"{fragment!r} not in {line!r}"
+    # The same through the checker's command line (python -m snaketune.config FILE): status 1,
+    # that one line on stderr and nothing else (no traceback, no second report of it).
+    import yaml
+
+    from snaketune.config.load import main
+
+    monkeypatch.chdir(data_dir)
+    (data_dir / "case.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    capsys.readouterr()
+    assert main(["case.yaml"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [line], (out, err)
 
 
 def test_all_problems_reported_at_once(data_dir):
@@ -487,6 +501,7 @@ def test_all_problems_reported_at_once(data_dir):
     )
     lines = problems_of(config, data_dir)
     keys = [line.split(": ")[1] for line in lines]
+    assert len(keys) == 6, lines  # one line per problem, none twice
     assert set(keys) == {
         "bogus",
         "cv.n_splits",
@@ -505,7 +520,9 @@ def test_several_semantic_problems(data_dir):
         refit="f1",
         data={"csv": "text.csv", "target": "y"},
     )
-    keys = {line.split(": ")[1] for line in problems_of(config, data_dir)}
+    lines = problems_of(config, data_dir)
+    assert len(lines) == 5, lines
+    keys = {line.split(": ")[1] for line in lines}
     assert keys == {"estimator.params.x", "search.grid.y", "search.grid.leaf_size.range", "refit", "data.csv"}
 
 
@@ -621,6 +638,9 @@ def assert_stopped_before_jobs(study, proc, keys):
     assert "rule trial" not in output and "localrule trial" not in output, output
     assert not (study.workdir / "results" / "s" / "trials").exists()
     lines = [line for line in output.splitlines() if line.startswith("config error: ")]
+    # Each problem is reported once: no other line mentions a config error (e.g. Snakemake
+    # repeating the message inside its own error report).
+    assert [line for line in output.splitlines() if "config error" in line] == lines, output
     for key in keys:
         assert any(line.startswith(f"config error: {key}: ") for line in lines), output
     return lines

@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, SNAKEMAKE
@@ -119,9 +120,18 @@ def _files_on_disk(out):
     return sorted(p.stem for p in (out / "trials").glob("*.json"))
 
 
+def _complete_configs(out, n_folds=2) -> set[str]:
+    stems = _files_on_disk(out) if (out / "trials").exists() else []
+    keys = {stem.rsplit("_", 1)[0] for stem in stems}
+    return {key for key in keys if all(f"{key}_{k}" in stems for k in range(n_folds))}
+
+
 @pytest.mark.slow
 def test_status_during_a_run(make_study):
-    study = make_study(SLOW)
+    # Slow enough (2 s a trial, 12 trials on 2 cores) that status sees some configurations
+    # complete while others are still pending.
+    config = dict(SLOW, search={"grid": {"delay": [2.0], "n_neighbors": [0, 1, 3, 5, 7, 9]}})
+    study = make_study(config)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     log = open(study.workdir / "snakemake.out", "w")
     run = subprocess.Popen(
@@ -131,9 +141,9 @@ def test_status_during_a_run(make_study):
         env=env,
     )
 
-    def status():
+    def status(*args):
         proc = subprocess.run(
-            [sys.executable, "-m", "snaketune", "status", "--json"],
+            [sys.executable, "-m", "snaketune", "status", "--json", *args],
             cwd=study.workdir,
             env=env,
             capture_output=True,
@@ -148,24 +158,40 @@ def test_status_during_a_run(make_study):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and run.poll() is None:
             before = _files_on_disk(study.out) if (study.out / "trials").exists() else []
-            data = status()
+            complete_before = _complete_configs(study.out)
+            data = status("--top", "10")
             after = _files_on_disk(study.out) if (study.out / "trials").exists() else []
-            if 0 < data["done"] < data["total"]:
-                seen = (before, data, after)
+            complete_after = _complete_configs(study.out)
+            if data["complete_configs"] >= 1 and data["done"] <= data["total"] - 2:
+                seen = (before, complete_before, data, after, complete_after)
                 break
-            time.sleep(0.3)
-        assert seen is not None, "never saw the run in progress"
-        before, data, after = seen
+            time.sleep(0.2)
+        assert seen is not None, "never saw the run with a complete configuration and pending ones"
+        before, complete_before, data, after, complete_after = seen
         assert data["total"] == 12
         assert len(before) <= data["done"] <= len(after) < 12
         assert data["elapsed"] > 0 and data["remaining"] > 0
-        # The top configurations are complete on disk and their means match the trial files.
+        # The top lists exactly the configurations with every fold on disk (all of them: --top 10).
+        top_keys = {entry["config_key"] for entry in data["top"]}
+        assert len(data["top"]) == data["complete_configs"] >= 1
+        assert complete_before <= top_keys <= complete_after, (complete_before, top_keys, complete_after)
+        assert data["complete_configs"] < 6  # some configurations still pending
+        # ... and their scores are those of the trial files.
         for entry in data["top"]:
             records = [
                 json.loads((study.out / "trials" / f"{entry['config_key']}_{k}.json").read_text()) for k in range(2)
             ]
-            if entry["mean"] is not None:
-                assert entry["mean"] == pytest.approx(sum(r["test_scores"]["accuracy"] for r in records) / 2)
+            assert all(r["params"] == entry["params"] for r in records)
+            if entry["params"]["n_neighbors"] == 0:  # fails on every fold: no mean, ranked last
+                assert entry["mean"] is None and all(r["status"] == "error" for r in records)
+                assert entry["rank"] == len(data["top"])
+                continue
+            scores = [r["test_scores"]["accuracy"] for r in records]
+            assert abs(entry["mean"] - sum(scores) / 2) <= 1e-12, (entry, scores)
+            assert abs(entry["std"] - float(np.std(scores))) <= 1e-12
+        means = [e["mean"] for e in data["top"] if e["mean"] is not None]
+        assert means == sorted(means, reverse=True)
+        assert [e["rank"] for e in data["top"]] == sorted(e["rank"] for e in data["top"])
         assert run.wait(timeout=300) == 0, (study.workdir / "snakemake.out").read_text()[-3000:]
     finally:
         if run.poll() is None:

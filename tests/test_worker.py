@@ -101,3 +101,107 @@ def test_a_slow_first_request_delays_only_itself(prepared, monkeypatch, repeat, 
         assert json.loads(open(f"{tmp}/fast.json").read())["status"] == "ok"
     finally:
         worker.stop(proc)
+
+
+# --- what the worker refuses ------------------------------------------------------------------
+
+
+def _send(address: str, request: dict) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect("\0" + address)
+        send_message(sock, request)
+        sock.settimeout(60)
+        return recv_message(sock)
+
+
+def _as_nobody(address: str, request: dict) -> dict:
+    """Send ``request`` from a forked child that switched to user ``nobody``; return the reply."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop to nobody, ask, report the reply through the pipe
+        status = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            reply = _send(address, request)
+            reply["uid"] = os.getuid()
+            os.write(write_fd, json.dumps(reply).encode())
+            status = 0
+        except BaseException as exc:  # noqa: BLE001
+            os.write(write_fd, json.dumps({"child_error": repr(exc)}).encode())
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as fh:
+        text = fh.read()
+    os.waitpid(pid, 0)
+    return json.loads(text)
+
+
+def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, monkeypatch, tmp_path):
+    from snaketune.workflow.support import load_study
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(prepared.workdir)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    study = load_study(dict(CONFIG), basedir=".")
+    plan = study.plan
+    spec = dict(plan.spec(f"{plan.config_keys[0]}_0"))  # delay 0: a fast trial
+    out = study.out
+    proc = worker.start(out, f"{out}/logs/worker-refusals.log")
+    try:
+        address = os.environ[worker.ENV_ADDRESS]
+        assert worker.wait_ready(address, timeout=30)
+
+        def request(outputs, **changes):
+            return {
+                "call": "trials",
+                "args": json.dumps({"specs": [spec] * len(outputs), "outputs": outputs}),
+                "threads": "1",
+                "settings": RunSettings().to_json(),
+                "cwd": os.getcwd(),
+                **changes,
+            }
+
+        outside = [
+            str(tmp_path / "elsewhere.json"),  # an absolute path elsewhere
+            f"{out}/../other-study/trials/x.json",  # up and out of the study folder
+            f"{out}-evil/trials/x.json",  # a sibling whose name starts like the study's
+        ]
+        for path in outside:
+            reply = _send(address, request([path]))
+            assert "refused" in reply and "inside" in reply["refused"], reply
+            assert "status" not in reply
+            assert not os.path.exists(path)
+        # One output inside and one outside: refused as a whole, nothing written.
+        inside = f"{out}/tmp-refusal/inside.json"
+        reply = _send(address, request([inside, outside[0]]))
+        assert "refused" in reply, reply
+        assert not os.path.exists(inside)
+
+        # Another working folder (another study's run in another directory).
+        reply = _send(address, request([inside], cwd=str(tmp_path)))
+        assert reply == {"refused": f"worker serves {os.getcwd()}, not {tmp_path}"}, reply
+        assert not os.path.exists(inside)
+
+        # Another user: the abstract socket has no permissions, the worker checks SO_PEERCRED.
+        if os.getuid() == 0:
+            reply = _as_nobody(address, request([inside]))
+            assert "child_error" not in reply, reply
+            assert reply["uid"] != 0
+            assert reply.get("refused") == "worker serves uid 0 only", reply
+            assert not os.path.exists(inside)
+
+        # ... and it keeps serving its own study.
+        assert proc.poll() is None
+        reply = _send(address, request([inside]))
+        assert reply["status"] == 0, reply
+        record = json.loads(open(inside).read())
+        assert record["status"] == "ok" and record["trial_id"] == spec["trial_id"]
+    finally:
+        worker.stop(proc)
