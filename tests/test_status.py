@@ -110,10 +110,44 @@ def test_status_cli_reads_config_and_study(tmp_path):
     proc = run()
     assert proc.returncode == 0, proc.stderr
     assert "study st (results/st): 0/6 trials done" in proc.stdout
-    data = json.loads(run("--study", "other", "--json").stdout)
-    assert data["out"] == "results/other" and data["total"] == 6
+    # A study that never ran here and no config declares: an error naming it, not "0/6 done".
+    proc = run("--study", "nosuch")
+    assert proc.returncode == 2 and "no study 'nosuch' here" in proc.stderr and not proc.stdout
+    data = json.loads(run("--config", "config.yaml", "--study", "other", "--json").stdout)
+    assert data["out"] == "results/other" and data["total"] == 6  # as snakemake --config study=other
     proc = run("--config", "missing.yaml")
     assert proc.returncode == 2 and "missing.yaml" in proc.stderr
+
+
+def _status_cli(workdir, *args, shell_tail=""):
+    cmd = f"{sys.executable} -m snaketune status {' '.join(args)}{shell_tail}"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(cmd, shell=True, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_status_finds_the_active_study_and_tells_a_stopped_run(make_study):
+    import yaml
+
+    study = make_study(KNN)
+    study.snakemake()
+    # A second study of the same folder, run with --configfile: the most recently active one.
+    other = dict(KNN, study="other", search={"grid": {"n_neighbors": [7, 9]}})
+    (study.workdir / "other.yaml").write_text(yaml.safe_dump(other))
+    study.snakemake("--configfile", str(study.workdir / "other.yaml"))
+    proc = _status_cli(study.workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("study other (results/other): 4/4 trials done (100%)")
+    assert "study st (results/st): 6/6" in _status_cli(study.workdir, "--study", "st").stdout
+    # A trial lost and no Snakemake running here (as after kill -9): "stopped", no time left.
+    next((study.out / "trials").glob("*_1.json")).unlink()
+    data = json.loads(_status_cli(study.workdir, "--study", "st", "--json").stdout)
+    assert (data["done"], data["total"], data["running"], data["remaining"]) == (5, 6, False, None)
+    text = _status_cli(study.workdir, "--study", "st").stdout
+    assert "stopped: no Snakemake run is active here" in text and "left" not in text
+    # A reader that goes away early ends the output quietly.
+    piped = _status_cli(study.workdir, "--study", "st", shell_tail=" | head -1")
+    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.startswith("study st")
 
 
 def _files_on_disk(out):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Status:
     n_configs: int | None = None
     top: list[dict] = field(default_factory=list)
     top_table: str = ""
+    running: bool | None = None
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)
@@ -164,6 +166,11 @@ def format_status(status: Status) -> str:
         lines.append("  no trial has finished yet")
     elif status.done >= status.total:
         lines.append(f"  finished: the last run took {_clock(status.elapsed)}")
+    elif status.running is False:
+        lines.append(
+            f"  stopped: no Snakemake run is active here (elapsed {_clock(status.elapsed)}); resume with "
+            "`snakemake --cores N` (after a kill: `snakemake --unlock` and `--rerun-incomplete`)"
+        )
     else:
         left = f"about {_clock(status.remaining)} left" if status.remaining is not None else "time left unknown"
         rate = f" ({status.rate * 60:.1f} trials/min)" if status.rate else ""
@@ -181,36 +188,87 @@ def format_status(status: Status) -> str:
     return "\n".join(lines)
 
 
+def saved_studies(root: Path = Path(".")) -> list[tuple[float, dict]]:
+    """(last activity, validated config) of every study that ran in ``root``, newest first.
+
+    Every run leaves its validated config in ``<output_dir>/<study>/.snaketune/plan-*.json`` (the
+    parse-time cache), so status can find a study started with ``--configfile`` too.
+    """
+    found: dict[str, tuple[float, dict]] = {}
+    for plan_file in root.glob("*/*/.snaketune/plan-*.json"):
+        try:
+            config = json.loads(plan_file.read_text())["config"]
+        except (OSError, ValueError, KeyError):
+            continue
+        study_dir = plan_file.parent.parent
+        trials = study_dir / "trials"
+        active = max(plan_file.stat().st_mtime, trials.stat().st_mtime if trials.exists() else 0.0)
+        key = str(study_dir)
+        if key not in found or found[key][0] < active:
+            found[key] = (active, config)
+    return sorted(found.values(), key=lambda item: -item[0])
+
+
 def _find_config(study: str | None, config_path: str | None) -> dict:
-    """The study config: ``--config FILE``, else ./config.yaml, else (for ``--study NAME``) a
-    YAML file in . or examples/ that declares ``study: NAME``."""
+    """The study config: ``--config FILE``; else the study named ``--study`` (or, without it,
+    the study most recently active here) as its last run saved it; else ./config.yaml or a YAML
+    file in . or examples/ that declares ``study: NAME``."""
     from snaketune.config.load import read_yaml
 
     if config_path:
         config = read_yaml(config_path)
-    else:
-        config = read_yaml("config.yaml") if Path("config.yaml").exists() else None
-        if study and (config is None or config.get("study") != study):
-            for path in sorted(Path(".").glob("*.yaml")) + sorted(Path("examples").glob("*.y*ml")):
-                try:
-                    candidate = read_yaml(path)
-                except Exception:  # noqa: BLE001 - not a study config
-                    continue
-                if isinstance(candidate, dict) and candidate.get("study") == study:
-                    config = candidate
-                    break
+        return dict(config, study=study) if study else config  # as `snakemake --config study=NAME`
+    saved = saved_studies()
+    for _, candidate in saved:
+        if study is None or candidate.get("study") == study:
+            return candidate
+    config = read_yaml("config.yaml") if Path("config.yaml").exists() else None
+    if study and (config is None or config.get("study") != study):
+        config = None
+        for path in sorted(Path(".").glob("*.yaml")) + sorted(Path("examples").glob("*.y*ml")):
+            try:
+                candidate = read_yaml(path)
+            except Exception:  # noqa: BLE001 - not a study config
+                continue
+            if isinstance(candidate, dict) and candidate.get("study") == study:
+                config = candidate
+                break
         if config is None:
+            known = sorted({c.get("study") for _, c in saved})
             raise FileNotFoundError(
-                "no config.yaml here; pass --config FILE (the file given to snakemake --configfile)"
+                f"no study {study!r} here (studies that ran here: {', '.join(known) or 'none'}); "
+                "pass --config FILE (the file given to snakemake --configfile)"
             )
-    if study:
-        config = dict(config, study=study)  # as `snakemake --config study=NAME`
+    if config is None:
+        raise FileNotFoundError("no config.yaml here; pass --config FILE (the file given to snakemake --configfile)")
     return config
 
 
+def snakemake_running(directory: Path = Path(".")) -> bool | None:
+    """Whether a Snakemake process works in ``directory`` (Linux /proc; None where unknown)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    here = directory.resolve()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if not any(part.endswith(b"snakemake") for part in cmdline[:3]):
+                continue
+            if Path(os.readlink(entry / "cwd")).resolve() == here:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("--study", help="study name (default: the config's); outputs are <output_dir>/<study>/")
-    parser.add_argument("--config", help="the study config (default ./config.yaml)")
+    parser.add_argument(
+        "--study", help="study name (default: the study most recently active here); outputs are <output_dir>/<study>/"
+    )
+    parser.add_argument("--config", help="the study config (default: as the study's last run saved it)")
     parser.add_argument("--top", type=int, default=5, help="configurations to list (default 5)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -229,9 +287,13 @@ def run(args) -> int:
         plan = make_plan(config, ".", candidates=[] if adaptive else None)
         slots = setup(SimpleNamespace(config=config, plan=plan)) if adaptive else None
     except (ConfigError, OSError) as error:
-        print(str(error), file=sys.stderr)
+        print(f"status: {error}", file=sys.stderr)
         return 2
     status = collect(config, plan, top_n=args.top, slots=slots)
+    if status.done < status.total:
+        status.running = snakemake_running()
+        if status.running is False:
+            status.remaining = status.rate = None  # nothing is running: no time left to estimate
     if args.json:
         print(json.dumps(status.to_json(), default=str))
     else:
