@@ -21,16 +21,18 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SCRIPT = REPO / "scripts" / "slurm-local.sh"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
-# 6 configurations x 3 folds = 18 trials; 9 trials per SLURM job -> 2 trial submissions.
+# 6 configurations x 3 folds = 18 trials; 9 trials per SLURM job -> 2 trial submissions. A random
+# forest with a study seed, so seed handling shows: the cluster (no worker) must equal the local run
+# (warm worker) exactly.
 CONFIG = {
-    "study": "knn-slurm",
+    "study": "rf-slurm",
     "data": {"loader": "iris"},
-    "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
-    "search": {"grid": {"n_neighbors": [1, 5, 15], "metric": ["euclidean", "manhattan"]}},
+    "estimator": {"class": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 5}},
+    "search": {"grid": {"max_features": [1, 2, 3], "bootstrap": [True, False]}},
     "cv": {"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 0},
+    "seed": 3,
     "scoring": ["accuracy", "f1_macro"],
     "refit": "accuracy",
-    "worker": False,
     "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
 }
 PER_JOB = 9
@@ -116,6 +118,7 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
     started = time.monotonic()
     local = make_study(CONFIG, "local")
     local.snakemake()
+    assert "(warm worker)" in next((local.out / "logs" / "trials").glob("*.log")).read_text()
 
     cluster = make_study(CONFIG, "slurm")
     proc = _slurm_snakemake(cluster)
