@@ -217,7 +217,8 @@ def test_threads_reach_open_n_jobs_parameters():
     pipe = Pipeline([("scale", StandardScaler()), ("rf", RandomForestClassifier())])
     steps = spec(estimator={"steps": [{"name": "scale"}, {"name": "rf"}]}, params={})
     assert thread_parameters(pipe, steps, 3) == {"rf__n_jobs": 3}
-    assert thread_parameters(KNeighborsClassifier(), free, 1) == {"n_jobs": 1}  # never -1
+    # One thread: the default (None, one thread) stays, so no estimator warns about n_jobs.
+    assert thread_parameters(KNeighborsClassifier(), free, 1) == {}
 
 
 def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch):

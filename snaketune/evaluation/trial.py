@@ -207,8 +207,12 @@ def thread_parameters(estimator, spec: TrialSpec, threads: int) -> dict:
     """``n_jobs`` for every (nested) estimator that has one and the config leaves open.
 
     The value is the job's ``threads``, never -1: nothing enforces CPU limits on a node without
-    cgroups. It is not part of the trial's name, so a different thread count renames nothing.
+    cgroups. It is not part of the trial's name, so a different thread count renames nothing. With
+    one thread nothing is set: scikit-learn's default (``None``) is one thread already, and some
+    estimators warn about an explicit ``n_jobs`` (``LogisticRegression``'s FutureWarning).
     """
+    if threads <= 1:
+        return {}
     fixed = set(spec.estimator.get("params", {}))
     for step in spec.estimator.get("steps", []):
         fixed |= {f"{step['name']}__{name}" for name in step.get("params", {})}
