@@ -88,6 +88,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         "data_fingerprint": firsts[0].data_fingerprint,
         "versions": firsts[0].versions,
     }
+    summary.update(explain(records.values()))
     if np.isnan(summary["mean_test_score"]):
         summary["warning"] = "every configuration failed on some fold; see n_failed in the leaderboard"
     if extra is not None:
@@ -98,6 +99,22 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     top = top_table(shown, refit, scoring, n=5)
     best_line = json.dumps({"best": summary["params"], refit: summary["mean_test_score"]}, default=str)
     return f"Top 5 by {refit}:\n{top}{best_line}\n"
+
+
+def explain(records) -> dict:
+    """Why trials failed and what they warned about, most frequent first (as GridSearchCV's
+    "n fits failed with the following error"): the first line of each error and warning."""
+    from collections import Counter
+
+    records = list(records)
+    errors = Counter((r.error or r.status.value).splitlines()[0][:300] for r in records if not r.ok)
+    warned = Counter(
+        f"{w['category']}: {w['message'].splitlines()[0][:300]}" for r in records for w in r.warnings
+    )
+    return {
+        "failures": [{"error": e, "trials": n} for e, n in errors.most_common(10)],
+        "trial_warnings": [{"warning": w, "trials": n} for w, n in warned.most_common(10)],
+    }
 
 
 def _history(records, refit):

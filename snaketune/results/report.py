@@ -296,6 +296,12 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
             f"scores <code>error_score: {escape(str(config['error_score']))}</code>. The trial files "
             "(<code>trials/&lt;config_key&gt;_&lt;fold&gt;.json</code>) hold each error and traceback.</p>"
         )
+        reasons = [[_cell(item["trials"], num=True), _cell(item["error"])] for item in best.get("failures", [])]
+        if reasons:
+            failed_note += "<p>Why trials failed (first line of each error):</p>" + _table(["trials", "error"], reasons)
+    warned = [[_cell(item["trials"], num=True), _cell(item["warning"])] for item in best.get("trial_warnings", [])]
+    if warned:
+        failed_note += "<p>Warnings raised in trials:</p>" + _table(["trials", "warning"], warned)
     versions = dict(best.get("versions") or {})
     tools = {"snaketune": snaketune.__version__}
     try:

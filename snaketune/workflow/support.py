@@ -299,6 +299,17 @@ def print_top(study: Study, n: int = 5) -> None:
     lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
     print(f"\nTop {n} of study {study.config['study']!r} ({path}):")
     print("\n".join(lines[: 2 + n]))
+    try:
+        best = json.loads((Path(study.out) / "best.json").read_text())
+    except (OSError, ValueError):
+        return
+    failed = best.get("n_failed", 0) + best.get("n_timeout", 0)
+    if failed:
+        print(f"\n{failed} of {best['n_trials']} trials failed (recorded, scored {study.config['error_score']}):")
+        for item in best.get("failures", []):
+            print(f"  {item['trials']} x {item['error']}")
+    for item in best.get("trial_warnings", [])[:3]:
+        print(f"warning in {item['trials']} trials: {item['warning']}")
 
 
 def batches(study: Study, workflow=None) -> dict[str, list[str]]:
