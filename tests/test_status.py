@@ -72,7 +72,7 @@ def test_status_counts_trials_and_estimates_time_left(tmp_path, monkeypatch):
     # An earlier run finished one trial; the current run started 40 s ago and finished three.
     (trials / f"{ids[0]}.json").write_text(json.dumps(_record(ids[0], "ok", 0.9, old, 10)))
     start = now - timedelta(seconds=40)
-    for i, (tid, status) in enumerate(zip(ids[1:4], ["ok", "error", "ok"], strict=True)):
+    for i, (tid, status) in enumerate(zip(ids[1:4], ["ok", "error", "timeout"], strict=True)):
         (trials / f"{tid}.json").write_text(
             json.dumps(_record(tid, status, 0.8 + i / 100, start + timedelta(seconds=10 * i), 10))
         )
@@ -82,16 +82,16 @@ def test_status_counts_trials_and_estimates_time_left(tmp_path, monkeypatch):
     (trials / "ffffffffffff_0.json").write_text(json.dumps(_record("ffffffffffff_0", "ok", 1.0, old, 1)))
 
     status = collect(config, plan, now=now.timestamp())
-    assert (status.total, status.done, status.ok, status.failed, status.timeout) == (6, 4, 3, 1, 0)
+    assert (status.total, status.done, status.ok, status.failed, status.timeout) == (6, 4, 2, 1, 1)
     assert status.elapsed == pytest.approx(40)
     assert status.rate == pytest.approx(3 / 40)
     assert status.remaining == pytest.approx(2 / (3 / 40))
     # Configurations 0 (folds 0, 1) and 1 (folds 0, 1 = ids[2], ids[3]) are complete.
     assert status.complete_configs == 2
     assert [t["config_key"] for t in status.top] == [plan.config_keys[0], plan.config_keys[1]]
-    assert status.top[1]["mean"] is None  # a failed fold scores nan (error_score: nan)
+    assert status.top[1]["mean"] is None  # a failed or timed-out fold scores nan (error_score: nan)
     text = format_status(status)
-    assert "4/6 trials done" in text and "failed 1" in text and "0:00:40" in text and "0:00:27 left" in text
+    assert "4/6 trials done" in text and "ok 2, failed 1, timed out 1" in text and "0:00:40" in text and "0:00:27 left" in text
 
 
 def test_status_cli_reads_config_and_study(tmp_path):
