@@ -1,40 +1,64 @@
-"""Benchmark: snaketune Hyperband vs random search vs dask-ml HyperbandSearchCV, side by side.
+"""Benchmark: snaketune Hyperband next to dask-ml's HyperbandSearchCV (and random search).
 
-    python bench/bench_hyperband.py [--config examples/mlp-circles-hyperband.yaml]
-                                    [--dask-python /tmp/daskml-venv/bin/python]
+    python bench/bench_hyperband.py                     # the small example, one seed, + random search
+    python bench/bench_hyperband.py --config examples/mlp-circles-hyperband-full.yaml \\
+        --seeds 0 1 2 3 4 --dask-split own ours --name hyperband-full
 
-1. snaketune: the study through real Snakemake (``--cores 2``) in a temporary folder.
-2. random search: as many models as Hyperband's plan, each trained ``max_iter`` partial_fit calls
-   on the same training rows and scored on the same validation rows (in-process, 2 jobs).
-3. dask-ml ``HyperbandSearchCV`` with the same plan (max_iter, aggressiveness, one block = one
-   pass), run by a separate Python that has ``dask[array]==2025.1.0 distributed==2025.1.0
-   dask-ml==2025.1.0`` beside scikit-learn 1.9.1 (never a project dependency). Without it,
-   scikit-learn's ``HalvingRandomSearchCV`` (resource ``max_iter`` of a fresh fit) stands in.
+For every search seed (``search.hyperband.seed`` for snaketune, ``random_state`` for dask-ml; the
+data and the MLP's ``random_state`` stay fixed):
 
-Prints a table (best validation score, units of training and wall time to reach it) and writes
-``bench/results/hyperband.json``. A unit is one partial_fit call = one pass over the training rows.
+1. snaketune: the study through real Snakemake (``--cores 2``) in a temporary folder. Everything
+   is read from the study's outputs: ``best.json`` (best score, plan, what was used), the trial
+   files ``trials/b<b>-r<i>-s<j>_<fold>.json`` (score and end time of every evaluation: the
+   best-so-far curve and the profile), ``history.csv`` and the prepared arrays/splits (``.npy``,
+   ``.npz``) so that the other methods see identical rows. While it runs, the CPU time of
+   Snakemake, its job clients and the warm worker is sampled from ``/proc``.
+2. dask-ml ``HyperbandSearchCV`` with the same plan (``max_iter``, ``aggressiveness``, one block =
+   the whole training fold = one ``partial_fit`` call per pass), in a separate Python that has
+   ``dask[array]==2025.1.0 distributed==2025.1.0 dask-ml==2025.1.0`` beside scikit-learn 1.9.1
+   (never a project dependency; ``--dask-python``, default ``/tmp/daskvenv/bin/python``), on a
+   ``LocalCluster`` of 2 single-threaded worker processes. ``--dask-split``:
+
+   * ``own``: dask-ml as a user runs it: it gets our 1280 training rows and splits off its own
+     validation rows (``test_size=0.2``: 256 rows, a different split in every bracket), so it
+     trains on 1024 rows per call;
+   * ``ours``: dask-ml's ``_get_train_test_split`` returns exactly snaketune's split (train on
+     the 1280 training rows, validate on the same 320 rows): the matched comparison.
+
+   For both, the best model is also re-scored on snaketune's 320 validation rows.
+3. random search (``--random``): as many models as Hyperband's plan, each trained ``max_iter``
+   partial_fit calls on the same training rows and scored on the same validation rows
+   (in-process, 2 jobs).
+
+Writes ``bench/results/<name>.json`` and ``.md`` (medians, per-seed figures, machine load).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def best_so_far(events):
-    """events: (units, seconds, score) in completion order -> cumulative curve."""
+    """events: (units, seconds, score) -> cumulative curve in time order."""
     curve, units, best = [], 0, -np.inf
-    for du, t, score in events:
+    for du, t, score in sorted(events, key=lambda e: e[1]):
         units += du
         best = max(best, score if score is not None and np.isfinite(score) else -np.inf)
         curve.append({"units": int(units), "seconds": float(t), "best": float(best)})
@@ -48,80 +72,189 @@ def first_reaching(curve, target):
     return None
 
 
-# ---------------------------------------------------------------------------------------------
+def loadavg() -> list[float]:
+    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+# --------------------------------------------------------------------------- process sampling
+
+
+def _proc_cpu(pid: int) -> tuple[float, float] | None:
+    """(own CPU s, reaped children's CPU s) of a process, from /proc/<pid>/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime) / CLK, (cutime + cstime) / CLK
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+class Sampler(threading.Thread):
+    """Every 0.5 s: the load average, Snakemake's own CPU and the warm worker's CPU (the worker
+    is the child of Snakemake whose command line names ``snaketune.runtime.worker``)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.stop, self.loads = pid, threading.Event(), []
+        self.snakemake_self = 0.0
+        self.worker: dict[int, float] = {}
+
+    def run(self):
+        while not self.stop.is_set():
+            self.loads.append(loadavg()[0])
+            cpu = _proc_cpu(self.pid)
+            if cpu:
+                self.snakemake_self = cpu[0]
+            for child in _children(self.pid):
+                try:
+                    cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"worker" in cmd and b"snaketune" in cmd:
+                    c = _proc_cpu(child)
+                    if c:
+                        self.worker[child] = sum(c)
+            self.stop.wait(0.5)
+
+
+# --------------------------------------------------------------------------- snaketune
+
+
+def read_trials(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*.json"))]
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def run_snaketune(config: dict, workdir: Path) -> dict:
-    import pandas as pd
     import yaml
 
+    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--cores", "2", "-q"]
+    load_before = loadavg()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = Sampler(proc.pid)
+    sampler.start()
+    stdout, stderr = proc.communicate()
     wall = time.time() - t0
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler.stop.set()
+    sampler.join()
     if proc.returncode:
-        raise RuntimeError(proc.stderr[-3000:])
+        (workdir / "snakemake.stderr").write_text(stderr)
+        errors = [line for line in stderr.splitlines() if "rror" in line or "xception" in line]
+        logs = sorted((workdir / "results").glob("*/logs/**/*.log"))
+        failed = [p for p in logs if "rror" in p.read_text(errors="replace")]
+        detail = "\n".join(errors[-20:] + [f"--- {p}:\n{p.read_text(errors='replace')[-1500:]}" for p in failed[:3]])
+        raise RuntimeError(f"snakemake exit {proc.returncode}:\n{detail}")
     out = workdir / "results" / config["study"]
-    history = pd.read_csv(out / "history.csv").sort_values("time")
     best = json.loads((out / "best.json").read_text())
-    refit = config.get("refit", config["scoring"] if isinstance(config["scoring"], str) else config["scoring"][0])
-    last_units, events = {}, []
-    for _, row in history.iterrows():
-        key = (row["bracket"], row["model_id"])
-        events.append((row["units"] - last_units.get(key, 0), row["time"] - t0, row[f"mean_test_{refit}"]))
-        last_units[key] = row["units"]
+    refit = best["refit"]
+    trials = read_trials(out)
+    events = [
+        (t["units_trained"], _epoch(t["end"]) - t0, t["test_scores"].get(refit) if t["status"] == "ok" else None)
+        for t in trials
+    ]
+    starts = [_epoch(t["start"]) - t0 for t in trials]
+    ends = [_epoch(t["end"]) - t0 for t in trials]
+    mtime = lambda p: p.stat().st_mtime - t0  # noqa: E731
+    fit_wall = sum(t["fit_time"] for t in trials)
+    fit_cpu = sum(t.get("fit_cpu") or 0 for t in trials)
+    score_wall = sum(t["score_time"] for t in trials)
+    trial_wall = sum(_epoch(t["end"]) - _epoch(t["start"]) for t in trials)
+    promotions = sorted((out / "hyperband").glob("b*/r*/promotion.json"))
+    worker_cpu = sum(sampler.worker.values())
+    # rusage of the whole reaped tree: Snakemake, job clients, the worker and its forks
+    tree_cpu = sum(getattr(children_after, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
     return {
         "wall_seconds": wall,
-        "curve": best_so_far(events),
         "best_score": best["mean_test_scores"][refit],
+        "best": {k: best[k] for k in ("model_id", "bracket", "rung", "n_resources", "params")},
         "n_models": best["used"]["n_models"],
         "units": best["used"]["units_trained"],
         "plan": {"n_models": best["plan"]["n_models"], "units": best["plan"]["units"]},
+        "curve": best_so_far(events),
+        "profile": {
+            "n_trial_jobs": len({t["trial_id"].rsplit("_", 1)[0] for t in trials}),
+            "n_trials": len(trials),
+            "n_promotion_jobs": len(promotions),
+            "first_trial_start_s": min(starts),
+            "last_trial_end_s": max(ends),
+            "search_span_s": max(ends) - min(starts),
+            "after_search_s": wall - max(ends),
+            "sum_trial_wall_s": trial_wall,
+            "sum_fit_wall_s": fit_wall,
+            "sum_fit_cpu_s": fit_cpu,
+            "sum_score_wall_s": score_wall,
+            "prepared_data_s": mtime(next((out / "splits").iterdir())),
+            "leaderboard_s": mtime(out / "leaderboard.csv"),
+            "refit_s": mtime(out / "model.pkl"),
+            "snakemake_cpu_s": sampler.snakemake_self,
+            "worker_cpu_s": worker_cpu,
+            "tree_cpu_s": tree_cpu,
+            "clients_and_other_cpu_s": tree_cpu - sampler.snakemake_self - worker_cpu,
+            "mean_load_during": float(np.mean(sampler.loads)) if sampler.loads else None,
+        },
+        "load_before": load_before,
+        "load_after": loadavg(),
         "out": str(out),
     }
 
 
 def study_data(out: Path):
-    """The snaketune run's prepared data and its first split: identical rows for every method."""
-    from snaketune.base.data import load_prepared
-    from snaketune.base.splits import load_splits
-
+    """The snaketune run's prepared arrays and its first split, read from the output files."""
     data_dir = next((out / "data").iterdir())
-    data = load_prepared(data_dir, mmap=False)
-    splits = load_splits(next((out / "splits").iterdir()))
-    train, test = splits[0]
-    return data["X"], data["y"], train, test
+    X, y = np.load(data_dir / "X.npy"), np.load(data_dir / "y.npy")
+    with np.load(next((out / "splits").iterdir())) as npz:
+        train, test = npz["train_0"], npz["test_0"]
+    return X, y, train, test
 
 
-def _random_model(params, base, X, y, order, val, max_iter, t0):
+# --------------------------------------------------------------------------- random search
+
+
+def _random_model(params, base, X, y, rows, val, max_iter, t0):
     from sklearn.base import clone
 
     est = clone(base).set_params(**params)
     classes = np.unique(y)
-    rows = np.sort(order)
+    rows = np.sort(rows)
     for _ in range(max_iter):
         est.partial_fit(X[rows], y[rows], classes=classes)
     return est.score(X[val], y[val]), time.time() - t0
 
 
-def run_random(config, n_models, X, y, train, val) -> dict:
+def run_random(config, n_models, X, y, train, val, seed) -> dict:
+    import importlib
     import warnings
 
     from joblib import Parallel, delayed
     from sklearn.model_selection import ParameterSampler
 
-    from snaketune.base.estimator import build_estimator
-    from snaketune.evaluation.trial import search_parameters
-    from snaketune.search.space import expand_space
+    from snaketune.search.space import as_candidate, expand_space
 
     spec = config["search"]["hyperband"]
     (dists,) = expand_space(spec["params"])
-    candidates = [
-        search_parameters(json.loads(json.dumps(p, default=list)))
-        for p in ParameterSampler(dists, n_models, random_state=spec.get("seed", 0) + 1000)
-    ]
-    base = build_estimator(config["estimator"], (), config.get("seed", 0))
+    candidates = list(ParameterSampler(dists, n_models, random_state=seed + 1000))
+    module, name = config["estimator"]["class"].rsplit(".", 1)
+    fixed = {k: as_candidate(v) for k, v in config["estimator"].get("params", {}).items()}
+    base = getattr(importlib.import_module(module), name)(random_state=config.get("seed", 0), **fixed)
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -129,7 +262,6 @@ def run_random(config, n_models, X, y, train, val) -> dict:
             delayed(_random_model)(p, base, X, y, train, val, spec["max_iter"], t0) for p in candidates
         )
     wall = time.time() - t0
-    results.sort(key=lambda r: r[1])
     events = [(spec["max_iter"], t, s) for s, t in results]
     return {
         "wall_seconds": wall,
@@ -140,31 +272,41 @@ def run_random(config, n_models, X, y, train, val) -> dict:
     }
 
 
-def run_dask_ml(python: str, config, X, y, train, val, workdir: Path) -> dict:
-    np.savez(workdir / "data.npz", X_train=X[train], y_train=y[train], X_val=X[val], y_val=y[val])
+# --------------------------------------------------------------------------- dask-ml
+
+
+def run_dask_ml(python: str, config, X, y, train, val, workdir: Path, seed: int, split: str) -> dict:
+    data = workdir / "data.npz"
+    if not data.exists():
+        np.savez(data, X_train=X[train], y_train=y[train], X_val=X[val], y_val=y[val])
     spec = config["search"]["hyperband"]
     job = {
         "max_iter": spec["max_iter"],
         "aggressiveness": spec.get("aggressiveness", 3),
-        "seed": spec.get("seed", 0),
+        "seed": seed,
+        "split": split,
         "params": spec["params"],
         "fixed": config["estimator"].get("params", {}),
         "random_state": config.get("seed", 0),
-        "data": str(workdir / "data.npz"),
-        "out": str(workdir / "dask.json"),
+        "data": str(data),
+        "out": str(workdir / f"dask-{split}.json"),
     }
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "bench")]))
+    load_before = loadavg()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     proc = subprocess.run([python, __file__, "--dask-ml-job", json.dumps(job)], capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
-    result = json.loads((workdir / "dask.json").read_text())
+    result = json.loads(Path(job["out"]).read_text())
     result["wall_seconds_with_startup"] = time.time() - t0
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the job process, its LocalCluster nannies and workers (all reaped by the time it exits)
+    result["cpu_seconds_with_startup"] = sum(
+        getattr(children_after, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime")
+    )
+    result["load_before"], result["load_after"] = load_before, loadavg()
     return result
-
-
-class LayersMLP:
-    """Built lazily (sklearn is imported inside): see :func:`_layers_mlp`."""
 
 
 def _layers_mlp():
@@ -208,7 +350,7 @@ def _layers_mlp():
 
 if "sklearn" in sys.modules or __name__ == "bench_hyperband":
     try:
-        LayersMLP = _layers_mlp()  # noqa: F811 - picklable by name on dask workers
+        LayersMLP = _layers_mlp()  # picklable by name on dask workers
     except ImportError:
         pass
 
@@ -221,6 +363,7 @@ def dask_ml_job(job: dict) -> None:
     import dask.array as da
     from dask.distributed import Client, LocalCluster
     from dask_ml.model_selection import HyperbandSearchCV
+    from dask_ml.model_selection._incremental import BaseIncrementalSearchCV
 
     sys.path.insert(0, str(REPO / "bench"))
     from bench_hyperband import LayersMLP as MLP
@@ -232,9 +375,25 @@ def dask_ml_job(job: dict) -> None:
     params = dict(job["params"])
     params["layers"] = ["-".join(map(str, shape)) for shape in params.pop("hidden_layer_sizes")]
     (dists,) = expand_space(params)
-    # Validation rows appended as the last block; test_size picks that many rows.
-    X = np.concatenate([X_train, X_val])
-    y = np.concatenate([y_train, y_val])
+    n_train = len(X_train)
+    if job["split"] == "ours":
+        # Train on exactly snaketune's training rows (one block, one partial_fit call = one pass
+        # over them) and validate on exactly its validation rows, in every bracket.
+        X = np.concatenate([X_train, X_val])
+        y = np.concatenate([y_train, y_val])
+        Xd = da.from_array(X, chunks=((n_train, len(X_val)), X.shape[1]))
+        yd = da.from_array(y, chunks=((n_train, len(y_val)),))
+
+        def _split(self, X, y, **kwargs):
+            return X[:n_train], X[n_train:], y[:n_train], y[n_train:]
+
+        BaseIncrementalSearchCV._get_train_test_split = _split
+        test_size = None
+    else:
+        # dask-ml's own split of the rows it is given (test_size 0.2 of our training rows).
+        Xd = da.from_array(X_train, chunks=n_train)
+        yd = da.from_array(y_train, chunks=n_train)
+        test_size = 0.2
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster):
             search = HyperbandSearchCV(
@@ -243,40 +402,144 @@ def dask_ml_job(job: dict) -> None:
                 max_iter=job["max_iter"],
                 aggressiveness=job["aggressiveness"],
                 random_state=job["seed"],
-                test_size=len(X_val) / len(X),
+                test_size=test_size,
             )
-            Xd = da.from_array(X_train, chunks=len(X_train))
-            yd = da.from_array(y_train, chunks=len(y_train))
             t0 = time.time()
-            # Our validation rows are used only for the final score of its best model.
-            search.fit(Xd, yd, classes=np.unique(y))
+            search.fit(Xd, yd, classes=np.unique(np.concatenate([y_train, y_val])))
             wall = time.time() - t0
     last, events = {}, []
-    for h in sorted(search.history_, key=lambda h: h["elapsed_wall_time"]):
+    for h in search.history_:
         du = h["partial_fit_calls"] - last.get(h["model_id"], 0)
         last[h["model_id"]] = h["partial_fit_calls"]
         events.append((du, h["elapsed_wall_time"], h["score"]))
+    hist = search.model_history_
+    all_last = max(v[-1]["score"] for v in hist.values())
+    all_any = max(h["score"] for v in hist.values() for h in v)
     Path(job["out"]).write_text(
         json.dumps(
             {
                 "wall_seconds": wall,
+                "split": job["split"],
                 "curve": best_so_far(events),
                 "best_score": float(search.best_score_),
                 "best_on_our_validation_rows": float(search.best_estimator_.score(X_val, y_val)),
+                "best_partial_fit_calls": int(
+                    hist[search.cv_results_["model_id"][search.best_index_]][-1]["partial_fit_calls"]
+                ),
+                "best_bracket": int(search.cv_results_["bracket"][search.best_index_]),
+                "max_last_score_all_models": float(all_last),
+                "max_any_score_all_models": float(all_any),
                 "n_models": int(search.metadata_["n_models"]),
                 "units": int(search.metadata_["partial_fit_calls"]),
                 "plan": {"n_models": search.metadata["n_models"], "units": search.metadata["partial_fit_calls"]},
-                "note": "dask-ml splits its own validation rows (same count) from the training rows",
             },
             default=lambda o: o.item() if hasattr(o, "item") else str(o),
         )
     )
 
 
+# --------------------------------------------------------------------------- report
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(results: dict) -> dict:
+    runs = results["runs"]
+    methods = sorted({m for r in runs for m in r if m != "seed"})
+    summary = {}
+    for m in methods:
+        rows = [r[m] for r in runs if m in r and "error" not in r[m]]
+        if not rows:
+            continue
+        s = {
+            "n_seeds": len(rows),
+            "median_best_score": _median([r["best_score"] for r in rows]),
+            "median_wall_seconds": _median([r["wall_seconds"] for r in rows]),
+        }
+        if "best_on_our_validation_rows" in rows[0]:
+            s["median_best_on_our_validation_rows"] = _median([r["best_on_our_validation_rows"] for r in rows])
+            s["median_wall_seconds_with_startup"] = _median([r["wall_seconds_with_startup"] for r in rows])
+        if "profile" in rows[0]:
+            s["median_search_span_s"] = _median([r["profile"]["search_span_s"] for r in rows])
+        summary[m] = s
+    return summary
+
+
+def markdown(results: dict) -> str:
+    runs, summary = results["runs"], results["summary"]
+    lines = [
+        f"# Hyperband benchmark: `{results['config']}`",
+        "",
+        f"{results['plan']['n_models']} models, {results['plan']['units']} partial_fit calls; "
+        f"2 cores; seeds {[r['seed'] for r in runs]}; started {results['started']}.",
+        f"Load average before: {results['load_before']}, after: {results['load_after']}.",
+        "",
+        "## Medians",
+        "",
+        "| method | seeds | best validation accuracy | (dask-ml's best re-scored on our 320 rows) | wall s | "
+        "wall s incl. start-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, s in summary.items():
+        lines.append(
+            f"| {m} | {s['n_seeds']} | {s['median_best_score']:.4f} | "
+            + (f"{s['median_best_on_our_validation_rows']:.4f}" if "median_best_on_our_validation_rows" in s else "")
+            + f" | {s['median_wall_seconds']:.1f} | "
+            + (f"{s['median_wall_seconds_with_startup']:.1f}" if "median_wall_seconds_with_startup" in s else "")
+            + " |"
+        )
+    lines += [
+        "",
+        "## Per seed",
+        "",
+        "| seed | method | best | best on our 320 rows | wall s | CPU s (whole process tree) "
+        "| mean load during | load before → after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        for m in sorted(k for k in r if k != "seed"):
+            v = r[m]
+            if "error" in v:
+                lines.append(f"| {r['seed']} | {m} | error: {v['error'][:80]} | | | | | |")
+                continue
+            prof = v.get("profile", {})
+            lines.append(
+                f"| {r['seed']} | {m} | {v['best_score']:.4f} | "
+                + (f"{v['best_on_our_validation_rows']:.4f}" if "best_on_our_validation_rows" in v else "")
+                + f" | {v['wall_seconds']:.1f} | "
+                + (f"{cpu:.1f}" if (cpu := prof.get("tree_cpu_s", v.get("cpu_seconds_with_startup"))) else "")
+                + " | "
+                + (f"{prof['mean_load_during']:.2f}" if prof.get("mean_load_during") is not None else "")
+                + f" | {v.get('load_before', ['?'])[0]} → {v.get('load_after', ['?'])[0]} |"
+            )
+    profiles = [r["snaketune_hyperband"]["profile"] for r in runs if "profile" in r.get("snaketune_hyperband", {})]
+    if profiles:
+        keys = list(profiles[0])
+        lines += [
+            "",
+            "## Where snaketune's wall time goes (median over seeds)",
+            "",
+            "| quantity | median |",
+            "|---|---|",
+        ]
+        for k in keys:
+            med = _median([p[k] for p in profiles])
+            lines.append(f"| {k} | {med:.2f} |" if isinstance(med, float) else f"| {k} | {med} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=str(REPO / "examples" / "mlp-circles-hyperband.yaml"))
-    parser.add_argument("--dask-python", default=os.environ.get("DASKML_PYTHON", "/tmp/daskml-venv/bin/python"))
+    parser.add_argument("--dask-python", default=os.environ.get("DASKML_PYTHON", "/tmp/daskvenv/bin/python"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="search seeds (default: the config's)")
+    parser.add_argument("--dask-split", nargs="+", default=["own", "ours"], choices=["own", "ours"])
+    parser.add_argument("--random", action="store_true", help="also run random search (slow at full scale)")
+    parser.add_argument("--name", default="hyperband", help="bench/results/<name>.json and .md")
+    parser.add_argument("--append", action="store_true", help="add these seeds to an existing <name>.json")
     parser.add_argument("--dask-ml-job")
     args = parser.parse_args()
     if args.dask_ml_job:
@@ -285,52 +548,69 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     import yaml
 
-    config = yaml.safe_load(Path(args.config).read_text())
-    results = {"config": args.config, "cores": 2}
-    with tempfile.TemporaryDirectory(prefix="bench-hb-") as tmp:
-        tmp = Path(tmp)
-        ours = run_snaketune(config, tmp)
-        X, y, train, val = study_data(Path(ours.pop("out")))
-        results["snaketune_hyperband"] = ours
-        results["random_search"] = run_random(config, ours["plan"]["n_models"], X, y, train, val)
-        if Path(args.dask_python).exists():
+    base = yaml.safe_load(Path(args.config).read_text())
+    seeds = args.seeds if args.seeds is not None else [base["search"]["hyperband"].get("seed", 0)]
+    results = {
+        "config": os.path.relpath(args.config, REPO),
+        "cores": 2,
+        "started": datetime.now().isoformat(timespec="seconds"),
+        "load_before": loadavg(),
+        "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "runs": [],
+    }
+    out_dir = REPO / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.append and (out_dir / f"{args.name}.json").exists():
+        previous = json.loads((out_dir / f"{args.name}.json").read_text())
+        results.update({k: previous[k] for k in ("started", "load_before", "uptime_before", "plan") if k in previous})
+        results["runs"] = [r for r in previous["runs"] if r["seed"] not in seeds]
+    for seed in seeds:
+        config = copy.deepcopy(base)
+        config["search"]["hyperband"]["seed"] = seed
+        run = {"seed": seed}
+        with tempfile.TemporaryDirectory(prefix="bench-hb-") as tmp:
+            tmp = Path(tmp)
             try:
-                results["dask_ml_hyperband"] = run_dask_ml(args.dask_python, config, X, y, train, val, tmp)
+                ours = run_snaketune(config, tmp / "study")
             except RuntimeError as exc:
-                results["dask_ml_hyperband"] = {"error": str(exc)[-1500:]}
-        else:
-            results["dask_ml_hyperband"] = {"error": f"no dask-ml python at {args.dask_python}"}
-    target = results["random_search"]["best_score"]
-    rows = []
-    for name in ("snaketune_hyperband", "random_search", "dask_ml_hyperband"):
-        r = results[name]
-        if "curve" not in r:
-            rows.append(f"{name:22s} {r.get('error', '')[:200]}")
-            continue
-        reach = first_reaching(r["curve"], target)
-        r["reaches_random_best"] = reach
-        rows.append(
-            f"{name:22s} {r['best_score']:10.4f} {r['n_models']:7d} {r['units']:7d} {r['wall_seconds']:9.1f}   "
-            + (f"{reach['units']:7d} {reach['seconds']:9.1f}" if reach else "      -         -")
-        )
-    rr = results["random_search"]["reaches_random_best"]
-    hb = results["snaketune_hyperband"].get("reaches_random_best")
-    results["units_ratio_random_over_hyperband"] = (rr["units"] / hb["units"]) if hb else None
-    print(f"best validation score of random search: {target:.4f}")
-    print(
-        f"{'method':22s} {'best':>10s} {'models':>7s} {'units':>7s} {'wall s':>9s}   {'units to reach random best':>26s}"
-    )
-    print("\n".join(rows))
-    ratio = results["units_ratio_random_over_hyperband"]
-    print(
-        f"units ratio random/hyperband to reach random's best: {ratio:.2f}"
-        if ratio
-        else "hyperband did not reach random's best"
-    )
-    out = REPO / "bench" / "results" / "hyperband.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    print(f"wrote {out}")
+                print(f"seed {seed}: snaketune failed: {exc}", flush=True)
+                results.setdefault("failures", []).append({"seed": seed, "error": str(exc)[-4000:]})
+                continue
+            X, y, train, val = study_data(Path(ours.pop("out")))
+            results["plan"] = ours["plan"]
+            run["snaketune_hyperband"] = ours
+            for split in args.dask_split:
+                name = f"dask_ml_hyperband_{split}_split"
+                if not Path(args.dask_python).exists():
+                    run[name] = {"error": f"no dask-ml python at {args.dask_python}"}
+                    continue
+                try:
+                    run[name] = run_dask_ml(args.dask_python, config, X, y, train, val, tmp, seed, split)
+                except RuntimeError as exc:
+                    run[name] = {"error": str(exc)[-1500:]}
+            if args.random:
+                run["random_search"] = run_random(config, ours["plan"]["n_models"], X, y, train, val, seed)
+                target = run["random_search"]["best_score"]
+                for r in run.values():
+                    if isinstance(r, dict) and "curve" in r:
+                        r["reaches_random_best"] = first_reaching(r["curve"], target)
+        results["runs"].append(run)
+        results["runs"].sort(key=lambda r: r["seed"])
+        line = [f"seed {seed}:"] + [
+            f"{k} {v['best_score']:.4f} in {v['wall_seconds']:.1f} s"
+            for k, v in run.items()
+            if isinstance(v, dict) and "best_score" in v
+        ]
+        print("  ".join(line), flush=True)
+        results["summary"] = summarize(results)
+        (out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=1))
+    results["load_after"] = loadavg()
+    results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    results["summary"] = summarize(results)
+    (out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=1))
+    (out_dir / f"{args.name}.md").write_text(markdown(results))
+    print(markdown(results))
+    print(f"wrote {out_dir / args.name}.json and .md")
     return 0
 
 
