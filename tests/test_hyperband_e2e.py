@@ -89,6 +89,30 @@ def test_tiny_hyperband_study(make_study):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_slots_batched_per_rung_give_the_same_search(make_study):
+    """trials_per_job: auto runs several slots of a rung per job: fewer jobs, the same results."""
+    import copy
+
+    from tests.conftest import without_timings
+
+    # max_iter 27: bracket 3 starts 27 models, more than JOBS_PER_RUNG (16): 2 slots a job there.
+    config = copy.deepcopy(TINY)
+    config["search"]["hyperband"]["max_iter"] = 27
+    one = make_study(config, "one")
+    one.snakemake()
+    batched = make_study(dict(config, trials_per_job="auto"), "batched")
+    dry = batched.snakemake("-n")
+    text = dry.stdout + dry.stderr
+    assert "slots_b3_r0_s0 " in text and "slots_b3_r0_s2 " in text and "slots_b3_r0_s1 " not in text
+    assert jobs_run(dry, "slot") == 0
+    batched.snakemake()
+    assert len(batched.trial_files()) == len(one.trial_files()) > 27
+    drop = ["completed_at", "completion_order"]
+    left, right = without_timings(batched.leaderboard()), without_timings(one.leaderboard())
+    assert left.drop(columns=drop, errors="ignore").equals(right.drop(columns=drop, errors="ignore"))
+    assert batched.best()["params"] == one.best()["params"]
+
+
 # --- the trial core's guarantees reach adaptive searches ------------------------------------
 
 

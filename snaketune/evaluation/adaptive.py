@@ -18,6 +18,7 @@ first, the best of them first (the "high scores" scheme of Sievert et al.).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from snaketune.base.jsonutil import digest, to_jsonable
@@ -25,7 +26,8 @@ from snaketune.config.load import ConfigError
 from snaketune.evaluation.budget import Budget
 from snaketune.search.hyperband import Schedule, schedule_from_config
 
-PLOT_NAME = "score_vs_resource"
+# With trials_per_job: auto, a rung's slots run in at most this many jobs.
+JOBS_PER_RUNG = 16
 
 
 @dataclass
@@ -101,6 +103,27 @@ class AdaptivePlan:
             )
             for k in range(self.n_folds)
         ]
+
+    def slot_groups(self, trials_per_job) -> list[tuple[int, int, list[int]]]:
+        """Slots run together in one job: ``(bracket, rung, slots)``, rung by rung.
+
+        ``trials_per_job: 1`` keeps one slot a job. An integer ``N`` puts ``N // n_folds`` slots
+        (at least one) in a job; ``auto`` splits every rung into at most
+        :data:`JOBS_PER_RUNG` jobs, so a rung of 256 one-call models is 16 jobs, not 256, while
+        a rung of a few long-trained models keeps one job each. Decided from the schedule alone,
+        so the jobs are the same in every run.
+        """
+        groups = []
+        for bracket in self.schedule.brackets:
+            for rung in bracket.rungs:
+                n = rung.n_models
+                if trials_per_job == "auto":
+                    per_job = math.ceil(n / JOBS_PER_RUNG)
+                else:
+                    per_job = max(1, int(trials_per_job) // self.n_folds)
+                for start in range(0, n, per_job):
+                    groups.append((bracket.id, rung.index, list(range(start, min(n, start + per_job)))))
+        return groups
 
     def keep(self, b: int, i: int) -> int:
         return self.schedule.bracket(b).survivors(i)

@@ -272,6 +272,20 @@ def slot_args(study: Study, b: int, i: int, j: int) -> str:
     return call_args(specs=slots.slot_specs(b, i, j), outputs=slots.slot_trials(b, i, j))
 
 
+def slot_group_args(study: Study, b: int, i: int, group: list[int]) -> str:
+    """The trials of several slots of one rung, in a file (see :func:`call_file`)."""
+    slots = study.slots
+    specs = [s for j in group for s in slots.slot_specs(b, i, j)]
+    outputs = [p for j in group for p in slots.slot_trials(b, i, j)]
+    return call_file(study, specs=specs, outputs=outputs)
+
+
+def slot_groups(study: Study) -> list[tuple[int, int, list[int]]]:
+    """Slots per job for an adaptive study; empty when every slot is its own job."""
+    groups = study.slots.slot_groups(study.config.get("trials_per_job", 1))
+    return [] if all(len(g) == 1 for _, _, g in groups) else groups
+
+
 def start_worker(study: Study, workflow):
     """Start the warm worker for a local, non-dry run when the config enables it."""
     from snaketune.runtime import worker
