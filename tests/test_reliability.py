@@ -7,10 +7,12 @@ import random
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
+from tests import killing
 from tests.conftest import REPO, SNAKEMAKE, jobs_run, without_timings
 
 pytestmark = pytest.mark.slow
@@ -159,85 +161,197 @@ def test_no_worker_left_after_success_failure_or_interrupt(make_study):
     assert {p.pid for p in _workers()} <= before
 
 
-def _kill_random_trial_process(rng) -> bool:
-    """kill -9 a trial job's client or a forked trial; False if none is running."""
-    victims = []
-    for p in psutil.process_iter(["cmdline", "ppid"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if "job_client.py trials" in cmd or "snaketune.runtime.calls trials" in cmd:
-            victims.append(p)
-        elif "snaketune.runtime.worker" in cmd:
-            try:
-                parent = psutil.Process(p.info["ppid"])
-                if "snaketune.runtime.worker" in " ".join(parent.cmdline()):
-                    victims.append(p)  # a handler or its forked trial
-            except psutil.Error:
-                pass
-    if not victims:
-        return False
-    try:
-        rng.choice(victims).kill()
-    except psutil.Error:
-        return False
-    return True
+# Kill and resume: seeded kills in every phase, in three ways of running the jobs.
+VARIANTS = {
+    "worker-1-per-job": {"worker": True, "trials_per_job": 1},
+    "worker-batch-3": {"worker": True, "trials_per_job": 3},
+    "no-worker-batch-3": {"worker": False, "trials_per_job": 3},
+}
+# Seven kills a variant (runtime): each leaves out one phase, so each phase is aimed at in at least
+# two variants (trials, aggregate, refit and report pages in all three; trials twice in each).
+SPARED = {"worker-1-per-job": "make_splits", "worker-batch-3": "prepare_data", "no-worker-batch-3": "plots"}
+KILL_LOG: dict[str, list] = {}  # variant -> its Kill records, for the coverage test below
 
 
-def test_kill_and_resume_twenty_times(make_study):
-    """Kill Snakemake or a trial process at 20 random moments; resume; same leaderboard."""
+def crash_config(**extra):
+    # Delays so phases last long enough to be hit: trials 0.1/0.4 s, and the refit 0.4 s (the
+    # best configuration is the first of the tied ones in search order, which has delay 0.4).
     config = {
         "study": "crash",
-        "data": {"loader": "iris"},
+        "data": {"loader": "iris", "test_size": 0.2},
         "estimator": {"class": "tests.estimators.SleepyClassifier"},
         "allowed_modules": ["tests.estimators"],
-        "search": {"grid": {"delay": [0.15, 0.25], "n_neighbors": list(range(1, 21))}},
+        "search": {"grid": {"delay": [0.4, 0.1], "n_neighbors": [1, 5, 9, 15]}},
         "cv": {"n_splits": 2},
     }
+    config.update(extra)
+    return config
+
+
+def _kill_plan(rng: random.Random, variant: str) -> list[killing.Kill]:
+    """The seeded kills of a variant, in the order their phases run.
+
+    The trials phase is hit twice, once by killing Snakemake and once by killing a trial process
+    (the worker's forked handler, or the new Python without the worker). Refit is aimed at before
+    plots (they run side by side, and the refit ends first) and, where plots follow, by killing
+    Snakemake: a failed refit job lets Snakemake finish the plots, leaving no plots to hit. The
+    other victims are a seeded shuffle of Snakemake and the job processes.
+    """
+    worker = VARIANTS[variant]["worker"]
+    job_kinds = ["client", "handler"] if worker else ["calls"]
+    phases = ["prepare_data", "make_splits", "aggregate", "refit", "plots", "report_pages"]
+    phases.remove(SPARED[variant])
+    pool = (["snakemake"] + job_kinds) * len(phases)
+    rng.shuffle(pool)
+    victims = dict(zip(phases, pool[: len(phases)], strict=True))
+    if "plots" in phases:
+        victims["refit"] = "snakemake"
+    trials = ["snakemake", "handler" if worker else "calls"]
+    rng.shuffle(trials)
+    plan = []
+    for phase in phases:
+        plan.append(killing.Kill(phase, victims[phase]))
+        if phase == "make_splits" or (phase == "prepare_data" and SPARED[variant] == "make_splits"):
+            plan += [killing.Kill("trials", v) for v in trials]
+    return plan
+
+
+def _hunt(snakemake, plan, start, rng):
+    """Watch a run until it reaches ``plan[start]``'s phase and strike; return the next index.
+
+    A planned kill whose phase passes (a later phase's job appears, or the run ends) before a
+    strike lands stays a miss and the next one is hunted. Returns with the run dead or ending.
+    """
+    root = psutil.Process(snakemake.pid)
+    i = start
+    # In the trials phase, strike once 1-3 more trial files exist: mid-phase, often mid-batch.
+    trials_folder = Path(snakemake.args[snakemake.args.index("--directory") + 1]) / "results" / "crash" / "trials"
+    n_trials = len(list(trials_folder.glob("*.json"))) + rng.randint(1, 3)
+    while i < len(plan) and snakemake.poll() is None:
+        kill = plan[i]
+        running = killing.jobs(root)
+        if any(killing.RANK.get(j.phase, -1) > killing.RANK[kill.phase] for j in running):
+            kill.detail = kill.detail or "phase passed before a strike"
+            i += 1
+            continue
+        targets = [j for j in running if j.phase == kill.phase]
+        if kill.phase == "trials" and len(list(trials_folder.glob("*.json"))) < n_trials:
+            targets = []
+        if not targets:
+            time.sleep(0.005)
+            continue
+        time.sleep(rng.uniform(0, killing.WINDOW[kill.phase]))
+        killing.strike(snakemake, kill, rng.choice(targets), rng)
+        if kill.hit:
+            return i + 1
+    for kill in plan[i:]:
+        kill.detail = kill.detail or "run ended first"
+    return len(plan)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_kill_and_resume_in_every_phase(make_study, variant):
+    """kill -9 Snakemake or a job process at seeded moments of each phase; resume as the README
+    says; every kill provably hit a running process; the outputs equal an uninterrupted run's and
+    no trial file, once it exists after a run, ever changes."""
+    t0 = time.monotonic()
+    config = crash_config(**VARIANTS[variant])
     clean = make_study(config, "clean")
-    clean.snakemake()
+    base_clean = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(clean.workdir), "--cores", "2"]
+    # The uninterrupted run goes on alongside (another folder, its own worker); no process of it is
+    # ever a victim: victims are descendants of the crashing run's Snakemake only.
+    clean_proc = subprocess.Popen(base_clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     study = make_study(config, "crashy")
-    rng = random.Random(20261123)
-    first_seen: dict[str, tuple] = {}
-    kills = {"snakemake": 0, "trial": 0}
-
-    def observe():
-        for path in study.trial_files():
-            record = json.loads(path.read_text())  # never partial: must parse
-            assert record["trial_id"] == path.stem
-            stat = path.stat()
-            first_seen.setdefault(path.name, (stat.st_ino, stat.st_mtime_ns))
-
     base = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir), "--cores", "2"]
-    while sum(kills.values()) < 20:
-        subprocess.run(base + ["--unlock"], capture_output=True, check=True)
-        proc = subprocess.Popen(base + ["--rerun-incomplete"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        n_before = len(study.trial_files())
-        target = n_before + rng.randint(0, 3)
-        deadline = time.monotonic() + 30
-        while len(study.trial_files()) < target and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.4))
-        if proc.poll() is not None:
-            pytest.fail("the study finished before 20 kills; make it larger")
-        if rng.random() < 0.5:
-            proc.kill()
-            kills["snakemake"] += 1
-        elif _kill_random_trial_process(rng):
-            kills["trial"] += 1
-        else:
-            proc.kill()
-            kills["snakemake"] += 1
-        proc.wait(timeout=60)
-        time.sleep(0.3)
-        observe()
-    subprocess.run(base + ["--unlock"], capture_output=True, check=True)
-    final = subprocess.run(base + ["--rerun-incomplete"], capture_output=True, text=True, timeout=600)
-    assert final.returncode == 0, final.stderr[-3000:]
-    rerun = [n for n, (ino, mtime) in first_seen.items() if (study.out / "trials" / n).stat().st_ino != ino]
-    print(f"kills: {kills}; trial files seen before the end: {len(first_seen)}; rerun: {len(rerun)}")
-    assert not rerun, f"finished trials were rerun: {rerun}"
-    assert _leaderboard_without_timings(study).equals(_leaderboard_without_timings(clean))
-    assert not _workers_for(study)
+    seed = 20261123 + list(VARIANTS).index(variant)
+    rng = random.Random(seed)
+    plan = _kill_plan(rng, variant)
+    tracker = killing.TrialTracker(study.out / "trials")
+    after_snakemake_kill = False
+    i = 0
+    try:
+        while i < len(plan):
+            if after_snakemake_kill:  # the README's resume after kill -9 of Snakemake
+                subprocess.run(base + ["--unlock"], capture_output=True, check=True)
+                args = base + ["--rerun-incomplete"]
+            else:  # first start, or after a killed job: Snakemake stopped by itself; plain rerun
+                args = base
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            before = i
+            i = _hunt(proc, plan, i, random.Random(f"{seed}-{i}"))
+            struck = plan[i - 1] if i > before and plan[i - 1].hit else None
+            if struck is None:
+                assert proc.wait(timeout=300) == 0, "a run no kill hit failed"
+                after_snakemake_kill = False
+            elif struck.victim == "snakemake":
+                after_snakemake_kill = True
+            else:
+                # A killed job fails its job, so Snakemake stops by itself, with an error.
+                assert proc.wait(timeout=300) != 0, f"Snakemake succeeded although {struck.detail}"
+                after_snakemake_kill = False
+            tracker.observe()
+        if after_snakemake_kill:
+            subprocess.run(base + ["--unlock"], capture_output=True, check=True)
+        final = subprocess.run(
+            base + (["--rerun-incomplete"] if after_snakemake_kill else []), capture_output=True, text=True, timeout=600
+        )
+        assert final.returncode == 0, final.stderr[-3000:]
+        tracker.observe()
+        clean_out, _ = clean_proc.communicate(timeout=600)
+        assert clean_proc.returncode == 0, clean_out[-3000:]
+    finally:
+        if clean_proc.poll() is None:
+            clean_proc.kill()
+            clean_proc.wait()
+    hits = [k for k in plan if k.hit]
+    KILL_LOG[variant] = plan
+    report = "\n".join(f"  {'HIT ' if k.hit else 'miss'} {k.phase:13s} {k.victim:9s} {k.detail}" for k in plan)
+    print(
+        f"\n{variant}: {len(hits)}/{len(plan)} kills hit, {time.monotonic() - t0:.0f} s; "
+        f"trial files tracked {len(tracker.first)}, re-linked {len(tracker.relinked)}, "
+        f"touched {len(tracker.touched())}\n{report}"
+    )
+    assert len(hits) >= 3, f"only {len(hits)} kills hit a running process:\n{report}"
+    trial_kills = [k for k in hits if k.phase == "trials" and k.victim in ("handler", "calls")]
+    assert trial_kills, f"no trial process was killed:\n{report}"
+
+    # Nothing a finished trial wrote ever changed: not rerun, not rewritten. One trial per job: the
+    # file itself (inode, mtime, content) never changes. Batching reruns a killed batch as a whole
+    # and restores its finished trials from .cache/trials by hard link: same inode, same content,
+    # but Snakemake touches every output of a job it ran, so the mtime of a restored file moves on.
+    batched = VARIANTS[variant]["trials_per_job"] > 1
+    changed = tracker.changed(mtime=not batched)
+    assert not changed, f"finished trial files changed after a resume: {changed}"
+    assert sorted(p.name for p in study.trial_files()) == sorted(p.name for p in clean.trial_files())
+    assert without_timings(study.leaderboard()).equals(without_timings(clean.leaderboard()))
+    assert study.best() == clean.best()
+    refit_crashy, refit_clean = (json.loads((s.out / "refit.json").read_text()) for s in (study, clean))
+    assert refit_crashy["test_scores"] == refit_clean["test_scores"]
+    assert refit_crashy["params"] == refit_clean["params"]
+    for name in ("model.pkl", "report/leaderboard.html", "report/best.html", "report/study.html"):
+        assert (study.out / name).exists(), name
+    assert sorted(p.name for p in (study.out / "plots").glob("*.png")) == sorted(
+        p.name for p in (clean.out / "plots").glob("*.png")
+    )
+    # Nothing of the crashed runs is left running: no worker, no orphaned job.
+    assert killing.wait_for(lambda: not _study_processes(study), timeout=30), _study_processes(study)
 
 
-def _workers_for(study):
-    return [p for p in _workers() if str(study.out.name) in " ".join(p.cmdline())]
+def _study_processes(study):
+    found = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        cmd = p.info["cmdline"] or []
+        if p.info["cwd"] == str(study.workdir) and (killing.call_name(cmd) or "snaketune.runtime.worker" in cmd):
+            found.append((p.pid, " ".join(cmd)[:120]))
+    return found
+
+
+def test_kills_hit_every_phase():
+    """Across the variants above, every phase was hit by at least one kill that killed something."""
+    missing = [v for v in VARIANTS if v not in KILL_LOG]
+    if missing:
+        pytest.fail(f"run the kill-and-resume variants first (in this session): {missing}")
+    hit = {k.phase for plan in KILL_LOG.values() for k in plan if k.hit}
+    victims = {k.victim for plan in KILL_LOG.values() for k in plan if k.hit}
+    assert hit == set(killing.PHASES), f"phases never hit: {set(killing.PHASES) - hit}"
+    assert {"snakemake", "handler", "calls"} <= victims, victims  # Snakemake, forked and new-Python jobs
