@@ -96,7 +96,11 @@ class Worker:
                     if conn in ready and not _peek(conn):
                         _kill_group(pid)  # the Snakemake job died: stop its trial now
                 if listener in ready:
-                    conn, _ = listener.accept()
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError as exc:  # e.g. out of file descriptors: the client retries in-process
+                        print(f"accept failed: {exc}", flush=True)
+                        continue
                     self._handle(conn, listener)
         finally:
             listener.close()
@@ -137,8 +141,16 @@ class Worker:
             conn.close()
             return
         if request["call"] == "trials":
-            self._warm_up(request)
-        pid = os.fork()
+            try:
+                self._warm_up(request)
+            except Exception as exc:  # noqa: BLE001 - a warm-up is an optimisation: never fatal
+                print(f"warm-up skipped: {type(exc).__name__}: {exc}", flush=True)
+        try:
+            pid = os.fork()
+        except OSError as exc:  # no process to spare: the client runs the call itself
+            send_message(conn, {"refused": f"worker cannot fork: {exc}"})
+            conn.close()
+            return
         if pid == 0:
             listener.close()
             os.setpgid(0, 0)  # own process group: the worker can kill a handler and its trial
