@@ -119,21 +119,29 @@ def test_same_leaderboard_with_one_or_two_cores(make_study):
     assert one.best() | {"versions": None} == two.best() | {"versions": None}
 
 
-def _workers():
+def _workers(under=None):
+    """Warm workers, only those working in a folder below ``under`` when given (other studies may
+    run on the same machine)."""
     found = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"] or []
         if "snaketune.runtime.worker" in cmd:
-            found.append(p)
+            try:
+                if under is None or str(p.cwd()).startswith(str(under)):
+                    found.append(p)
+            except psutil.Error:
+                continue
     return found
 
 
 def test_no_worker_left_after_success_failure_or_interrupt(make_study):
-    before = {p.pid for p in _workers()}
     ok = make_study(flaky_config(search={"grid": {"fail": [False], "n_neighbors": [3]}}), "ok")
+    root = ok.workdir.parent  # only this test's workers count
     ok.snakemake()
+    assert _workers(root) == []
     bad = make_study(flaky_config(error_score="raise"), "bad")
     assert bad.snakemake(check=False).returncode != 0
+    assert _workers(root) == []
     slow = make_study(
         {
             "study": "slow",
@@ -151,14 +159,14 @@ def test_no_worker_left_after_success_failure_or_interrupt(make_study):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while not any(p.pid not in before for p in _workers()) and time.monotonic() < deadline:
+    while not _workers(root) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert any(p.pid not in before for p in _workers()), "worker never started"
+    assert _workers(root), "worker never started"
     time.sleep(1)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     proc.wait(timeout=60)
     time.sleep(1.5)
-    assert {p.pid for p in _workers()} <= before
+    assert _workers(root) == []
 
 
 # Kill and resume: seeded kills in every phase, in three ways of running the jobs.

@@ -373,9 +373,13 @@ def execute(spec: TrialSpec, output: str, settings: RunSettings | None = None, b
         write_bytes_atomic(state_path(output), pickle.dumps(None))
     if settings.raise_errors and not record.ok:
         raise TrialFailed.from_record(record)
-    write_json_atomic(output, record.to_dict())
     if cached is not None and record.ok:
-        _link_atomic(Path(output), cached)
+        # Cache first, then link: a kill between the two leaves the finished trial in the cache,
+        # where a rerun of the batch finds it, instead of only in an output Snakemake may remove.
+        write_json_atomic(cached, record.to_dict())
+        if _link_atomic(cached, Path(output)):
+            return record
+    write_json_atomic(output, record.to_dict())
     return record
 
 
