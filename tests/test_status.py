@@ -91,7 +91,12 @@ def test_status_counts_trials_and_estimates_time_left(tmp_path, monkeypatch):
     assert [t["config_key"] for t in status.top] == [plan.config_keys[0], plan.config_keys[1]]
     assert status.top[1]["mean"] is None  # a failed or timed-out fold scores nan (error_score: nan)
     text = format_status(status)
-    assert "4/6 trials done" in text and "ok 2, failed 1, timed out 1" in text and "0:00:40" in text and "0:00:27 left" in text
+    assert (
+        "4/6 trials done" in text
+        and "ok 2, failed 1, timed out 1" in text
+        and "0:00:40" in text
+        and "0:00:27 left" in text
+    )
 
 
 def test_status_cli_reads_config_and_study(tmp_path):
