@@ -205,3 +205,26 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
         f"scancel {killed}: {len(survived)} of {len(victims)} trials of the killed job kept; "
         f"test took {time.monotonic() - started:.0f} s"
     )
+
+
+def test_error_score_raise_stops_a_slurm_run(slurm_cluster, make_study):
+    """error_score: raise on the cluster: the run fails naming configuration, fold and exception,
+    and no leaderboard is written."""
+    config = {
+        "study": "raise-slurm",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "tests.estimators.FlakyClassifier"},
+        "allowed_modules": ["tests.estimators"],
+        "search": {"grid": {"fail": [True], "n_neighbors": [3]}},
+        "cv": {"n_splits": 2},
+        "error_score": "raise",
+        "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
+    }
+    study = make_study(config, "raise")
+    proc = _slurm_snakemake(study, "--retries", "0", timeout=400, check=False)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    logs = "".join(p.read_text() for p in (study.out / "logs" / "trials").glob("*.log"))
+    assert "failed (error_score: raise): configuration {'fail': True, 'n_neighbors': 3}, fold " in logs, logs[-2000:]
+    assert "FloatingPointError: diverged on purpose" in logs
+    assert not (study.out / "leaderboard.csv").exists()
+    assert not list((study.out / "trials").glob("*.json"))  # a raised failure is not recorded
