@@ -134,8 +134,10 @@ def best_index(results: dict, refit: str) -> int:
     return int(np.flatnonzero(results[f"rank_test_{refit}"] == 1)[0])
 
 
-def top_table(frame, refit: str, scoring: list[str], n: int = 5) -> str:
-    """A Markdown table of the ``n`` best configurations (``DataFrame.to_markdown``)."""
+def top_table(frame, refit: str, scoring: list[str], n: int = 5, alpha: float | None = None) -> str:
+    """A Markdown table of the ``n`` best configurations (``DataFrame.to_markdown``); with
+    ``alpha`` and a ``p_vs_best`` column, a "vs best" column marks "≈" the configurations not
+    significantly worse than the best (:mod:`snaketune.results.compare`)."""
     import pandas as pd
 
     order = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"]).head(n)
@@ -145,8 +147,17 @@ def top_table(frame, refit: str, scoring: list[str], n: int = 5) -> str:
     table[f"std {refit}"] = order[f"std_test_{refit}"].map(_fmt)
     table["fit s"] = order["mean_fit_time"].map(lambda v: f"{v:.3g}")
     table["failed"] = order["n_failed"] + order["n_timeout"]
+    if alpha is not None and "p_vs_best" in order:
+        table["vs best"] = [_versus(p, r, alpha) for p, r in zip(order["p_vs_best"], order[f"rank_test_{refit}"], strict=True)]
     table["params"] = order["params"].map(lambda p: _params_text(json.loads(p)))
     return table.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def _versus(p: float, rank: int, alpha: float) -> str:
+    """"best", "≈ p=0.31" (not significantly worse at ``alpha``), "worse p=0.002", or "" (not compared)."""
+    if math.isnan(p):
+        return "best" if rank == 1 else ""
+    return f"≈ p={p:.2g}" if p >= alpha else f"worse p={p:.2g}"
 
 
 def _fmt(value) -> str:

@@ -59,19 +59,22 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     )
     frame = to_frame(results)
     add_completion(frame, records, trial_ids)
-    frame.to_csv(outputs[0], index=False)
     if extra is None:
         best = best_index(results, refit)
-        shown = frame
     else:
         final = np.flatnonzero(results["final_rung"])
         means = results[f"mean_test_{refit}"][final]
         best = int(final[0] if np.isnan(means).all() else final[np.nanargmax(means)])
-        shown = frame[frame["final_rung"]]
+    comparison = add_comparison(frame, results, records, trial_ids, best, config)
+    shown = frame if extra is None else frame[frame["final_rung"]]
+    frame.to_csv(outputs[0], index=False)
     top_n = config["report"]["top_n"]
-    table = top_table(shown, refit, scoring, n=top_n)
+    alpha = comparison.alpha
+    table = top_table(shown, refit, scoring, n=top_n, alpha=alpha)
     kind = "" if extra is None else ", final rung of each bracket"
-    Path(outputs[1]).write_text(f"# Leaderboard (top {top_n} by {refit}{kind})\n\n{table}")
+    Path(outputs[1]).write_text(
+        f"# Leaderboard (top {top_n} by {refit}{kind})\n\n{table}\n{comparison_text(comparison)}"
+    )
     statuses = [r.status for r in records.values()]
     summary = {
         "index": best,
@@ -89,6 +92,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         "versions": firsts[0].versions,
     }
     summary.update(explain(records.values()))
+    summary["comparison"] = comparison.to_dict()
     if np.isnan(summary["mean_test_score"]):
         summary["warning"] = "every configuration failed on some fold; see n_failed in the leaderboard"
     if extra is not None:
@@ -96,9 +100,54 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         history = _history(records, refit)
         history.to_csv(outputs[3], index=False)
     write_json_atomic(outputs[2], summary)
-    top = top_table(shown, refit, scoring, n=5)
+    top = top_table(shown, refit, scoring, n=5, alpha=alpha)
     best_line = json.dumps({"best": summary["params"], refit: summary["mean_test_score"]}, default=str)
-    return f"Top 5 by {refit}:\n{top}{best_line}\n"
+    return f"Top 5 by {refit}:\n{top}{best_line}\n{comparison_text(comparison)}"
+
+
+def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, config: dict):
+    """Add ``p_vs_best``, ``prob_best_better`` and ``prob_equivalent`` (see
+    :mod:`snaketune.results.compare`) to ``frame``; return the :class:`~snaketune.results.compare.Summary`.
+
+    Paired on the refit metric's fold scores; ``n_train``/``n_test`` are the best row's fold
+    sizes (read from the splits by its trials). Adaptive searches compare among the rows the best
+    is chosen from: the final rung of every bracket (all trained on the same budget).
+    """
+    from snaketune.results.compare import compare_with_best, summarize
+
+    refit = config["refit"]
+    report = config.get("report", {})
+    alpha, rope = report.get("alpha", 0.05), report.get("rope", 0.01)
+    k = len(trial_ids[0])
+    scores = np.column_stack([results[f"split{j}_test_{refit}"] for j in range(k)])
+    best_records = [records[t] for t in trial_ids[best]]
+    n_train = float(np.mean([r.n_train or 0 for r in best_records]))
+    n_test = float(np.mean([r.n_test or 0 for r in best_records]))
+    rows = np.asarray(results["final_rung"], dtype=bool) if "final_rung" in results else None
+    if n_train > 0 and n_test > 0:
+        columns = compare_with_best(scores, best, n_train=n_train, n_test=n_test, rope=rope, rows=rows)
+    else:  # the best's trials never saw their split (timed out): nothing to compare with
+        columns = {name: np.full(len(scores), np.nan) for name in ("p_vs_best", "prob_best_better", "prob_equivalent")}
+    for name, values in columns.items():
+        frame[name] = values
+    summary = summarize(
+        columns["p_vs_best"], metric=refit, n_folds=k, n_train=n_train, n_test=n_test, alpha=alpha, rope=rope
+    )
+    if rows is not None:
+        from dataclasses import replace
+
+        summary = replace(summary, note="compared among the final rung of every bracket (same budget)")
+    return summary
+
+
+def comparison_text(summary) -> str:
+    """The comparison sentence (and its warning) under a leaderboard table."""
+    text = f"{summary.sentence}\n"
+    if summary.note:
+        text += f"({summary.note})\n"
+    if summary.warning:
+        text += f"warning: {summary.warning}\n"
+    return text
 
 
 def explain(records) -> dict:

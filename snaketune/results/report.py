@@ -154,8 +154,49 @@ def leaderboard_html(frame, config: dict, top_n: int | None = None) -> str:
         "Click a column header to sort. The full table, with every fold's score, is "
         "<code>leaderboard.csv</code> (download it from the report's Leaderboard category).</p>"
         + _table(headers, rows, sortable=True, row_classes=classes)
+        + comparison_html(frame, config)
     )
     return _page(f"Leaderboard: {config['study']}", body, _SORT_JS)
+
+
+def comparison_html(frame, config: dict) -> str:
+    """Section "Is the best really better?": the sentence, the warning, and the configurations
+    not significantly worse than the best with their p-values and posterior probabilities."""
+    from html import escape
+
+    from snaketune.results.compare import indistinguishable, summarize
+
+    if "p_vs_best" not in frame:
+        return ""
+    refit = config["refit"]
+    report = config.get("report", {})
+    alpha, rope = report.get("alpha", 0.05), report.get("rope", 0.01)
+    k = sum(1 for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{refit}"))
+    p = frame["p_vs_best"].to_numpy(dtype=float)
+    summary = summarize(p, metric=refit, n_folds=k, n_train=math.nan, n_test=math.nan, alpha=alpha, rope=rope)
+    same = frame[indistinguishable(p, alpha)].sort_values(f"mean_test_{refit}", ascending=False, kind="stable")
+    rows = [
+        [
+            _cell(int(r[f"rank_test_{refit}"]), num=True),
+            _cell(_fmt(r[f"mean_test_{refit}"]), _num(r[f"mean_test_{refit}"]), num=True),
+            _cell(f"{r['p_vs_best']:.3g}", _num(r["p_vs_best"]), num=True),
+            _cell(f"{r['prob_best_better']:.3f}", _num(r["prob_best_better"]), num=True),
+            _cell(f"{r['prob_equivalent']:.3f}", _num(r["prob_equivalent"]), num=True),
+            _cell(", ".join(f"{a}={_fmt_value(b)}" for a, b in sorted(json.loads(r["params"]).items()))),
+        ]
+        for _, r in same.head(report.get("top_n", 20)).iterrows()
+    ]
+    headers = ["rank", f"mean {refit}", "p vs best", "P(best better)", f"P(|diff| < {rope:g})", "params"]
+    warning = f'<p class="bad">warning: {escape(summary.warning)}</p>' if summary.warning else ""
+    return (
+        "<h2>Is the best really better?</h2>"
+        f"<p>{escape(summary.sentence)}</p>{warning}"
+        '<p class="note">Each configuration against the best on the same folds: one-sided Nadeau–Bengio '
+        "corrected resampled t-test (<code>p_vs_best</code>) and the Bayesian posterior of the mean "
+        f"difference (<code>prob_best_better</code>, <code>prob_equivalent</code> within ±{rope:g}); "
+        "every row's values are in <code>leaderboard.csv</code>.</p>"
+        + (_table(headers, rows) if rows else "")
+    )
 
 
 def _cards(items) -> str:

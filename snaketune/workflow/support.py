@@ -317,6 +317,7 @@ def print_top(study: Study, n: int = 5) -> None:
         best = json.loads((Path(study.out) / "best.json").read_text())
     except (OSError, ValueError):
         return
+    print_comparison(best)
     failed = best.get("n_failed", 0) + best.get("n_timeout", 0)
     if failed:
         print(f"\n{failed} of {best['n_trials']} trials failed (recorded, scored {study.config['error_score']}):")
@@ -324,6 +325,15 @@ def print_top(study: Study, n: int = 5) -> None:
             print(f"  {item['trials']} x {item['error']}")
     for item in best.get("trial_warnings", [])[:3]:
         print(f"warning in {item['trials']} trials: {item['warning']}")
+
+
+def print_comparison(best: dict) -> None:
+    """The comparison with the best (best.json ``comparison``): one sentence, and its warning."""
+    comparison = best.get("comparison")
+    if comparison:
+        print(comparison["sentence"])
+        if comparison.get("warning"):
+            print(f"warning: {comparison['warning']}")
 
 
 def batches(study: Study, workflow=None) -> dict[str, list[str]]:

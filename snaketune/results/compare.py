@@ -1,0 +1,170 @@
+"""Is the best configuration really better? Each configuration against the best, over the same folds.
+
+Fold scores of two configurations are paired (same training and test rows) and correlated
+(the training sets overlap), so the plain paired t-test is far too confident. Following
+scikit-learn's example "Statistical comparison of models using grid search"
+(``plot_grid_search_stats.py``, with the variance fix of scikit-learn PR #19966):
+
+* **Corrected resampled t-test** (Nadeau & Bengio 2003, "Inference for the generalization
+  error", Machine Learning 52:239–281). With ``d_j`` = best minus other on fold ``j`` of ``k``::
+
+      t = mean(d) / sqrt((1/k + n_test/n_train) * var(d, ddof=1))
+      p = P(T_{k-1} > t)            (one-sided: H0 "the best is not better")
+
+* **Bayesian comparison** (Benavoli, Corani, Demšar & Zaffalon 2017, "Time for a change",
+  JMLR 18(77)): the posterior of the mean difference is a Student t with ``k - 1`` degrees of
+  freedom, location ``mean(d)`` and the corrected scale above; ``prob_best_better = P(mu > 0)``
+  and ``prob_equivalent = P(-rope < mu < rope)`` (region of practical equivalence).
+
+With few folds (k - 1 degrees of freedom) the test has little power: "not significantly worse"
+then means "not shown worse", not "as good". Bouckaert & Frank (2004) recommend 10 × 10
+repeated cross-validation with the corrected test; :data:`MIN_FOLDS` triggers a warning below it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+MIN_FOLDS = 10
+COLUMNS = ("p_vs_best", "prob_best_better", "prob_equivalent")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The best configuration against one other, on paired fold scores."""
+
+    t_stat: float
+    p_value: float
+    prob_best_better: float
+    prob_equivalent: float
+
+
+NOT_COMPARED = Comparison(math.nan, math.nan, math.nan, math.nan)
+
+
+def corrected_std(differences: np.ndarray, n_train: float, n_test: float) -> float:
+    """Nadeau–Bengio corrected standard deviation of the mean of ``differences``."""
+    differences = np.asarray(differences, dtype=float)
+    k = len(differences)
+    return math.sqrt(np.var(differences, ddof=1) * (1 / k + n_test / n_train))
+
+
+def compare(best: np.ndarray, other: np.ndarray, *, n_train: float, n_test: float, rope: float) -> Comparison:
+    """Corrected t-test and Bayesian posterior of ``mean(best - other)``.
+
+    Parameters
+    ----------
+    best, other : array of shape (k,)
+        Fold scores of the two configurations on the same ``k`` folds (higher is better).
+    n_train, n_test : float
+        Training and test rows of a fold (means over folds when they differ slightly).
+    rope : float
+        Half-width of the region of practical equivalence, in score units.
+
+    Returns
+    -------
+    Comparison
+        NaN everywhere when a score is missing (a failed fold) or ``k < 2``. When every
+        difference is the same (variance 0), the posterior is a point mass at that difference:
+        ``p`` is 0 if it is positive, else 1.
+    """
+    from scipy.stats import t
+
+    d = np.asarray(best, dtype=float) - np.asarray(other, dtype=float)
+    k = len(d)
+    if k < 2 or not np.isfinite(d).all():
+        return NOT_COMPARED
+    mean = float(np.mean(d))
+    scale = corrected_std(d, n_train, n_test)
+    if scale == 0.0:
+        return Comparison(
+            math.copysign(math.inf, mean) if mean else math.nan,
+            0.0 if mean > 0 else 1.0,
+            1.0 if mean > 0 else 0.0,
+            1.0 if abs(mean) <= rope else 0.0,
+        )
+    t_stat = mean / scale
+    posterior = t(k - 1, loc=mean, scale=scale)
+    return Comparison(
+        t_stat=t_stat,
+        p_value=float(t.sf(t_stat, k - 1)),
+        prob_best_better=float(posterior.sf(0.0)),
+        prob_equivalent=float(posterior.cdf(rope) - posterior.cdf(-rope)),
+    )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What best.json, leaderboard.md, the terminal and the report say about the comparison."""
+
+    metric: str
+    n_folds: int
+    n_train: float
+    n_test: float
+    alpha: float
+    rope: float
+    n_compared: int
+    n_indistinguishable: int
+    sentence: str
+    warning: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def compare_with_best(
+    scores: np.ndarray,
+    best: int,
+    *,
+    n_train: float,
+    n_test: float,
+    rope: float,
+    rows: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every row of ``scores`` (shape (n_rows, k)) against row ``best``.
+
+    ``rows`` (a boolean mask) limits the comparison to rows chosen among (the final rungs of an
+    adaptive search); other rows and ``best`` itself get NaN. Returns the :data:`COLUMNS`.
+    """
+    n = len(scores)
+    out = {name: np.full(n, np.nan) for name in COLUMNS}
+    for i in range(n):
+        if i == best or (rows is not None and not rows[i]):
+            continue
+        c = compare(scores[best], scores[i], n_train=n_train, n_test=n_test, rope=rope)
+        out["p_vs_best"][i] = c.p_value
+        out["prob_best_better"][i] = c.prob_best_better
+        out["prob_equivalent"][i] = c.prob_equivalent
+    return out
+
+
+def indistinguishable(p_values: np.ndarray, alpha: float) -> np.ndarray:
+    """Rows not significantly worse than the best (p >= alpha); the best itself is not counted."""
+    p = np.asarray(p_values, dtype=float)
+    return np.isfinite(p) & (p >= alpha)
+
+
+def summarize(
+    p_values: np.ndarray, *, metric: str, n_folds: int, n_train: float, n_test: float, alpha: float, rope: float
+) -> Summary:
+    """The one sentence (and a warning when the folds are too few for the test to mean much)."""
+    compared = int(np.isfinite(np.asarray(p_values, dtype=float)).sum())
+    same = int(indistinguishable(p_values, alpha).sum())
+    noun = "configuration is" if same == 1 else "configurations are"
+    sentence = (
+        f"{same} {noun} statistically indistinguishable from the best "
+        f"(one-sided corrected resampled t-test on {metric}, alpha {alpha:g}, {n_folds} folds; "
+        f"{compared} compared)."
+    )
+    warning = None
+    if n_folds < MIN_FOLDS:
+        warning = (
+            f"only {n_folds} folds: the corrected t-test has {n_folds - 1} degrees of freedom and "
+            "little power, so 'indistinguishable' means 'not shown worse'. For a test that means "
+            "something use 10 x 10 repeated CV (cv: {kind: repeated_stratified, n_splits: 10, n_repeats: 10})."
+        )
+    return Summary(metric, n_folds, n_train, n_test, alpha, rope, compared, same, sentence, warning)

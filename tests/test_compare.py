@@ -1,0 +1,138 @@
+"""The comparison with the best (issue 13, part 1): the corrected t-test and Bayesian posterior,
+computed here by hand from the formulas on the fold scores of scikit-learn's example
+"Statistical comparison of models using grid search", against snaketune's implementation and
+against the leaderboard that ``write_leaderboard`` writes from trial files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def sklearn_example():
+    """The example's own study: SVC kernels on make_moons, 10 x 10 repeated stratified CV, ROC AUC."""
+    from sklearn.datasets import make_moons
+    from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
+    from sklearn.svm import SVC
+
+    X, y = make_moons(noise=0.352, random_state=1, n_samples=100)
+    grid = [{"kernel": ["linear"]}, {"kernel": ["poly"], "degree": [2, 3]}, {"kernel": ["rbf"]}]
+    cv = RepeatedStratifiedKFold(n_splits=10, n_repeats=10, random_state=0)
+    search = GridSearchCV(SVC(random_state=0), grid, scoring="roc_auc", cv=cv).fit(X, y)
+    r = search.cv_results_
+    scores = np.column_stack([r[f"split{k}_test_score"] for k in range(100)])
+    train, test = next(cv.split(X, y))
+    return scores, r["rank_test_score"], len(train), len(test), r["params"]
+
+
+def by_hand(best, other, n_train, n_test, rope):
+    """Nadeau & Bengio's corrected t-test and the Student-t posterior, written out longhand."""
+    from scipy import stats
+
+    d = [b - o for b, o in zip(best, other, strict=True)]
+    k = len(d)
+    mean = sum(d) / k
+    var = sum((x - mean) ** 2 for x in d) / (k - 1)
+    scale = math.sqrt((1 / k + n_test / n_train) * var)
+    t = mean / scale
+    p = 1 - stats.t.cdf(t, df=k - 1)
+    # Posterior of the mean difference: location mean, scale `scale`, k - 1 degrees of freedom.
+    cdf = lambda x: stats.t.cdf((x - mean) / scale, df=k - 1)  # noqa: E731
+    return t, p, 1 - cdf(0.0), cdf(rope) - cdf(-rope)
+
+
+def test_corrected_ttest_and_posterior_by_hand_on_the_sklearn_example(sklearn_example):
+    from snaketune.results.compare import compare, compare_with_best
+
+    scores, ranks, n_train, n_test, params = sklearn_example
+    order = np.argsort(ranks, kind="stable")
+    best, second = int(order[0]), int(order[1])
+    assert params[best] == {"kernel": "rbf"} and params[second] == {"kernel": "linear"}  # as in the example
+    t, p, better, equivalent = by_hand(scores[best], scores[second], n_train, n_test, rope=0.01)
+    c = compare(scores[best], scores[second], n_train=n_train, n_test=n_test, rope=0.01)
+    assert c.t_stat == pytest.approx(t, rel=1e-12)
+    assert c.p_value == pytest.approx(p, rel=1e-9)
+    assert c.prob_best_better == pytest.approx(better, rel=1e-9)
+    assert c.prob_equivalent == pytest.approx(equivalent, rel=1e-9)
+    # The example's printed figures (after scikit-learn PR #19966): t 0.750, p 0.227, P(rbf better) 0.773.
+    assert (round(t, 3), round(p, 3), round(better, 3)) == (0.750, 0.227, 0.773)
+    # The uncorrected test the example warns about would call the difference significant.
+    d = scores[best] - scores[second]
+    naive = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    assert naive > 2.5 and p > 0.05
+
+    columns = compare_with_best(scores, best, n_train=n_train, n_test=n_test, rope=0.01)
+    assert math.isnan(columns["p_vs_best"][best])
+    for i in range(len(scores)):
+        if i == best:
+            continue
+        expected = by_hand(scores[best], scores[i], n_train, n_test, rope=0.01)
+        assert columns["p_vs_best"][i] == pytest.approx(expected[1], rel=1e-9, abs=1e-300)
+        assert columns["prob_best_better"][i] == pytest.approx(expected[2], rel=1e-9)
+        assert columns["prob_equivalent"][i] == pytest.approx(expected[3], rel=1e-9, abs=1e-300)
+
+
+def test_degenerate_comparisons():
+    from snaketune.results.compare import compare, summarize
+
+    same = compare(np.ones(5), np.ones(5), n_train=120, n_test=30, rope=0.01)
+    assert (same.p_value, same.prob_best_better, same.prob_equivalent) == (1.0, 0.0, 1.0)
+    shifted = compare(np.ones(5), np.ones(5) - 0.05, n_train=120, n_test=30, rope=0.01)
+    assert (shifted.p_value, shifted.prob_best_better, shifted.prob_equivalent) == (0.0, 1.0, 0.0)
+    failed = compare(np.ones(5), np.array([1, 1, np.nan, 1, 1.0]), n_train=120, n_test=30, rope=0.01)
+    assert math.isnan(failed.p_value)
+    s = summarize(np.array([np.nan, 0.3, 0.01, 0.05]), metric="accuracy", n_folds=5, n_train=120, n_test=30,
+                  alpha=0.05, rope=0.01)  # fmt: skip
+    assert s.n_indistinguishable == 2 and s.n_compared == 3
+    assert s.sentence.startswith("2 configurations are statistically indistinguishable from the best")
+    assert "only 5 folds" in s.warning
+    assert (
+        summarize(np.array([np.nan]), metric="a", n_folds=10, n_train=1, n_test=1, alpha=0.05, rope=0).warning is None
+    )
+
+
+def test_leaderboard_columns_from_trial_files(tmp_path, sklearn_example):
+    """write_leaderboard adds the three columns, marks the table and says the sentence."""
+    from snaketune.base.jsonutil import write_json_atomic
+    from snaketune.results.leaderboard import write_leaderboard
+
+    scores, ranks, n_train, n_test, params = sklearn_example
+    scores = scores[:, :20]  # two repeats of 10 folds, as trial files
+    keys = [f"{i:012x}" for i in range(len(scores))]
+    for i, key in enumerate(keys):
+        for k in range(scores.shape[1]):
+            write_json_atomic(
+                tmp_path / "trials" / f"{key}_{k}.json",
+                {"trial_id": f"{key}_{k}", "config_key": key, "fold": k, "params": params[i], "status": "ok",
+                 "test_scores": {"roc_auc": scores[i, k]}, "fit_time": 0.1, "score_time": 0.01,
+                 "n_train": n_train, "n_test": n_test, "end": f"2026-01-01T00:00:{i:02d}"},
+            )  # fmt: skip
+    config = {"scoring": ["roc_auc"], "refit": "roc_auc", "error_score": "nan", "return_train_score": False,
+              "report": {"top_n": 20, "alpha": 0.05, "rope": 0.01}}  # fmt: skip
+    plan = {"candidates": params, "config_keys": keys, "n_folds": scores.shape[1]}
+    outputs = [str(tmp_path / n) for n in ("leaderboard.csv", "leaderboard.md", "best.json")]
+    log = write_leaderboard(plan=plan, config=config, outputs=outputs)
+    import pandas as pd
+
+    frame = pd.read_csv(outputs[0])
+    best = int(np.argmax(scores.mean(axis=1)))
+    for i in range(len(scores)):
+        if i == best:
+            assert frame["p_vs_best"].isna()[i]
+            continue
+        _, p, better, equivalent = by_hand(scores[best], scores[i], n_train, n_test, rope=0.01)
+        assert frame["p_vs_best"][i] == pytest.approx(p, rel=1e-9, abs=1e-300)
+        assert frame["prob_best_better"][i] == pytest.approx(better, rel=1e-9)
+        assert frame["prob_equivalent"][i] == pytest.approx(equivalent, rel=1e-9, abs=1e-300)
+    same = int((frame["p_vs_best"] >= 0.05).sum())
+    summary = json.loads((tmp_path / "best.json").read_text())["comparison"]
+    assert summary["n_indistinguishable"] == same and summary["n_folds"] == 20 and "warning" not in summary
+    noun = "configuration is" if same == 1 else "configurations are"
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert f"{same} {noun} statistically indistinguishable from the best" in markdown
+    assert markdown.count("≈ p=") == same and "| best " in markdown
+    assert summary["sentence"] in log
