@@ -21,6 +21,11 @@ else:
 include: "workflow/rules/aggregate.smk"
 
 
+if STUDY.nested is not None:
+
+    include: "workflow/rules/nested.smk"
+
+
 localrules:
     all,
 

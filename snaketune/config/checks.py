@@ -17,6 +17,7 @@ from snaketune.base.estimator import (
     estimator_classes,
     import_class,
 )
+from snaketune.search.nested import nested_problems
 
 CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 
@@ -83,6 +84,8 @@ def semantic_problems(
         problems += _guarded("search", _search_problems, config, estimator)
     if valid("scoring", "refit"):
         problems += _guarded("scoring", _scoring_problems, config, estimator)
+    if valid("nested", "search"):
+        problems += _guarded("nested", nested_problems, config)
     if check_data and valid("data"):
         problems += _guarded("data", _data_problems, config, basedir, estimator, valid("cv"))
     return problems

@@ -103,6 +103,38 @@ def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outpu
     return f"report pages {outputs}"
 
 
+def nested_splits(*, cv: dict, classifier: bool, y: str, outer_splits: str, outer_fold: int, outputs: list[str]) -> str:
+    import numpy as np
+
+    from snaketune.evaluation.nested import make_inner_splits
+
+    n, rows = make_inner_splits(
+        cv=cv, classifier=classifier, y=np.load(y), outer_splits=outer_splits, outer_fold=outer_fold, output=outputs[0]
+    )
+    return f"{n} inner splits of outer fold {outer_fold}'s {rows} training rows"
+
+
+def nested_outer(
+    *, plan: dict, config: dict, outer_splits: str, outer_fold: int, trials_dir: str, outputs: list[str]
+) -> str:
+    from snaketune.results.nested import outer_fold as score_outer
+
+    return score_outer(
+        plan=plan,
+        config=config,
+        outer_splits=outer_splits,
+        outer_fold=outer_fold,
+        trials_dir=trials_dir,
+        outputs=outputs,
+    )
+
+
+def nested_summary(*, outer: list[str], best: str, config: dict, n_trials: int, outputs: list[str]) -> str:
+    from snaketune.results.nested import summarize
+
+    return summarize(outer=outer, best=best, config=config, n_trials=n_trials, outputs=outputs)
+
+
 CALLS = {
     "trials": trials,
     "promote": promote,
@@ -112,6 +144,9 @@ CALLS = {
     "plots": plots,
     "refit": refit,
     "report_pages": report_pages,
+    "nested_splits": nested_splits,
+    "nested_outer": nested_outer,
+    "nested_summary": nested_summary,
 }
 
 # Modules a worker imports up front so forked calls start warm.

@@ -30,11 +30,11 @@ class Plan:
 
     @property
     def data_dir(self) -> str:
-        return f"{self.out}/data/{self.data_key}"
+        return self.trial_spec_base["data_dir"]
 
     @property
     def splits_path(self) -> str:
-        return f"{self.out}/splits/{self.cv_key}.npz"
+        return self.trial_spec_base["splits"]
 
     @property
     def trial_ids(self) -> list[str]:
@@ -86,15 +86,7 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
     cv_key = digest({"data": data_key, "cv": cv_spec})
     if candidates is None:
         candidates = space_candidates(config["search"])
-    defining = {
-        "estimator": config["estimator"],
-        "data": data_key,
-        "cv": cv_key,
-        "scoring": config["scoring"],
-        "return_train_score": config["return_train_score"],
-        "seed": config["seed"],
-    }
-    config_keys = [digest(dict(defining, params=to_jsonable(p))) for p in candidates]
+    config_keys = make_config_keys(config, data_key, cv_key, candidates)
     base = {
         "estimator": config["estimator"],
         "allowed_modules": config["allowed_modules"],
@@ -105,6 +97,19 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         "splits": f"{out}/splits/{cv_key}.npz",
     }
     return Plan(out, data_key, cv_key, n_folds(config["cv"]), list(candidates), config_keys, base, classifier)
+
+
+def make_config_keys(config: dict, data_key: str, cv_key: str, candidates: list[dict]) -> list[str]:
+    """Content hash of each candidate: everything that determines its trials' results."""
+    defining = {
+        "estimator": config["estimator"],
+        "data": data_key,
+        "cv": cv_key,
+        "scoring": config["scoring"],
+        "return_train_score": config["return_train_score"],
+        "seed": config["seed"],
+    }
+    return [digest(dict(defining, params=to_jsonable(p))) for p in candidates]
 
 
 def _is_classifier(config: dict) -> bool:

@@ -79,7 +79,24 @@ class Study:
             + [f"{out}/plots/{name}.png" for name in self.plot_names()]
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
             + self.trial_paths
+            + self.nested_outputs()
         )  # trials are targets too: Snakemake does not redo a deleted intermediate file
+
+    @property
+    def nested(self):
+        """The :class:`~snaketune.search.nested.NestedPlan` when ``nested`` is set, else None."""
+        if "_nested" not in self.__dict__:
+            from snaketune.search.nested import make_nested_plan
+
+            self.__dict__["_nested"] = make_nested_plan(self.config, self.plan)
+        return self.__dict__["_nested"]
+
+    def nested_outputs(self) -> list[str]:
+        """nested.json, its plot and report page, and every inner trial (empty without ``nested``)."""
+        if self.nested is None:
+            return []
+        out = self.out
+        return [f"{out}/nested.json", f"{out}/plots/nested.png", f"{out}/report/nested.html"] + self.nested.trial_paths
 
 
 def fail_config(error: ConfigError) -> None:
@@ -266,6 +283,47 @@ def batch_args(study: Study, trial_ids: list[str]) -> str:
     return call_file(study, specs=[plan.spec(t) for t in trial_ids], outputs=[plan.trial_path(t) for t in trial_ids])
 
 
+def nested_trial_args(study: Study, trial_id: str) -> str:
+    """One inner trial of nested CV (its outer fold's plan knows it)."""
+    return trial_args(study.nested.plan_of(trial_id), trial_id)
+
+
+def nested_batch_args(study: Study, o: int, trial_ids: list[str]) -> str:
+    """A batch of outer fold ``o``'s inner trials, in a file (see :func:`call_file`)."""
+    plan = study.nested.inner[o]
+    return call_file(study, specs=[plan.spec(t) for t in trial_ids], outputs=[plan.trial_path(t) for t in trial_ids])
+
+
+def nested_batches(study: Study) -> list[tuple[int, str, list[str]]]:
+    """(outer fold, batch id, trial ids) with the study's trials per job (``auto``: as measured
+    for the study's own trials); empty when every inner trial is its own job."""
+    from snaketune.runtime.batching import make_batches, resolve_trials_per_job
+
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), 1, measure=False)
+    return [
+        (o, batch, ids)
+        for o, plan in enumerate(study.nested.inner)
+        for batch, ids in make_batches(plan.config_keys, plan.n_folds, per_job).items()
+    ]
+
+
+def nested_outer_args(study: Study, o: int) -> str:
+    """Outer fold ``o``: its inner plan (to pick the winner) and where its data and splits are."""
+    nested, config = study.nested, study.config
+    plan = nested.inner[o]
+    return call_file(
+        study,
+        plan={"candidates": plan.candidates, "config_keys": plan.config_keys, "n_folds": plan.n_folds,
+              "data_dir": plan.data_dir},
+        config={k: config[k] for k in ("scoring", "refit", "error_score", "return_train_score", "estimator",
+                                        "allowed_modules", "seed")},
+        outer_splits=nested.outer_splits_path,
+        outer_fold=o,
+        trials_dir=f"{nested.out}/trials",
+        outputs=[nested.outer_result_path(o)],
+    )  # fmt: skip
+
+
 def slot_args(study: Study, b: int, i: int, j: int) -> str:
     """The trials of one adaptive slot (one per fold)."""
     slots = study.slots
@@ -318,6 +376,7 @@ def print_top(study: Study, n: int = 5) -> None:
     except (OSError, ValueError):
         return
     print_comparison(best)
+    print_nested(study)
     failed = best.get("n_failed", 0) + best.get("n_timeout", 0)
     if failed:
         print(f"\n{failed} of {best['n_trials']} trials failed (recorded, scored {study.config['error_score']}):")
@@ -334,6 +393,16 @@ def print_comparison(best: dict) -> None:
         print(comparison["sentence"])
         if comparison.get("warning"):
             print(f"warning: {comparison['warning']}")
+
+
+def print_nested(study: Study) -> None:
+    """Nested CV's one-sentence answer (nested.json), when the study has ``nested``."""
+    try:
+        doc = json.loads((Path(study.out) / "nested.json").read_text()) if study.nested else None
+    except (OSError, ValueError):
+        return
+    if doc:
+        print(doc["sentence"])
 
 
 def batches(study: Study, workflow=None) -> dict[str, list[str]]:

@@ -1,0 +1,127 @@
+"""Nested cross-validation end to end (issue 13, part 2): outer scores equal scikit-learn's
+``cross_validate(GridSearchCV(...), cv=outer)`` on the same splits; reruns do only what changed."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from sklearn import model_selection as ms
+
+from tests.conftest import jobs_run
+
+SCORING = ["accuracy", "f1_macro"]
+NESTED_GRID = {
+    "study": "nested",
+    "data": {"loader": "iris"},
+    "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+    "search": {"grid": {"n_neighbors": [1, 7, 25], "weights": ["uniform", "distance"]}},
+    "cv": {"kind": "stratified", "n_splits": 3},
+    "nested": {"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 1},
+    "scoring": SCORING,
+    "refit": "accuracy",
+}
+
+
+def _prepared(study):
+    (data_dir,) = (study.out / "data").iterdir()
+    return np.load(data_dir / "X.npy"), np.load(data_dir / "y.npy")
+
+
+def _check_against_sklearn(study, search):
+    """nested.json's outer scores and winners against cross_validate(search, cv=outer), 1e-12."""
+    X, y = _prepared(study)
+    outer = ms.StratifiedKFold(3, shuffle=True, random_state=1)
+    expected = ms.cross_validate(search, X, y, cv=outer, scoring=SCORING, return_estimator=True)
+    doc = json.loads((study.out / "nested.json").read_text())
+    for m in SCORING:
+        np.testing.assert_allclose(doc["outer_scores"][m], expected[f"test_{m}"], rtol=0, atol=1e-12)
+        assert doc["mean"][m] == pytest.approx(np.mean(expected[f"test_{m}"]), abs=1e-12)
+        assert doc["std"][m] == pytest.approx(np.std(expected[f"test_{m}"]), abs=1e-12)
+    for fold, fitted in zip(doc["outer_folds"], expected["estimator"], strict=True):
+        assert fold["params"] == fitted.best_params_
+        assert fold["inner_best"]["accuracy"] == pytest.approx(fitted.best_score_, abs=1e-12)
+    return doc
+
+
+@pytest.mark.slow
+def test_nested_grid_equals_cross_validate_of_gridsearchcv_and_reruns_only_what_changed(make_study):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    study = make_study(NESTED_GRID)
+    first = study.snakemake()
+    assert jobs_run(first, "nested_trial") == 3 * 3 * 6  # outer x inner x candidates
+    grid = NESTED_GRID["search"]["grid"]
+    search = ms.GridSearchCV(KNeighborsClassifier(), grid, cv=ms.StratifiedKFold(3), scoring=SCORING, refit="accuracy")
+    doc = _check_against_sklearn(study, search)
+    assert doc["n_trials"] == 54 and doc["n_outer"] == 3 and doc["n_inner"] == 3
+    assert doc["sentence"] in first.stdout + first.stderr  # said at the end of the run
+    assert (study.out / "plots" / "nested.png").stat().st_size > 5000
+    page = (study.out / "report" / "nested.html").read_text()
+    assert "How good is the tuned model?" in page and f"{doc['mean']['accuracy']:.4f}" in page
+    trials = {p: p.stat().st_mtime_ns for p in (study.out / "nested" / "trials").glob("*.json")}
+    assert len(trials) == 54
+
+    # A second run does nothing.
+    again = study.snakemake("--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    # One more grid value: only its inner trials (and its study trials), then the steps after them.
+    study.config["search"]["grid"]["n_neighbors"] = [1, 7, 25, 12]
+    study.write()
+    added = study.snakemake()
+    assert jobs_run(added, "nested_trial") == 3 * 3 * 2
+    assert jobs_run(added, "trial") == 3 * 2
+    assert sum(jobs_run(added, f"nested_splits_{o}") for o in range(3)) == 0
+    assert jobs_run(added, "nested_outer_splits") == 0
+    assert sum(jobs_run(added, f"nested_outer_{o}") for o in range(3)) == 3
+    assert jobs_run(added, "nested_summary") == 1
+    assert all(p.stat().st_mtime_ns == t for p, t in trials.items())  # old inner trials untouched
+    search.set_params(param_grid=study.config["search"]["grid"])
+    doc = _check_against_sklearn(study, search)
+    assert doc["n_trials"] == 72
+
+
+@pytest.mark.slow
+def test_nested_random_search_batched_equals_randomizedsearchcv(make_study):
+    """Random search, several inner trials a job: still cross_validate(RandomizedSearchCV)."""
+    from scipy.stats import loguniform
+    from sklearn.linear_model import LogisticRegression
+
+    config = dict(
+        NESTED_GRID,
+        study="nested_random",
+        estimator={"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
+        search={"random": {"n_iter": 4, "seed": 3, "params": {"C": {"loguniform": [0.01, 100]}}}},
+        trials_per_job=6,
+    )
+    study = make_study(config)
+    proc = study.snakemake()
+    assert jobs_run(proc, "nested_trial") == 0
+    batches = re.findall(r"^\s*nested_trials_\d_\S+\s+(\d+)\s*$", proc.stdout + proc.stderr, re.M)
+    assert batches and len(batches) < 3 * 3 * 4
+    assert len(list((study.out / "nested" / "trials").glob("*.json"))) == 3 * 3 * 4
+    search = ms.RandomizedSearchCV(
+        LogisticRegression(max_iter=500),
+        {"C": loguniform(0.01, 100)},
+        n_iter=4,
+        random_state=3,
+        cv=ms.StratifiedKFold(3),
+        scoring=SCORING,
+        refit="accuracy",
+    )
+    _check_against_sklearn(study, search)
+
+
+def test_nested_config_errors(tmp_path):
+    from snaketune.config.load import ConfigError, load_config
+
+    bad = dict(NESTED_GRID, search={"successive_halving": {"n_candidates": 3, "params": {"n_neighbors": [1, 2]}}})
+    with pytest.raises(ConfigError) as info:
+        load_config(bad, tmp_path, check_data=False)
+    assert "nested: works with grid and random search, not successive_halving" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_config(dict(NESTED_GRID, nested={"kind": "loo"}), tmp_path, check_data=False)
+    assert str(info.value).startswith("config error: nested.kind")

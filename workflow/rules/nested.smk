@@ -1,0 +1,170 @@
+# Nested cross-validation (config `nested`, snaketune/search/nested.py): outer splits of the training
+# rows; per outer fold its inner splits, the whole search as ordinary trials (named with the outer
+# fold in their key, in nested/trials/), then the inner winner refit and scored on the outer fold.
+NESTED = STUDY.nested
+NESTED_BATCHES = ws.nested_batches(STUDY) if BATCHES else []
+NESTED_Y = multiext(f"{PLAN.data_dir}/", "y.npy", "meta.json")
+
+
+rule nested_outer_splits:
+    input:
+        NESTED_Y,
+    output:
+        NESTED.outer_splits_path,
+    log:
+        f"{OUT}/logs/nested/outer_splits.log",
+    conda:
+        "../../envs/snaketune.yaml"
+    params:
+        call=lambda wc, input, output: call_args(
+            cv=config["nested"],
+            classifier=PLAN.classifier,
+            y=input[0],
+            outputs=list(output),
+        ),
+    shell:
+        CALL_COMMAND.format(name="make_splits")
+
+
+for _o, _inner in enumerate(NESTED.inner):
+
+    rule:
+        name:
+            f"nested_splits_{_o}"
+        input:
+            y=NESTED_Y,
+            outer=NESTED.outer_splits_path,
+        output:
+            _inner.splits_path,
+        log:
+            f"{OUT}/logs/nested/splits_{_o}.log",
+        conda:
+            "../../envs/snaketune.yaml"
+        params:
+            call=call_args(
+                cv=config["cv"],
+                classifier=PLAN.classifier,
+                y=f"{PLAN.data_dir}/y.npy",
+                outer_splits=NESTED.outer_splits_path,
+                outer_fold=_o,
+                outputs=[_inner.splits_path],
+            ),
+        shell:
+            CALL_COMMAND.format(name="nested_splits")
+
+    rule:
+        name:
+            f"nested_outer_{_o}"
+        input:
+            trials=_inner.trial_paths,
+            data=DATA,
+            outer=NESTED.outer_splits_path,
+        output:
+            NESTED.outer_result_path(_o),
+        log:
+            f"{OUT}/logs/nested/outer_{_o}.log",
+        conda:
+            "../../envs/snaketune.yaml"
+        threads: config["resources"]["threads"]
+        resources:
+            mem_mb=config["resources"]["mem_mb"],
+            runtime=config["resources"]["runtime"],
+        params:
+            call=ws.nested_outer_args(STUDY, _o),
+        shell:
+            CALL_COMMAND.format(name="nested_outer")
+
+
+if not NESTED_BATCHES:
+
+    rule nested_trial:
+        input:
+            data=DATA,
+            splits=lambda wc: NESTED.plan_of(wc.trial).splits_path,
+        output:
+            f"{OUT}/nested/trials/{{trial}}.json",
+        log:
+            f"{OUT}/logs/nested/trials/{{trial}}.log",
+        group:
+            "trials"
+        conda:
+            "../../envs/snaketune.yaml"
+        threads: config["resources"]["threads"]
+        resources:
+            mem_mb=config["resources"]["mem_mb"],
+            runtime=config["resources"]["runtime"],
+        params:
+            call=lambda wc: ws.nested_trial_args(STUDY, wc.trial),
+        shell:
+            CALL_COMMAND.format(name="trials")
+
+else:
+    for _o, _batch, _trials in NESTED_BATCHES:
+
+        rule:
+            name:
+                f"nested_trials_{_o}_{_batch}"
+            input:
+                data=DATA,
+                splits=NESTED.inner[_o].splits_path,
+            output:
+                [NESTED.inner[_o].trial_path(t) for t in _trials],
+            log:
+                f"{OUT}/logs/nested/batches/{_o}_{_batch}.log",
+            group:
+                "trials"
+            conda:
+                "../../envs/snaketune.yaml"
+            threads: config["resources"]["threads"]
+            resources:
+                mem_mb=config["resources"]["mem_mb"],
+                runtime=config["resources"]["runtime"],
+            params:
+                call=ws.nested_batch_args(STUDY, _o, _trials),
+            shell:
+                CALL_COMMAND.format(name="trials")
+
+
+rule nested_summary:
+    input:
+        outer=NESTED.outer_result_paths,
+        best=f"{OUT}/best.json",
+    output:
+        summary=f"{OUT}/nested.json",
+        plot=report(
+            f"{OUT}/plots/nested.png",
+            caption="../report/plot_nested.rst",
+            category="Nested CV",
+            labels={
+                "plot": "outer score against inner best",
+                "metric": config["refit"],
+            },
+        ),
+        page=report(
+            f"{OUT}/report/nested.html",
+            caption="../report/nested.rst",
+            category="Nested CV",
+            labels={"page": "how good is the tuned model"},
+        ),
+    log:
+        f"{OUT}/logs/nested/summary.log",
+    conda:
+        "../../envs/snaketune.yaml"
+    params:
+        call=lambda wc, input, output: call_args(
+            outer=list(input.outer),
+            best=input.best,
+            config={
+                k: config[k]
+                for k in ("study", "scoring", "refit", "nested", "cv", "search")
+            },
+            n_trials=NESTED.n_trials,
+            outputs=list(output),
+        ),
+    shell:
+        CALL_COMMAND.format(name="nested_summary")
+
+
+localrules:
+    nested_outer_splits,
+    nested_summary,
