@@ -133,6 +133,9 @@ def plot_outer_vs_inner(doc: dict, path: str, title: str) -> None:
     for f, x, y in zip(doc["outer_folds"], inner, outer, strict=True):
         ax.annotate(str(f["outer_fold"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.axhline(doc["mean"][refit], color="#D55E00", lw=1.2, label=f"mean outer {doc['mean'][refit]:.4f}")
+    if doc.get("study_cv_best") is not None:
+        best = doc["study_cv_best"]
+        ax.axvline(best, color="#009E73", lw=1.2, ls=":", label=f"study's best CV {best:.4f} (optimistic)")
     ax.set_xlabel(f"inner CV {refit} of the fold's winner (chose it)")
     ax.set_ylabel(f"outer test {refit} (unbiased)")
     ax.set_title(title, fontsize=10)

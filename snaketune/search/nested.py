@@ -57,6 +57,14 @@ class NestedPlan:
     def n_trials(self) -> int:
         return sum(len(plan.config_keys) * plan.n_folds for plan in self.inner)
 
+    def summary(self) -> str:
+        """What nested CV costs, in one line (printed when Snakemake starts)."""
+        plan = self.inner[0]
+        return (
+            f"nested CV: {self.n_outer} outer folds x {plan.n_folds} inner folds x {len(plan.config_keys)} "
+            f"candidates = {self.n_trials} inner trials, plus {self.n_outer} outer refits"
+        )
+
 
 def make_nested_plan(config: dict, main: Plan) -> NestedPlan | None:
     """The nested plan of a validated config, or None without ``nested``.

@@ -4,6 +4,8 @@
 NESTED = STUDY.nested
 NESTED_BATCHES = ws.nested_batches(STUDY) if BATCHES else []
 NESTED_Y = multiext(f"{PLAN.data_dir}/", "y.npy", "meta.json")
+if ws.is_main_process(workflow):
+    print(NESTED.summary(), file=sys.stderr)
 
 
 rule nested_outer_splits:
@@ -38,6 +40,7 @@ for _o, _inner in enumerate(NESTED.inner):
             _inner.splits_path,
         log:
             f"{OUT}/logs/nested/splits_{_o}.log",
+        localrule: True
         conda:
             "../../envs/snaketune.yaml"
         params:
