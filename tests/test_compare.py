@@ -136,3 +136,14 @@ def test_leaderboard_columns_from_trial_files(tmp_path, sklearn_example):
     assert f"{same} {noun} statistically indistinguishable from the best" in markdown
     assert markdown.count("≈ p=") == same and "| best " in markdown
     assert summary["sentence"] in log
+
+
+def test_adaptive_rows_compare_among_the_final_rungs(sklearn_example):
+    from snaketune.results.compare import compare, compare_with_best
+
+    scores, _, n_train, n_test, _ = sklearn_example
+    final = np.array([True, False, True, True])
+    columns = compare_with_best(scores, 3, n_train=n_train, n_test=n_test, rope=0.02, rows=final)
+    assert np.isnan(columns["p_vs_best"][[1, 3]]).all()
+    expected = compare(scores[3], scores[0], n_train=n_train, n_test=n_test, rope=0.02)
+    assert columns["prob_equivalent"][0] == expected.prob_equivalent

@@ -125,3 +125,38 @@ def test_nested_config_errors(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(dict(NESTED_GRID, nested={"kind": "loo"}), tmp_path, check_data=False)
     assert str(info.value).startswith("config error: nested.kind")
+
+
+def _nested_plan(**changes):
+    from snaketune.config.load import load_config
+    from snaketune.search.nested import make_nested_plan
+    from snaketune.search.plan import make_plan
+
+    raw = json.loads(json.dumps(dict(NESTED_GRID, **changes)))
+    if raw["nested"] is None:
+        del raw["nested"]
+    config = load_config(raw, ".", check_data=False)
+    main = make_plan(config, ".")
+    return main, make_nested_plan(config, main)
+
+
+def test_inner_trials_are_named_by_their_outer_fold():
+    main, nested = _nested_plan()
+    keys = [set(plan.config_keys) for plan in nested.inner]
+    assert len(keys) == 3 and all(len(k) == 6 for k in keys)
+    assert len(set.union(*keys, set(main.config_keys))) == 4 * 6  # no name shared by two searches
+    assert len({plan.splits_path for plan in nested.inner}) == 3
+    assert all(p.startswith(f"{main.out}/nested/trials/") for p in nested.trial_paths)
+    assert nested.n_trials == len(nested.trial_paths) == 54
+    trial = nested.inner[2].trial_ids[4]
+    assert nested.plan_of(trial) is nested.inner[2]
+    spec = nested.inner[2].spec(trial)
+    assert spec["splits"] == nested.inner[2].splits_path and spec["data_dir"] == main.data_dir
+    # The study's own trials do not change with nested; the inner ones change with the outer scheme
+    # or the inner cv, not with settings that do not change results.
+    main_alone, none = _nested_plan(nested=None)
+    assert none is None and main_alone.trial_ids == main.trial_ids
+    assert _nested_plan(trial_timeout=9, report={"top_n": 2})[1].trial_paths == nested.trial_paths
+    assert not set(_nested_plan(nested=dict(NESTED_GRID["nested"], seed=2))[1].trial_paths) & set(nested.trial_paths)
+    grown = _nested_plan(search={"grid": {"n_neighbors": [1, 7, 25, 12], "weights": ["uniform", "distance"]}})[1]
+    assert set(nested.trial_paths) < set(grown.trial_paths)

@@ -159,7 +159,7 @@ rule nested_summary:
             best=input.best,
             config={
                 k: config[k]
-                for k in ("study", "scoring", "refit", "nested", "cv", "search")
+                for k in ("study", "scoring", "refit", "nested", "cv")
             },
             n_trials=NESTED.n_trials,
             outputs=list(output),
