@@ -158,8 +158,7 @@ rule nested_summary:
             outer=list(input.outer),
             best=input.best,
             config={
-                k: config[k]
-                for k in ("study", "scoring", "refit", "nested", "cv")
+                k: config[k] for k in ("study", "scoring", "refit", "nested", "cv")
             },
             n_trials=NESTED.n_trials,
             outputs=list(output),
