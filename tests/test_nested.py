@@ -160,3 +160,15 @@ def test_inner_trials_are_named_by_their_outer_fold():
     assert not set(_nested_plan(nested=dict(NESTED_GRID["nested"], seed=2))[1].trial_paths) & set(nested.trial_paths)
     grown = _nested_plan(search={"grid": {"n_neighbors": [1, 7, 25, 12], "weights": ["uniform", "distance"]}})[1]
     assert set(nested.trial_paths) < set(grown.trial_paths)
+
+
+def test_nested_splits_checked_before_any_trial(tmp_path):
+    """The cv scheme must split every outer training fold: iris has 50 rows a class, an outer
+    training fold of 3 stratified folds 33 or 34, so 40 inner folds is one config error."""
+    from snaketune.config.load import ConfigError, load_config
+
+    load_config(dict(NESTED_GRID, cv={"kind": "stratified", "n_splits": 30}), tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(dict(NESTED_GRID, cv={"kind": "stratified", "n_splits": 40}), tmp_path)
+    (line,) = str(info.value).splitlines()
+    assert line.startswith("config error: nested: the cv scheme cannot split outer fold 0's 100 training rows")

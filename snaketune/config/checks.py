@@ -17,7 +17,7 @@ from snaketune.base.estimator import (
     estimator_classes,
     import_class,
 )
-from snaketune.search.nested import nested_problems
+from snaketune.search.nested import nested_problems, nested_split_problems
 
 CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 
@@ -399,7 +399,11 @@ def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True
         return [f"{key}: cannot load the data set: {_one_line(exc)}"]
     if not check_cv:
         return []
-    return _cv_problems(config, y, estimator, is_classification(y))
+    problems = _cv_problems(config, y, estimator, is_classification(y))
+    from sklearn.base import is_classifier
+
+    classifier = estimator is not None and is_classifier(estimator)
+    return problems or _guarded("nested", nested_split_problems, config, y, classifier)
 
 
 def _table_problems(data: dict, key: str, basedir: Path) -> list[str]:

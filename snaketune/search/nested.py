@@ -94,3 +94,30 @@ def nested_problems(config: dict) -> list[str]:
         (kind,) = config["search"]
         return [f"nested: works with grid and random search, not {kind} (run the search without nested)"]
     return []
+
+
+def nested_split_problems(config: dict, y, classifier: bool) -> list[str]:
+    """Whether the outer scheme splits ``y`` and the ``cv`` scheme splits every outer training
+    fold, before any trial runs (a splitter's warning, e.g. a class smaller than n_splits, counts)."""
+    import warnings
+
+    from snaketune.base.splits import compute_splits
+
+    nested = config.get("nested")
+    if not nested:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            outer = compute_splits(nested, y, classifier)
+        except (ValueError, Warning) as exc:
+            return [f"nested: cannot split the training rows: {' '.join(str(exc).split())}"]
+        for o, (train, _) in enumerate(outer):
+            try:
+                compute_splits(config["cv"], y[train], classifier)
+            except (ValueError, Warning) as exc:
+                return [
+                    f"nested: the cv scheme cannot split outer fold {o}'s {len(train)} training rows: "
+                    f"{' '.join(str(exc).split())}"
+                ]
+    return []
