@@ -172,3 +172,26 @@ def test_nested_splits_checked_before_any_trial(tmp_path):
         load_config(dict(NESTED_GRID, cv={"kind": "stratified", "n_splits": 40}), tmp_path)
     (line,) = str(info.value).splitlines()
     assert line.startswith("config error: nested: the cv scheme cannot split outer fold 0's 100 training rows")
+
+
+def test_incomplete_marks_on_whole_nested_trials_are_cleared(tmp_path, monkeypatch):
+    """A kill -9 between an inner trial's write and Snakemake's bookkeeping does not redo it."""
+    import base64
+    from types import SimpleNamespace
+
+    from snaketune.base.jsonutil import write_json_atomic
+    from snaketune.evaluation.records import TrialRecord, TrialStatus
+    from snaketune.workflow.support import release_finished_trials
+
+    monkeypatch.chdir(tmp_path)
+    trials = tmp_path / "results" / "s" / "nested" / "trials"
+    trials.mkdir(parents=True)
+    whole = TrialRecord("abc_0", "abc", 0, {}, TrialStatus.OK, {"accuracy": 1.0}, 0.1, 0.1)
+    write_json_atomic(trials / "abc_0.json", whole.to_dict())
+    (trials / "abc_1.json").write_text('{"trial_id": "ab')  # partial: keep its mark
+    marks = tmp_path / ".snakemake" / "incomplete"
+    marks.mkdir(parents=True)
+    for name in ("abc_0.json", "abc_1.json"):
+        (marks / base64.urlsafe_b64encode(f"results/s/nested/trials/{name}".encode()).decode()).write_text("{}")
+    assert release_finished_trials(SimpleNamespace(out="results/s")) == 1
+    assert len(list(marks.iterdir())) == 1

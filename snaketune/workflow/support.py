@@ -446,7 +446,7 @@ def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> 
     root = Path(snakemake_dir) / "incomplete"
     if not root.is_dir():
         return 0
-    prefix = f"{study.out}/trials/"
+    prefix = (f"{study.out}/trials/", f"{study.out}/nested/trials/")  # the study's and nested CV's
     cleared = 0
     for marker in root.rglob("*"):
         if not marker.is_file():
