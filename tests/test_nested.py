@@ -50,7 +50,7 @@ def _check_against_sklearn(study, search):
 def test_nested_grid_equals_cross_validate_of_gridsearchcv_and_reruns_only_what_changed(make_study):
     from sklearn.neighbors import KNeighborsClassifier
 
-    study = make_study(NESTED_GRID)
+    study = make_study(json.loads(json.dumps(NESTED_GRID)))  # a copy: the test edits its grid
     first = study.snakemake()
     assert jobs_run(first, "nested_trial") == 3 * 3 * 6  # outer x inner x candidates
     grid = NESTED_GRID["search"]["grid"]
