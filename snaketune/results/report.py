@@ -494,6 +494,15 @@ def write_pages(
         tmp.replace(path)
 
 
+def report_path(config_file: str) -> str:
+    """Where a study's Snakemake report goes: ``<output_dir>/<study>/report.html``, one per study
+    (``make report CONFIG=...``)."""
+    from snaketune.config.load import read_yaml
+
+    config = read_yaml(config_file)
+    return f"{config.get('output_dir', 'results')}/{config['study']}/report.html"
+
+
 def main(argv=None) -> int:
     """``python -m snaketune.report`` (used by the workflow's report_pages rule)."""
     import argparse
