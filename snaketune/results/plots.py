@@ -4,6 +4,12 @@ Every plot reads ``leaderboard.csv`` (sklearn ``cv_results_`` columns plus snake
 ``n_failed``, ``n_timeout``, ``config_key`` and, when present, ``completion_order``). Which plots a
 study gets is decided from the config alone (:func:`plot_names`), so Snakemake knows the output
 files at parse time.
+
+What every plot keeps to: sampled configurations are dots, never joined by lines; categories keep
+the config's order; a score axis never passes what the metric allows (:func:`metric_bounds`) and
+shows the interesting range (:func:`robust_limits`), the points outside it drawn at the edge and
+counted; legends sit outside the data. Drawing functions return the figure, so tests read ticks and
+limits from it.
 """
 
 from __future__ import annotations
@@ -150,15 +156,6 @@ def _key(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _categorical_split(params: list[dict], names: list[str]):
-    """The first parameter with 2-8 non-numeric values, to draw one line per value."""
-    for name in names:
-        values = [p[name] for p in params if name in p]
-        if 1 < len({_key(v) for v in values}) <= 8 and not all(_is_number(v) for v in values):
-            return name
-    return None
-
-
 def _top(frame, refit: str, n: int):
     return frame.sort_values([f"rank_test_{refit}", "mean_fit_time"], kind="stable").head(n)
 
@@ -238,8 +235,7 @@ def robust_limits(values, bounds=(-np.inf, np.inf), keep_top: bool = True, k: fl
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if not len(v):
-        lo, hi = (0.0, 1.0) if np.isfinite(bounds).all() else (0.0, 1.0)
-        return lo, hi, 0, 0
+        return 0.0, 1.0, 0, 0
     q1, q3 = np.percentile(v, [25, 75])
     iqr = q3 - q1
     lo, hi = v.min(), v.max()
@@ -466,6 +462,11 @@ def draw_fold_spread(plt, frame, config, refit, n=15):
         ax.scatter(vals, i + jitter, color=color, s=16, alpha=0.75, zorder=2)
         m, s = row[f"mean_test_{refit}"], row[f"std_test_{refit}"]
         ax.errorbar([m], [i], xerr=[s], fmt="|", color="black", ms=12, mew=2, capsize=0, lw=1, zorder=3)
+    low, high = ax.get_xlim()  # mean ± std may pass what the metric allows; the axis does not
+    bounds = metric_bounds(refit)
+    ax.set_xlim(max(low, bounds[0]), min(high, bounds[1]))
+    for artist in ax.collections:
+        artist.set_clip_on(False)
     ax.set_yticks(range(len(top)))
     ax.set_yticklabels(
         [f"#{int(r)}  {_label(p)}" for r, p in zip(top[f"rank_test_{refit}"], top["params"], strict=False)], fontsize=7
@@ -697,7 +698,7 @@ def parameter_importance(frame, config, n_repeats: int = 10, seed: int = 0) -> d
     names, X, y = importance_features(frame, config)
     ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
     X, y = X[ok], y[ok]
-    forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=seed, n_jobs=1)
+    forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1)
     r2 = float(np.mean(cross_val_score(forest, X, y, cv=min(5, len(y)), scoring="r2"))) if len(y) >= 10 else np.nan
     forest.fit(X, y)
     result = permutation_importance(forest, X, y, n_repeats=n_repeats, random_state=seed, n_jobs=1)
