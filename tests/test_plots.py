@@ -278,3 +278,13 @@ def test_hyperband_history_has_rungs_as_ticks(tmp_path):
     plots.plot_history(str(history), "accuracy", str(tmp_path / "h.png"))
     with Image.open(tmp_path / "h.png") as image:
         image.verify()
+
+
+def test_marginal_wraps_many_parameters_into_rows():
+    config = json.loads(json.dumps(RANDOM))
+    config["search"]["random"]["params"]["gamma"] = {"loguniform": [1e-4, 1.0]}
+    frame = _leaderboard(config)
+    plt, fig = _figure(plots.draw_marginal, frame, config)
+    assert len(fig.axes) == 5  # no empty panels
+    assert sorted(ax.get_subplotspec().rowspan.start for ax in fig.axes) == [0, 0, 0, 0, 1]
+    plt.close(fig)

@@ -320,9 +320,15 @@ def draw_marginal(plt, frame, config, refit):
     grid = _search_kind(config) == "grid"
     logs = log_parameters(config)
     best_i = int(np.nanargmax(mean))
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names) + 0.8, 3.6), squeeze=False, sharey=True)
+    ncols = min(len(names), 4)  # at most 4 panels a row: 7 parameters must not make a 2700-px strip
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.4 * ncols + 0.8, 3.2 * nrows + 0.6), squeeze=False, sharey=True
+    )
+    for ax in axes.flat[len(names) :]:
+        fig.delaxes(ax)
     rng = np.random.default_rng(0)
-    for ax, name in zip(axes[0], names, strict=False):
+    for ax, name in zip(axes.flat, names, strict=False):
         rows = [i for i, p in enumerate(params) if name in p and not math.isnan(mean[i])]
         values = [params[i][name] for i in rows]
         numeric = bool(values) and all(_is_number(v) for v in values) and name in numeric_parameters(config)
@@ -359,7 +365,8 @@ def draw_marginal(plt, frame, config, refit):
             ax.set_xlim(-0.6, len(cats) - 0.4)
         ax.set_xlabel(name + (" (log)" if numeric and name in logs else ""))
     axes[0][0].set_ylim(low, high)
-    axes[0][0].set_ylabel(f"mean {refit}\nwhiskers: ± std over folds")
+    for row in axes:
+        row[0].set_ylabel(f"mean {refit}\nwhiskers: ± std over folds")
     handles = [
         Line2D([], [], ls="", marker="o", color=PALETTE[0], label="one configuration (mean ± std)"),
         Line2D([], [], ls="", marker="*", mfc="none", mec=BEST, ms=11, label="best"),
@@ -374,7 +381,7 @@ def draw_marginal(plt, frame, config, refit):
     fig.suptitle(f"{refit} per parameter, every configuration", x=0.01, ha="left", fontweight="bold")
     if note:
         fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=7.5, color="#52606d")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.08 / nrows, 1, 1))
     return fig
 
 
