@@ -37,9 +37,13 @@ format: install
 	$(BIN)/ruff format snaketune scripts tests bench
 	$(BIN)/snakefmt Snakefile workflow/rules
 
-## Self-contained HTML report of the default study.
-report: run
-	$(BIN)/snakemake --report results/report.html
+## Self-contained HTML report of a study, one file per study: results/<study>/report.html.
+## make report [CONFIG=examples/knn-iris.yaml]   (runs what is not done yet, then writes the report)
+CONFIG ?= config.yaml
+report: install
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) \
+		--report "$$($(BIN)/python -c 'import sys; from snaketune.results.report import report_path; print(report_path(sys.argv[1]))' $(CONFIG))"
 
 ## Progress of a running (or finished) study: make status [STUDY=name]
 status: install

@@ -25,6 +25,7 @@ from tests.conftest import REPO, require_system
 
 SCREENSHOT = REPO / "results" / "report-screenshot.png"
 PLOT_SCREENSHOT = REPO / "results" / "report-screenshot-plot.png"
+LANDING_SCREENSHOT = REPO / "results" / "report-screenshot-landing.png"
 
 REPORT_STUDY = {
     "study": "report",
@@ -116,6 +117,56 @@ def test_pages_hold_leaderboard_best_and_provenance(tmp_path):
     for text in ("logspace(-1, 1, 3)", ">log<", "ab" * 32, "1.9.1", "failed", "n_splits"):
         assert text in study, text
     assert report.leaderboard_html(frame, config, top_n=1).count("<tr") == 2
+
+
+def test_failures_page_and_landing_page(tmp_path):
+    from snaketune.results import report
+
+    frame, best, refit, config = _frame_and_summaries(tmp_path)
+    frame["n_warnings"] = [0, 2, 1]
+    best["failures"] = [
+        {
+            "error": "ValueError: Solver lbfgs supports only 'l2' <or> None",
+            "trials": 2,
+            "configurations": 1,
+            "example": {"params": {"C": 1.0, "kernel": "rbf"}, "config_key": "000000000001"},
+            "example_trial": "000000000001_0",
+            "traceback": "Traceback (most recent call last):\n  ...\nValueError: Solver lbfgs supports only 'l2' <or> None",
+        }
+    ]
+    best["trial_warnings"] = [
+        {
+            "warning": "ConvergenceWarning: did not converge",
+            "trials": 3,
+            "configurations": 2,
+            "example": {"params": {"C": 10.0, "kernel": "sigmoid"}, "config_key": "000000000002"},
+            "example_trial": "000000000002_1",
+        }
+    ]
+    page = report.failures_html(frame, best, config)
+    assert page.count("<pre>") == 1 and "supports only &#x27;l2&#x27; &lt;or&gt; None" in page
+    assert "2 of 6 trials did not finish" in page and "C=1, kernel=rbf" in page
+    assert "2 of 3 configurations warned" in page and "ConvergenceWarning: did not converge" in page
+    # The best-ranked warned configuration first (rank 1: C=10, sigmoid, 1 fold warned).
+    assert page.index("C=10, kernel=sigmoid</td>") < page.index(
+        "C=1, kernel=rbf</td>", page.index("configurations warned")
+    )
+    quiet = report.failures_html(frame.assign(n_warnings=0), {**best, "failures": [], "trial_warnings": []}, config)
+    assert "No trial failed or timed out" in quiet and "No trial raised a warning" in quiet
+    landing = report.landing_rst(best, config, "Study **{{ snakemake.config['study'] }}**")
+    assert "**Winner**: ``C=10, kernel=sigmoid``" in landing
+    assert "**Mean accuracy** over the CV folds: **0.9100 ± 0.0100**" in landing
+    assert "2 trials failed or timed out: see Failures_." in landing
+    assert landing.startswith("{% raw %}") and landing.endswith("Study **{{ snakemake.config['study'] }}**")
+    assert report.report_path(_write_yaml(tmp_path, {"study": "s1", "output_dir": "out"})) == "out/s1/report.html"
+
+
+def _write_yaml(tmp_path, data) -> str:
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
 
 
 def test_completion_order_follows_trial_end_times():
@@ -338,6 +389,13 @@ def check_report_in_browser(cdp: CDP, report_html: Path, study: str) -> dict:
     cdp.wait_for(
         "document.readyState === 'complete' && typeof app !== 'undefined' && !!document.querySelector('nav, #app *')"
     )
+    seen = {}
+    # The landing page: the winner and its score before anything is clicked.
+    seen["landing"] = cdp.wait_for(
+        "(() => { const p = document.querySelector('.prose');"
+        " return p && p.innerText.includes('Winner') && p.getBoundingClientRect().height > 50 ? p.innerText : null; })()"
+    )
+    _screenshot(cdp, LANDING_SCREENSHOT)
     keys = cdp.evaluate("Object.keys(results)")
     board = next(k for k in keys if k.endswith(f"{study}/report/leaderboard.html"))
     plot = next(k for k in keys if k.endswith(f"{study}/plots/score_map.png"))
@@ -349,7 +407,6 @@ def check_report_in_browser(cdp: CDP, report_html: Path, study: str) -> dict:
         "(() => { const f = document.querySelector('iframe'); if (!f) return false; const r = f.getBoundingClientRect(); return r.width > 300 && r.height > 300; })()"
     )
     ctx = _frame_context(cdp, "data:text/html")
-    seen = {}
     seen["rows"] = cdp.wait_for(
         "(() => { const rows = document.querySelectorAll('table.sortable tbody tr');"
         " const r = rows.length && rows[0].getBoundingClientRect();"
@@ -384,7 +441,7 @@ def test_snakemake_report_renders_in_chromium(make_study, browser):
     study = make_study(REPORT_STUDY)
     t0 = time.monotonic()
     study.snakemake()
-    report_html = study.workdir / "results" / "report.html"
+    report_html = study.out / "report.html"  # one report per study, where make report puts it
     study.snakemake("--report", str(report_html))
     print(f"run + report: {time.monotonic() - t0:.1f} s, report {report_html.stat().st_size / 1e6:.2f} MB")
     text = report_html.read_text()
@@ -395,10 +452,19 @@ def test_snakemake_report_renders_in_chromium(make_study, browser):
 
     seen = check_report_in_browser(browser, report_html, REPORT_STUDY["study"])
     assert seen["errors"] == []
+    best = study.best()
+    winner = ", ".join(
+        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(best["params"].items())
+    )
+    assert f"Winner: {winner}" in seen["landing"], seen["landing"]
+    score = f"{best['mean_test_score']:.4f} ± {best['std_test_score']:.4f}"
+    assert f"Mean accuracy over the CV folds: {score}" in seen["landing"], seen["landing"]
+    assert seen["landing"].index("Winner") < seen["landing"].index("Where to look")
     assert seen["rows"] == 8  # every configuration (8 < top_n = 20)
     assert seen["headers"][:3] == ["rank", "mean accuracy", "mean f1_macro"]
     assert seen["first_rank"] == "1" and seen["first_rank_desc"] != "1"
     assert seen["plot"][0] > 200
-    for category in ("Leaderboard", "Best configuration", "Plots", "Study"):
+    for category in ("Leaderboard", "Best configuration", "Plots", "Study", "Failures"):
         assert category in seen["menu"], category
     assert SCREENSHOT.stat().st_size > 10_000 and PLOT_SCREENSHOT.stat().st_size > 10_000
+    assert LANDING_SCREENSHOT.stat().st_size > 10_000

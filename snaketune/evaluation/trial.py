@@ -217,11 +217,26 @@ def thread_parameters(estimator, spec: TrialSpec, threads: int) -> dict:
     for step in spec.estimator.get("steps", []):
         fixed |= {f"{step['name']}__{name}" for name in step.get("params", {})}
     searched = set(spec.params or {})
+    params = estimator.get_params(deep=True)
     return {
         name: threads
-        for name in estimator.get_params(deep=True)
-        if (name == "n_jobs" or name.endswith("__n_jobs")) and name not in fixed and name not in searched
+        for name in params
+        if (name == "n_jobs" or name.endswith("__n_jobs"))
+        and name not in fixed
+        and name not in searched
+        and not deprecated_parameter(params.get(name.rpartition("__")[0], estimator), "n_jobs")
     }
+
+
+def deprecated_parameter(estimator, name: str) -> bool:
+    """Whether ``estimator``'s docstring marks parameter ``name`` deprecated (numpydoc
+    ``.. deprecated::`` in its entry), as LogisticRegression's ``n_jobs`` since 1.8: setting it
+    only makes every fit warn."""
+    import re
+
+    doc = type(estimator).__doc__ or ""
+    entry = re.search(rf"^\s*{re.escape(name)} : .*?(?=^\s*\w+ : |^\s*[A-Z]\w+\n\s*-{{3,}}|\Z)", doc, re.M | re.S)
+    return bool(entry and ".. deprecated::" in entry.group(0))
 
 
 # ----------------------------------------------------------------------------------------------

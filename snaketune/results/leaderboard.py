@@ -59,6 +59,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     )
     frame = to_frame(results)
     add_completion(frame, records, trial_ids)
+    add_warning_counts(frame, records, trial_ids)
     if extra is None:
         best = best_index(results, refit)
     else:
@@ -72,9 +73,6 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     alpha = comparison.alpha
     table = top_table(shown, refit, scoring, n=top_n, alpha=alpha)
     kind = "" if extra is None else ", final rung of each bracket"
-    Path(outputs[1]).write_text(
-        f"# Leaderboard (top {top_n} by {refit}{kind})\n\n{table}\n{comparison_text(comparison)}"
-    )
     statuses = [r.status for r in records.values()]
     summary = {
         "index": best,
@@ -93,6 +91,8 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     }
     summary.update(explain(records.values()))
     summary["comparison"] = comparison.to_dict()
+    markdown = f"# Leaderboard (top {top_n} by {refit}{kind})\n\n{table}\n{comparison_text(comparison)}"
+    Path(outputs[1]).write_text(markdown + failures_markdown(summary, config["error_score"]))
     if np.isnan(summary["mean_test_score"]):
         summary["warning"] = "every configuration failed on some fold; see n_failed in the leaderboard"
     if extra is not None:
@@ -152,18 +152,86 @@ def comparison_text(summary) -> str:
 
 def explain(records) -> dict:
     """Why trials failed and what they warned about, most frequent first (as GridSearchCV's
-    "n fits failed with the following error"): the first line of each error and warning."""
-    from collections import Counter
+    "n fits failed with the following error", grouped by the error's first line).
 
-    records = list(records)
-    errors = Counter((r.error or r.status.value).splitlines()[0][:300] for r in records if not r.ok)
-    warned = Counter(
-        f"{w['category']}: {w['message'].splitlines()[0][:300]}" for r in records for w in r.warnings
-    )
+    Each distinct error keeps its count of trials and of configurations, one example
+    configuration (its parameters, ``config_key`` and trial) and that trial's traceback; each
+    distinct warning its counts and an example configuration.
+    """
+    records = sorted(records, key=lambda r: r.trial_id)
+    failures: dict[str, dict] = {}
+    for r in records:
+        if r.ok:
+            continue
+        text = (r.error or r.status.value).splitlines()[0][:300]
+        item = failures.setdefault(text, _group("error", text, r))
+        item["trials"] += 1
+        item["keys"].add(r.config_key)
+        if not item["traceback"] and r.traceback:
+            item["traceback"] = r.traceback[-MAX_TRACEBACK:]
+    warned: dict[str, dict] = {}
+    for r in records:
+        for w in r.warnings:
+            text = f"{w['category']}: {w['message'].splitlines()[0][:300]}"
+            item = warned.setdefault(text, _group("warning", text, r))
+            item["trials"] += 1
+            item["keys"].add(r.config_key)
+    for item in warned.values():
+        del item["traceback"]
+    return {"failures": _most_common(failures), "trial_warnings": _most_common(warned)}
+
+
+MAX_TRACEBACK = 6000  # characters of one example traceback kept in best.json (its tail)
+
+
+def _group(kind: str, text: str, example) -> dict:
     return {
-        "failures": [{"error": e, "trials": n} for e, n in errors.most_common(10)],
-        "trial_warnings": [{"warning": w, "trials": n} for w, n in warned.most_common(10)],
+        kind: text,
+        "trials": 0,
+        "keys": set(),
+        "example": {"params": to_jsonable(example.params), "config_key": example.config_key},
+        "example_trial": example.trial_id,
+        "traceback": None,
     }
+
+
+def _most_common(groups: dict, n: int = 10) -> list[dict]:
+    items = sorted(groups.values(), key=lambda g: -g["trials"])[:n]
+    for item in items:
+        item["configurations"] = len(item.pop("keys"))
+    return items
+
+
+def add_warning_counts(frame, records: dict, trial_ids: list[list[str]]) -> None:
+    """Add ``n_warnings`` to ``frame``: how many of a row's folds raised at least one warning
+    (as ``n_failed`` counts folds that failed)."""
+    frame["n_warnings"] = [sum(1 for t in ids if t in records and records[t].warnings) for ids in trial_ids]
+
+
+def failures_markdown(summary: dict, error_score) -> str:
+    """The failures and warnings sections of ``leaderboard.md`` (empty when there are none):
+    each distinct error once, with its counts and one example configuration."""
+    lines = []
+    failures, warned = summary.get("failures", []), summary.get("trial_warnings", [])
+    if failures:
+        failed = summary.get("n_failed", 0) + summary.get("n_timeout", 0)
+        lines += ["", f"## Failures: {failed} of {summary.get('n_trials')} trials, scored `error_score: {error_score}`", ""]
+        for f in failures:
+            lines.append(f"- {f['trials']} trials of {f['configurations']} configurations: `{f['error']}`")
+            lines.append(f"  e.g. `{_params_line(f['example'])}` (trial `{f['example_trial']}`)")
+        lines += ["", "One traceback per error: the report's Failures page, or `trials/<trial>.json`."]
+    if warned:
+        lines += ["", "## Warnings raised in trials", ""]
+        for w in warned:
+            lines.append(f"- {w['trials']} trials of {w['configurations']} configurations: `{w['warning']}`")
+            lines.append(f"  e.g. `{_params_line(w['example'])}` (trial `{w['example_trial']}`)")
+        lines += ["", "`n_warnings` in `leaderboard.csv`: how many folds of each configuration warned."]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _params_line(example: dict) -> str:
+    params = example.get("params") or {}
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items())) or "(defaults)"
 
 
 def _history(records, refit):

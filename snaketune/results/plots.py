@@ -4,6 +4,12 @@ Every plot reads ``leaderboard.csv`` (sklearn ``cv_results_`` columns plus snake
 ``n_failed``, ``n_timeout``, ``config_key`` and, when present, ``completion_order``). Which plots a
 study gets is decided from the config alone (:func:`plot_names`), so Snakemake knows the output
 files at parse time.
+
+What every plot keeps to: sampled configurations are dots, never joined by lines; categories keep
+the config's order; a score axis never passes what the metric allows (:func:`metric_bounds`) and
+shows the interesting range (:func:`robust_limits`), the points outside it drawn at the edge and
+counted; legends sit outside the data. Drawing functions return the figure, so tests read ticks and
+limits from it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,12 @@ PLOT_TITLES = {
     "fold_spread": "Fold spread of the top configurations",
     "fit_time": "Fit time against score",
     "score_vs_resource": "Score against resource, every model",
+    "importance": "Parameter importance",
 }
+
+# Searches whose configurations are sampled, not laid out: no trend line joins them, and a
+# surrogate model can say which parameters matter (model-based kinds join when they land).
+SAMPLED_KINDS = {"random", "optuna", "tpe", "bayes"}
 
 
 def _spaces(config: dict) -> list[dict]:
@@ -73,7 +84,14 @@ def plot_names(config: dict) -> list[str]:
         names.append("score_map")
     if len(_space_values(config)) > 2:
         names.append("parallel")
+    if _search_kind(config) in SAMPLED_KINDS and len(_space_values(config)) >= 2:
+        names.append("importance")
     return names
+
+
+def _search_kind(config: dict) -> str:
+    ((kind, _spec),) = config["search"].items()
+    return kind
 
 
 def _style():
@@ -138,15 +156,6 @@ def _key(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _categorical_split(params: list[dict], names: list[str]):
-    """The first parameter with 2-8 non-numeric values, to draw one line per value."""
-    for name in names:
-        values = [p[name] for p in params if name in p]
-        if 1 < len({_key(v) for v in values}) <= 8 and not all(_is_number(v) for v in values):
-            return name
-    return None
-
-
 def _top(frame, refit: str, n: int):
     return frame.sort_values([f"rank_test_{refit}", "mean_fit_time"], kind="stable").head(n)
 
@@ -177,79 +186,202 @@ def _best_row(frame, refit):
 
 
 # ----------------------------------------------------------------------------------------------
+# axes that tell the truth: metric bounds, robust limits, categories in config order
+
+# Scores bounded by [0, 1] (scikit-learn scorer names, by prefix); r2 and explained variance
+# are at most 1; every neg_* error is at most 0.
+_UNIT_SCORES = (
+    "accuracy",
+    "balanced_accuracy",
+    "top_k_accuracy",
+    "average_precision",
+    "f1",
+    "precision",
+    "recall",
+    "jaccard",
+    "roc_auc",
+    "adjusted_rand_score",
+    "rand_score",
+    "homogeneity_score",
+    "completeness_score",
+    "v_measure_score",
+    "mutual_info_score",
+    "normalized_mutual_info_score",
+    "adjusted_mutual_info_score",
+    "fowlkes_mallows_score",
+    "d2_",
+)
+
+
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The values a scikit-learn score can take: ``(0, 1)`` for accuracy-like scores,
+    ``(-inf, 1)`` for r2, ``(-inf, 0)`` for ``neg_*`` errors, else unbounded."""
+    if metric.startswith("neg_"):
+        return (-np.inf, 0.0)
+    if metric in ("r2", "explained_variance") or metric.startswith("d2_"):
+        return (-np.inf, 1.0)
+    if any(metric == s or metric.startswith(s) for s in _UNIT_SCORES):
+        return (0.0, 1.0)
+    return (-np.inf, np.inf)
+
+
+def robust_limits(values, bounds=(-np.inf, np.inf), keep_top: bool = True, k: float = 3.0):
+    """Axis limits for the interesting range of ``values``: the inter-quartile range widened by
+    ``k`` IQRs on the low side (a few terrible configurations do not stretch the axis), always
+    including the largest value when ``keep_top``, and never past the metric's ``bounds``.
+
+    Returns ``(low, high, n_below, n_above)``: the limits and how many values fall outside.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return 0.0, 1.0, 0, 0
+    q1, q3 = np.percentile(v, [25, 75])
+    iqr = q3 - q1
+    lo, hi = v.min(), v.max()
+    if iqr > 0:
+        lo = max(lo, q1 - k * iqr)
+        if not keep_top:
+            hi = min(hi, q3 + k * iqr)
+    pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 0.01)
+    low, high = max(lo - pad, bounds[0]), min(hi + pad, bounds[1])
+    if low >= high:
+        low, high = high - 2 * pad, high
+    return float(low), float(high), int((v < low).sum()), int((v > high).sum())
+
+
+def _off_axis_note(n_below: int, n_above: int, values, what: str = "configurations") -> str:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    parts = []
+    if n_below:
+        parts.append(f"{n_below} {what} below the axis (lowest {_short(float(v.min()))}, marked ▼)")
+    if n_above:
+        parts.append(f"{n_above} {what} above the axis (highest {_short(float(v.max()))}, marked ▲)")
+    return "; ".join(parts)
+
+
+def _mark_off_axis(ax, xs, ys, low, high, horizontal=False):
+    """Values outside ``(low, high)``: a triangle at the edge, so they are counted, not hidden."""
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    for mask, edge, marker in ((ys < low, low, "v"), (ys > high, high, "^")):
+        if mask.any():
+            edge_values = np.full(int(mask.sum()), edge)
+            if horizontal:
+                marker = "<" if marker == "v" else ">"
+                ax.scatter(edge_values, xs[mask], marker=marker, s=22, color=MUTED, clip_on=False, zorder=4)
+            else:
+                ax.scatter(xs[mask], edge_values, marker=marker, s=22, color=MUTED, clip_on=False, zorder=4)
+
+
+def category_order(config: dict, name: str, seen) -> list[str]:
+    """A categorical parameter's values (as :func:`_key` text) in the order the config lists
+    them (``5, 10, 20, null``, not sorted as text); values only seen in results come last."""
+    order: list[str] = []
+    for spec in _space_values(config).get(name, []):
+        if isinstance(spec, list):
+            for v in spec:
+                k = _key(_as_result_value(v))
+                if k not in order:
+                    order.append(k)
+    order += [k for k in dict.fromkeys(seen) if k not in order]
+    return [k for k in order if k in set(seen)]
+
+
+def _as_result_value(v):
+    """A config value as it reads back from ``leaderboard.csv``'s ``params`` (tuples as lists)."""
+    return json.loads(json.dumps(v))
+
+
+def _legend_outside(ax, handles):
+    """A legend right of the axes, where it covers no data."""
+    return ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+# ----------------------------------------------------------------------------------------------
 # plots
 
 
 def draw_marginal(plt, frame, config, refit):
-    """Score against each parameter's value: the best configuration at each value, its mean ±
-    std over folds, one line per value of a categorical parameter."""
+    """Every configuration's mean score against each parameter's value (fold spread as
+    whiskers, ± one std over folds, clipped to what the metric allows); for grids also the best
+    score at each value (the trend). Sampled configurations are never joined by lines."""
+    from matplotlib.lines import Line2D
+
     params = _params(frame)
-    names = sorted({k for p in params for k in p})
+    names = [n for n in _space_values(config) if any(n in p for p in params)]
+    names += sorted({k for p in params for k in p} - set(names))
     mean = frame[f"mean_test_{refit}"].to_numpy(dtype=float)
-    std = frame[f"std_test_{refit}"].to_numpy(dtype=float)
+    std = np.nan_to_num(frame[f"std_test_{refit}"].to_numpy(dtype=float))
     if np.isnan(mean).all():
         return _no_data(plt, PLOT_TITLES["marginal"], "every configuration failed")
-    split = _categorical_split(params, names)
+    bounds = metric_bounds(refit)
+    low, high, n_below, _ = robust_limits(mean, bounds)
+    grid = _search_kind(config) == "grid"
     logs = log_parameters(config)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names) + 0.6, 3.4), squeeze=False, sharey=True)
-    handles = {}
-    for ax, name in zip(axes[0], names, strict=False):
-        groups: dict[str, dict] = {}
-        numeric = all(_is_number(p[name]) for p in params if name in p)
-        for i, p in enumerate(params):
-            if name not in p or math.isnan(mean[i]):
-                continue
-            group = _key(p[split]) if split and split != name and split in p else ""
-            best = groups.setdefault(group, {})
-            x = p[name] if numeric else _key(p[name])
-            if x not in best or mean[i] > best[x][0]:
-                best[x] = (mean[i], std[i])
-        categories = sorted({x for g in groups.values() for x in g}, key=str)
-        n_groups = max(len(groups), 1)
-        for j, (group, best) in enumerate(sorted(groups.items())):
-            color = PALETTE[j % len(PALETTE)]
-            label = group if group else None
-            if numeric:
-                xs = sorted(best)
-                ms = np.array([best[x][0] for x in xs])
-                ss = np.array([best[x][1] for x in xs])
-                (line,) = ax.plot(xs, ms, marker="o", ms=4, color=color, label=label)
-                ax.fill_between(xs, ms - ss, ms + ss, alpha=0.18, color=color, lw=0)
-            else:
-                # Categories side by side, dodged per group, with ±std error bars.
-                offset = (j - (n_groups - 1) / 2) * 0.8 / n_groups
-                xs = [categories.index(x) + offset for x in best]
-                line = ax.errorbar(
-                    xs,
-                    [best[x][0] for x in best],
-                    yerr=[best[x][1] for x in best],
-                    fmt="o",
-                    ms=5,
-                    capsize=3,
-                    color=color,
-                    label=label,
-                )
-            if label is not None:
-                handles[label] = line
+    best_i = int(np.nanargmax(mean))
+    ncols = min(len(names), 4)  # at most 4 panels a row: 7 parameters must not make a 2700-px strip
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.4 * ncols + 0.8, 3.2 * nrows + 0.6), squeeze=False, sharey=True
+    )
+    for ax in axes.flat[len(names) :]:
+        fig.delaxes(ax)
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes.flat, names, strict=False):
+        rows = [i for i, p in enumerate(params) if name in p and not math.isnan(mean[i])]
+        values = [params[i][name] for i in rows]
+        numeric = bool(values) and all(_is_number(v) for v in values) and name in numeric_parameters(config)
+        if numeric:
+            xs = np.array(values, dtype=float)
+        else:
+            cats = category_order(config, name, [_key(v) for v in values])
+            xs = np.array([cats.index(_key(v)) for v in values], dtype=float)
+            xs = xs + rng.uniform(-0.18, 0.18, len(xs)) * (len(xs) > len(cats))
+        ms, ss = mean[rows], std[rows]
+        lo_err = ms - np.maximum(ms - ss, bounds[0])
+        hi_err = np.minimum(ms + ss, bounds[1]) - ms
+        ax.errorbar(xs, ms, yerr=[lo_err, hi_err], fmt="none", ecolor=PALETTE[0], alpha=0.35, lw=0.8, zorder=1)
+        ax.scatter(xs, ms, s=14, color=PALETTE[0], alpha=0.75, zorder=2, clip_on=True)
+        _mark_off_axis(ax, xs, ms, low, high)
+        if grid and rows:  # the best score reached at each value (a grid has several per value)
+            keys = sorted(set(values), key=lambda v: float(v)) if numeric else cats
+            best = []
+            for key in keys:
+                at = [m for v, m in zip(values, ms, strict=False) if (v if numeric else _key(v)) == key]
+                best.append(max(at))
+            tx = [float(k) for k in keys] if numeric else list(range(len(keys)))
+            ax.plot(tx, np.clip(best, low, high), color=PALETTE[1], lw=1.6, marker="_", ms=12, zorder=3)
+        if best_i in rows:
+            j = rows.index(best_i)
+            ax.scatter(
+                [xs[j]], [ms[j]], marker="*", s=200, facecolor="none", edgecolor=BEST, lw=1.5, zorder=5, clip_on=False
+            )
         if numeric and name in logs:
             ax.set_xscale("log")
         if not numeric:
-            ax.set_xticks(range(len(categories)))
-            ax.set_xticklabels(categories, rotation=30 if max(map(len, map(str, categories))) > 6 else 0, ha="right")
-            ax.set_xlim(-0.6, len(categories) - 0.4)
+            ax.set_xticks(range(len(cats)))
+            ax.set_xticklabels(cats, rotation=30 if max(map(len, cats), default=0) > 6 else 0, ha="right")
+            ax.set_xlim(-0.6, len(cats) - 0.4)
         ax.set_xlabel(name + (" (log)" if numeric and name in logs else ""))
-    axes[0][0].set_ylabel(f"mean {refit} (best at each value)\nband / bar = ± std over folds")
-    if handles:
-        fig.legend(
-            list(handles.values()),
-            list(handles),
-            title=split,
-            loc="upper right",
-            ncol=min(len(handles), 4),
-            bbox_to_anchor=(1.0, 1.02),
-        )
-    fig.suptitle(f"Marginal {refit} per parameter", x=0.01, ha="left", fontweight="bold")
-    fig.tight_layout()
+    axes[0][0].set_ylim(low, high)
+    for row in axes:
+        row[0].set_ylabel(f"mean {refit}\nwhiskers: ± std over folds")
+    handles = [
+        Line2D([], [], ls="", marker="o", color=PALETTE[0], label="one configuration (mean ± std)"),
+        Line2D([], [], ls="", marker="*", mfc="none", mec=BEST, ms=11, label="best"),
+    ]
+    if grid:
+        handles.append(Line2D([], [], color=PALETTE[1], marker="_", ms=12, label="best at each value"))
+    note = _off_axis_note(n_below, 0, mean)
+    n_nan = int(np.isnan(mean).sum())
+    if n_nan:
+        note = "; ".join(filter(None, [note, f"{n_nan} failed configurations not shown"]))
+    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=len(handles))
+    fig.suptitle(f"{refit} per parameter, every configuration", x=0.01, ha="left", fontweight="bold")
+    if note:
+        fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=7.5, color="#52606d")
+    fig.tight_layout(rect=(0, 0.08 / nrows, 1, 1))
     return fig
 
 
@@ -282,7 +414,19 @@ def draw_score_map(plt, frame, config, refit):
     fig, ax = plt.subplots(figsize=(6.2, 4.8))
     grid = len(cells) <= 120
     size = 420 if len(cells) <= 36 else (160 if grid else 40)
-    sc = ax.scatter(xs[ok], ys[ok], c=ms[ok], cmap=CMAP, s=size, marker="s" if grid else "o", edgecolor="white")
+    # Colour over the interesting range: a few terrible configurations share the darkest colour.
+    vmin, vmax, _, _ = robust_limits(ms, metric_bounds(refit)) if ok.any() else (0, 1, 0, 0)
+    sc = ax.scatter(
+        xs[ok],
+        ys[ok],
+        c=ms[ok],
+        cmap=CMAP,
+        vmin=vmin,
+        vmax=vmax,
+        s=size,
+        marker="s" if grid else "o",
+        edgecolor="white",
+    )
     if (~ok).any():
         ax.scatter(xs[~ok], ys[~ok], marker="x", s=50, color=MUTED, label="failed")
     if grid and len(cells) <= 36 and ok.any():
@@ -325,6 +469,11 @@ def draw_fold_spread(plt, frame, config, refit, n=15):
         ax.scatter(vals, i + jitter, color=color, s=16, alpha=0.75, zorder=2)
         m, s = row[f"mean_test_{refit}"], row[f"std_test_{refit}"]
         ax.errorbar([m], [i], xerr=[s], fmt="|", color="black", ms=12, mew=2, capsize=0, lw=1, zorder=3)
+    low, high = ax.get_xlim()  # mean ± std may pass what the metric allows; the axis does not
+    bounds = metric_bounds(refit)
+    ax.set_xlim(max(low, bounds[0]), min(high, bounds[1]))
+    for artist in ax.collections:
+        artist.set_clip_on(False)
     ax.set_yticks(range(len(top)))
     ax.set_yticklabels(
         [f"#{int(r)}  {_label(p)}" for r, p in zip(top[f"rank_test_{refit}"], top["params"], strict=False)], fontsize=7
@@ -346,7 +495,10 @@ def draw_fold_spread(plt, frame, config, refit, n=15):
 
 def draw_best_so_far(plt, frame, config, refit):
     """Each configuration's mean score in the order configurations completed (their last fold's
-    trial file), and the running best: did the search stop improving?"""
+    trial file), and the running best: did the search stop improving? The score axis shows the
+    interesting range; configurations far below it are counted and marked at its edge."""
+    from matplotlib.lines import Line2D
+
     frame = frame.copy()
     if "completion_order" in frame.columns and frame["completion_order"].notna().any():
         frame = frame.sort_values("completion_order", kind="stable")
@@ -358,25 +510,26 @@ def draw_best_so_far(plt, frame, config, refit):
         return _no_data(plt, PLOT_TITLES["best_so_far"], "every configuration failed")
     x = np.arange(1, len(ms) + 1)
     running = np.fmax.accumulate(np.where(np.isnan(ms), -np.inf, ms))
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    low, high, n_below, _ = robust_limits(ms, metric_bounds(refit))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ok = ~np.isnan(ms)
     ax.scatter(x[ok], ms[ok], s=12, alpha=0.55, color=PALETTE[0], label="configuration")
+    _mark_off_axis(ax, x[ok], ms[ok], low, high)
     shown = np.isfinite(running)
-    ax.step(x[shown], running[shown], where="post", color=BEST, lw=2, label="best so far")
+    ax.step(x[shown], np.clip(running[shown], low, high), where="post", color=BEST, lw=2, label="best so far")
     b = int(np.nanargmax(np.where(ok, ms, -np.inf)))
-    ax.scatter([x[b]], [ms[b]], marker="*", s=160, color=BEST, zorder=3)
-    ax.annotate(
-        f"best {ms[b]:.4f} at #{x[b]} of {len(ms)}",
-        (x[b], ms[b]),
-        xytext=(6, -12),
-        textcoords="offset points",
-        fontsize=8,
-        color=BEST,
-    )
-    ax.set_xlabel(xlabel)
+    ax.scatter([x[b]], [ms[b]], marker="*", s=160, facecolor="none", edgecolor=BEST, lw=1.5, zorder=3, clip_on=False)
+    ax.set_ylim(low, high)
+    ax.set_xlim(0, len(ms) + 1)
+    note = _off_axis_note(n_below, 0, ms)
+    ax.set_xlabel(xlabel + (f"\n{note}" if note else ""))
     ax.set_ylabel(f"mean {refit}")
-    ax.legend(loc="lower right")
-    ax.set_title("Best score so far")
+    handles = [
+        Line2D([], [], ls="", marker="o", color=PALETTE[0], label="configuration"),
+        Line2D([], [], color=BEST, lw=2, label="best so far"),
+    ]
+    _legend_outside(ax, handles)
+    ax.set_title(f"Best score so far: {ms[b]:.4f} at #{x[b]} of {len(ms)}")
     fig.tight_layout()
     return fig
 
@@ -394,28 +547,54 @@ def _pareto(times: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 def draw_fit_time(plt, frame, config, refit):
     """Mean fit time against mean score, with the fastest-for-its-score front: is the best also
-    the slowest?"""
+    the slowest? Both axes show the interesting range; points outside are marked at the edge."""
+    from matplotlib.lines import Line2D
+
     t = frame["mean_fit_time"].to_numpy(dtype=float)
     m = frame[f"mean_test_{refit}"].to_numpy(dtype=float)
     ok = ~np.isnan(m)
     if not ok.any():
         return _no_data(plt, PLOT_TITLES["fit_time"], "every configuration failed")
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    ax.scatter(t[ok], m[ok], s=16, alpha=0.6, color=PALETTE[0], label="configuration")
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    low, high, n_below, _ = robust_limits(m[ok], metric_bounds(refit))
+    ax.scatter(t[ok], m[ok], s=16, alpha=0.6, color=PALETTE[0])
     idx = np.flatnonzero(ok)
     front = idx[_pareto(t[ok], m[ok])]
-    ax.plot(t[front], m[front], color=PALETTE[2], lw=1.5, marker="o", ms=3, label="fastest for its score")
+    ax.plot(t[front], m[front], color=PALETTE[2], lw=1.5, marker="o", ms=3)
     best = _best_row(frame, refit)
     if best is not None:
         ax.scatter(
-            [best["mean_fit_time"]], [best[f"mean_test_{refit}"]], marker="*", s=220, color=BEST, label="best", zorder=3
+            [best["mean_fit_time"]],
+            [best[f"mean_test_{refit}"]],
+            marker="*",
+            s=220,
+            facecolor="none",
+            edgecolor=BEST,
+            lw=1.5,
+            zorder=3,
+            clip_on=False,
         )
+    _mark_off_axis(ax, t[ok], m[ok], low, high)
+    ax.set_ylim(low, high)
+    notes = [_off_axis_note(n_below, 0, m[ok])]
     pos = t[ok][t[ok] > 0]
     if len(pos) and pos.max() / pos.min() > 30:
         ax.set_xscale("log")
-    ax.set_xlabel("mean fit time per fold (s)")
+    else:  # a few very slow configurations must not squeeze all others to the left edge
+        t_low, t_high, _, n_right = robust_limits(t[ok], (0.0, np.inf), keep_top=False)
+        ax.set_xlim(0, t_high)
+        _mark_off_axis(ax, m[ok], t[ok], 0, t_high, horizontal=True)
+        if n_right:
+            notes.append(f"{n_right} slower configurations right of the axis (slowest {t[ok].max():.3g} s, marked ▶)")
+    note = "; ".join(n for n in notes if n)
+    ax.set_xlabel("mean fit time per fold (s)" + (f"\n{note}" if note else ""))
     ax.set_ylabel(f"mean {refit}")
-    ax.legend(loc="lower right")
+    handles = [
+        Line2D([], [], ls="", marker="o", color=PALETTE[0], label="configuration"),
+        Line2D([], [], color=PALETTE[2], marker="o", ms=3, label="fastest for its score"),
+        Line2D([], [], ls="", marker="*", mfc="none", mec=BEST, ms=12, label="best"),
+    ]
+    _legend_outside(ax, handles)
     ax.set_title("Fit time against score")
     fig.tight_layout()
     return fig
@@ -449,7 +628,7 @@ def draw_parallel(plt, frame, config, refit, n=20):
             tick_pos = [((np.log10(v) if log else v) - lo) / (hi - lo) if hi > lo else 0.5 for v in shown]
             ticks.append((tick_pos, [_short(v) for v in shown], log))
         else:
-            cats = sorted({_key(v) for v in vals}, key=str)
+            cats = category_order(config, name, [_key(v) for v in vals])
             idx = np.array([cats.index(_key(v)) for v in vals], dtype=float)
             pos = idx / (len(cats) - 1) if len(cats) > 1 else np.full_like(idx, 0.5)
             tick_pos = [i / (len(cats) - 1) if len(cats) > 1 else 0.5 for i in range(len(cats))]
@@ -493,6 +672,79 @@ def draw_parallel(plt, frame, config, refit, n=20):
     return fig
 
 
+def importance_features(frame, config):
+    """The surrogate's inputs: one column per searched parameter, log10 of log-spaced ones,
+    categories as their position in the config; and the configurations' mean scores."""
+    params = _params(frame)
+    names = list(_space_values(config))
+    logs = log_parameters(config)
+    numeric = set(numeric_parameters(config))
+    columns = []
+    for name in names:
+        values = [p.get(name) for p in params]
+        if name in numeric and all(_is_number(v) for v in values):
+            col = np.array(values, dtype=float)
+            columns.append(np.log10(np.where(col > 0, col, np.nan)) if name in logs else col)
+        else:
+            cats = category_order(config, name, [_key(v) for v in values])
+            columns.append(np.array([cats.index(_key(v)) for v in values], dtype=float))
+    return names, np.column_stack(columns), frame[f"mean_test_{config['refit']}"].to_numpy(dtype=float)
+
+
+def parameter_importance(frame, config, n_repeats: int = 10, seed: int = 0) -> dict:
+    """Permutation importance of a random-forest surrogate (scikit-learn) fitted to predict a
+    configuration's mean score from its parameters.
+
+    Returns ``names``, ``importance`` (mean drop of the surrogate's R² when a parameter is
+    shuffled), ``std`` and ``r2_cv`` (the surrogate's 5-fold cross-validated R²: how far to trust it).
+    """
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.inspection import permutation_importance
+    from sklearn.model_selection import cross_val_score
+
+    names, X, y = importance_features(frame, config)
+    ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
+    X, y = X[ok], y[ok]
+    forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1)
+    r2 = float(np.mean(cross_val_score(forest, X, y, cv=min(5, len(y)), scoring="r2"))) if len(y) >= 10 else np.nan
+    forest.fit(X, y)
+    result = permutation_importance(forest, X, y, n_repeats=n_repeats, random_state=seed, n_jobs=1)
+    return {"names": names, "importance": result.importances_mean, "std": result.importances_std, "r2_cv": r2}
+
+
+def draw_importance(plt, frame, config, refit):
+    """Which parameters matter: permutation importance of a random-forest surrogate of the
+    score (not fANOVA), one bar per parameter, most important on top."""
+    n_ok = int(frame[f"mean_test_{refit}"].notna().sum())
+    if n_ok < 8:
+        return _no_data(plt, PLOT_TITLES["importance"], f"too few scored configurations ({n_ok} < 8)")
+    result = parameter_importance(frame, config)
+    order = np.argsort(result["importance"])
+    names = [result["names"][i] for i in order]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.8))
+    ax.barh(
+        range(len(names)),
+        result["importance"][order],
+        xerr=result["std"][order],
+        color=PALETTE[0],
+        ecolor="black",
+        capsize=3,
+    )
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.axvline(0, color="black", lw=0.8)
+    r2 = result["r2_cv"]
+    trust = (
+        f"surrogate's 5-fold CV R² = {r2:.2f}"
+        if np.isfinite(r2)
+        else "surrogate not cross-validated (< 10 configurations)"
+    )
+    ax.set_xlabel(f"drop in the surrogate's R² when the parameter is shuffled (± std, 10 repeats)\n{trust}")
+    ax.set_title(f"Parameter importance for {refit} (permutation importance, random-forest surrogate)")
+    fig.tight_layout()
+    return fig
+
+
 DRAW = {
     "marginal": draw_marginal,
     "score_map": draw_score_map,
@@ -500,18 +752,26 @@ DRAW = {
     "best_so_far": draw_best_so_far,
     "fit_time": draw_fit_time,
     "parallel": draw_parallel,
+    "importance": draw_importance,
 }
 
 
 def plot_history(history_csv: str, refit: str, output: str, title: str = "") -> None:
-    """Score against resource for every model, coloured by bracket (PNG)."""
-    import matplotlib
+    """Score against resource for every model, coloured by bracket, the rungs as x ticks (PNG)."""
+    plt = _style()
+    fig = draw_history(plt, history_csv, refit, title)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, bbox_inches="tight")
+    plt.close(fig)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def draw_history(plt, history_csv: str, refit: str, title: str = ""):
+    """The figure of :func:`plot_history`; the rungs are the resource values of the leaderboard's
+    ``n_resources`` column (next to ``history.csv``), else the history's own units."""
     import pandas as pd
+    from matplotlib.ticker import NullLocator
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     try:
         history = pd.read_csv(history_csv)
     except pd.errors.EmptyDataError:
@@ -526,16 +786,22 @@ def plot_history(history_csv: str, refit: str, output: str, title: str = "") -> 
                 model = model.sort_values("units")
                 ax.plot(model["units"], model[column], "-o", color=colour, alpha=0.6, lw=1, ms=2.5)
             ax.plot([], [], "-o", color=colour, label=f"bracket {b}")
+        board = Path(history_csv).with_name("leaderboard.csv")
+        rungs = sorted(pd.read_csv(board)["n_resources"].unique()) if board.exists() else []
+        rungs = [int(r) for r in rungs] or sorted(int(u) for u in history["units"].unique())
         if history["units"].max() / max(history["units"].min(), 1) >= 10:
             ax.set_xscale("log")
-        ax.legend(frameon=False, fontsize=8)
-    ax.set_xlabel("units of training (resource)")
+        ax.set_xticks(rungs)
+        ax.set_xticklabels([str(r) for r in rungs])
+        ax.xaxis.set_minor_locator(NullLocator())
+        low, high, n_below, _ = robust_limits(history[column], metric_bounds(refit))
+        ax.set_ylim(low, high)
+        note = _off_axis_note(n_below, 0, history[column], what="points")
+        ax.set_xlabel("units of training (resource); ticks at the rungs" + (f"\n{note}" if note else ""))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.set_xlabel("units of training (resource)")
     ax.set_ylabel(f"validation {refit}")
     ax.set_title(title or "score against resource, every model")
-    ax.grid(alpha=0.3)
     fig.tight_layout()
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output)
-    plt.close(fig)
-
-
+    return fig

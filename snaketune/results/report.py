@@ -1,7 +1,7 @@
-"""Write the leaderboard files from trial records, and the HTML pages of the study report.
+"""The pages of the study report.
 
-The pages (``report/leaderboard.html``, ``report/best.html``, ``report/study.html``) are
-self-contained (inline CSS and JS, no network) so Snakemake's ``--report`` can embed them.
+The pages (``report/leaderboard.html``, ``report/best.html``, ``report/study.html``,
+``report/failures.html``) are self-contained (inline CSS and JS, no network) so Snakemake's ``--report`` can embed them.
 """
 
 from __future__ import annotations
@@ -340,6 +340,7 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
         reasons = [[_cell(item["trials"], num=True), _cell(item["error"])] for item in best.get("failures", [])]
         if reasons:
             failed_note += "<p>Why trials failed (first line of each error):</p>" + _table(["trials", "error"], reasons)
+            failed_note += '<p class="note">An example configuration and traceback of each: the Failures page.</p>'
     warned = [[_cell(item["trials"], num=True), _cell(item["warning"])] for item in best.get("trial_warnings", [])]
     if warned:
         failed_note += "<p>Warnings raised in trials:</p>" + _table(["trials", "warning"], warned)
@@ -386,8 +387,133 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
     return _page(f"Study: {config['study']}", body)
 
 
-def write_pages(*, leaderboard: str, best: str, refit: str, config: dict, outputs: dict) -> None:
-    """Write the report's HTML pages: ``leaderboard``, ``best`` and ``study`` (paths in ``outputs``)."""
+def failures_html(frame, best: dict, config: dict) -> str:
+    """The Failures page: each distinct error once, with how many trials and configurations it
+    hit, one example configuration and its traceback; then the warnings, counted the same way,
+    and the configurations that warned most (``n_warnings`` in ``leaderboard.csv``)."""
+    from html import escape
+
+    n_trials = best.get("n_trials", 0)
+    n_failed, n_timeout = best.get("n_failed", 0), best.get("n_timeout", 0)
+    parts = [f"<h1>Failures and warnings of study {escape(config['study'])}</h1>"]
+    failures, warned = best.get("failures", []), best.get("trial_warnings", [])
+    if not failures:
+        parts.append(f'<p class="note">No trial failed or timed out ({n_trials} trials).</p>')
+    else:
+        parts.append(
+            f'<p class="note">{n_failed + n_timeout} of {n_trials} trials did not finish '
+            f"({n_failed} raised, {n_timeout} timed out); each scores "
+            f"<code>error_score: {escape(str(config['error_score']))}</code>, so a configuration that lost a fold "
+            "ranks low. Below, each distinct error once (grouped by its first line, most frequent first), as "
+            "scikit-learn's <code>GridSearchCV</code> reports &quot;n fits failed with the following error&quot;.</p>"
+        )
+        for i, item in enumerate(failures, start=1):
+            parts.append(
+                f"<h2>{i}. <code>{escape(item['error'])}</code></h2>"
+                + _cards(
+                    [
+                        ("trials", item["trials"], True),
+                        ("configurations", item.get("configurations", "?"), True),
+                    ]
+                )
+                + _example(item)
+                + (
+                    f"<details open><summary>traceback of trial <code>{escape(str(item.get('example_trial')))}"
+                    f"</code></summary><pre>{escape(item['traceback'])}</pre></details>"
+                    if item.get("traceback")
+                    else '<p class="note">no traceback (the trial was killed: it timed out).</p>'
+                )
+            )
+    parts.append("<h2>Warnings</h2>")
+    if not warned:
+        parts.append('<p class="note">No trial raised a warning.</p>')
+    else:
+        parts.append(
+            '<p class="note">Warnings raised while fitting or scoring (e.g. <code>ConvergenceWarning</code>); the '
+            "result of a warned fit is kept. Grouped by category and first line.</p>"
+            + _table(
+                ["trials", "configurations", "warning", "example configuration"],
+                [
+                    [
+                        _cell(w["trials"], num=True),
+                        _cell(w.get("configurations", ""), num=True),
+                        _cell(w["warning"]),
+                        _cell(_params_text((w.get("example") or {}).get("params") or {})),
+                    ]
+                    for w in warned
+                ],
+            )
+        )
+        if "n_warnings" in frame:
+            refit = config["refit"]
+            top = frame[frame["n_warnings"] > 0].sort_values(f"rank_test_{refit}", kind="stable").head(10)
+            rows = [
+                [
+                    _cell(int(r[f"rank_test_{refit}"]), num=True),
+                    _cell(_fmt(r[f"mean_test_{refit}"]), num=True),
+                    _cell(int(r["n_warnings"]), num=True),
+                    _cell(_params_text(json.loads(r["params"]))),
+                ]
+                for _, r in top.iterrows()
+            ]
+            parts.append(
+                f"<p>{int((frame['n_warnings'] > 0).sum())} of {len(frame)} configurations warned; the best "
+                "ranked of them (column <code>n_warnings</code>: folds that warned):</p>"
+                + _table(["rank", f"mean {refit}", "folds warned", "parameters"], rows)
+            )
+    return _page(f"Failures: {config['study']}", "".join(parts))
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(params.items())) or "(defaults)"
+
+
+def _example(item: dict) -> str:
+    from html import escape
+
+    example = item.get("example") or {}
+    return (
+        f"<p>Example configuration <code>{escape(str(example.get('config_key')))}</code>: "
+        f"<code>{escape(_params_text(example.get('params') or {}))}</code></p>"
+    )
+
+
+def runners_up_sentence(best: dict) -> str:
+    """A sentence for the landing page on how many runners-up are indistinguishable from the
+    winner: the statistical comparison's sentence from best.json (empty when there is none)."""
+    return (best.get("comparison") or {}).get("sentence", "")
+
+
+def landing_rst(best: dict, config: dict, template: str) -> str:
+    """The report's landing page (reStructuredText): the winner and its score first, then the
+    workflow's description ``template`` (``workflow/report/workflow.rst``, Jinja, left as is)."""
+    refit = config["refit"]
+    params = ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(best["params"].items())) or "(defaults)"
+    score = f"{_fmt(best['mean_test_score'])} ± {_fmt(best['std_test_score'])}"
+    failed = best.get("n_failed", 0) + best.get("n_timeout", 0)
+    lines = [
+        f"**Winner**: ``{params}``",
+        "",
+        f"**Mean {refit}** over the CV folds: **{score}** (± std over folds); rank 1 of "
+        f"{best.get('n_candidates', '?')} configurations, {best.get('n_trials', '?')} trials.",
+    ]
+    extra = runners_up_sentence(best)
+    if extra:
+        lines += ["", extra]
+    if failed:
+        lines += ["", f"{failed} trials failed or timed out: see Failures_."]
+    if best.get("warning"):
+        lines += ["", f"**Warning**: {best['warning']}"]
+    # Parameter values are user text: keep Jinja (which renders this file) away from them.
+    return "{% raw %}\n" + "\n".join(lines) + "\n{% endraw %}\n\n" + template
+
+
+def write_pages(
+    *, leaderboard: str, best: str, refit: str, config: dict, outputs: dict, landing_template: str | None = None
+) -> None:
+    """Write the report's pages named in ``outputs``: ``leaderboard``, ``best``, ``study``,
+    ``failures`` (HTML) and ``landing`` (the landing page's reStructuredText, the winner above
+    the text of ``landing_template``)."""
     from pathlib import Path
 
     import pandas as pd
@@ -396,15 +522,26 @@ def write_pages(*, leaderboard: str, best: str, refit: str, config: dict, output
     best_summary = json.loads(Path(best).read_text())
     refit_summary = json.loads(Path(refit).read_text())
     pages = {
-        "leaderboard": leaderboard_html(frame, config),
-        "best": best_html(best_summary, refit_summary, config),
-        "study": study_html(frame, best_summary, refit_summary, config),
+        "leaderboard": lambda: leaderboard_html(frame, config),
+        "best": lambda: best_html(best_summary, refit_summary, config),
+        "study": lambda: study_html(frame, best_summary, refit_summary, config),
+        "failures": lambda: failures_html(frame, best_summary, config),
+        "landing": lambda: landing_rst(best_summary, config, Path(landing_template).read_text()),
     }
     for name, path in outputs.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(f"{path}.tmp")
-        tmp.write_text(pages[name], encoding="utf-8")
+        tmp.write_text(pages[name](), encoding="utf-8")
         tmp.replace(path)
+
+
+def report_path(config_file: str) -> str:
+    """Where a study's Snakemake report goes: ``<output_dir>/<study>/report.html``, one per study
+    (``make report CONFIG=...``)."""
+    from snaketune.config.load import read_yaml
+
+    config = read_yaml(config_file)
+    return f"{config.get('output_dir', 'results')}/{config['study']}/report.html"
 
 
 def main(argv=None) -> int:
@@ -416,7 +553,7 @@ def main(argv=None) -> int:
     parser.add_argument("--best", required=True)
     parser.add_argument("--refit", required=True)
     parser.add_argument("--config-json", required=True, help="the study config as JSON text")
-    for name in ("leaderboard", "best", "study"):
+    for name in ("leaderboard", "best", "study", "failures"):
         parser.add_argument(f"--{name}-html", required=True)
     args = parser.parse_args(argv)
     write_pages(
@@ -424,7 +561,12 @@ def main(argv=None) -> int:
         best=args.best,
         refit=args.refit,
         config=json.loads(args.config_json),
-        outputs={"leaderboard": args.leaderboard_html, "best": args.best_html, "study": args.study_html},
+        outputs={
+            "leaderboard": args.leaderboard_html,
+            "best": args.best_html,
+            "study": args.study_html,
+            "failures": args.failures_html,
+        },
     )
     return 0
 

@@ -93,12 +93,19 @@ def refit(
     return f"refit the best configuration -> {model}"
 
 
-def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outputs: list[str]) -> str:
+def report_pages(
+    *, leaderboard: str, best: str, refit: str, config: dict, outputs: list[str], landing_template: str | None = None
+) -> str:
     from snaketune.results.report import write_pages
 
-    names = ("leaderboard", "best", "study")
+    names = ("leaderboard", "best", "study", "failures", "landing")
     write_pages(
-        leaderboard=leaderboard, best=best, refit=refit, config=config, outputs=dict(zip(names, outputs, strict=True))
+        leaderboard=leaderboard,
+        best=best,
+        refit=refit,
+        config=config,
+        outputs=dict(zip(names, outputs, strict=False)),
+        landing_template=landing_template,
     )
     return f"report pages {outputs}"
 

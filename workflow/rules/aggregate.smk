@@ -1,10 +1,15 @@
 # Trial files -> leaderboard (sklearn cv_results_ columns), plots, the refit best model, and the
 # pages of the study report (`snakemake --report results/report.html`, see docs/report.md).
+import os
+
 from snaketune.results.plots import PLOT_TITLES
 
+# Landing page of the report: the winner and its score (written by report_pages), then what the
+# study is and where to look; before the study has run, only the latter.
+LANDING = f"{OUT}/report/landing.rst"
 
-# Landing page of the report: what the study is and where to look.
-report: "../report/workflow.rst"
+
+report: os.path.abspath(LANDING) if os.path.exists(LANDING) else "../report/workflow.rst"
 
 
 rule aggregate:
@@ -56,8 +61,12 @@ rule plots:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        call=lambda wc, input, output: call_args(
-            leaderboard=input.leaderboard, config=config, outputs=list(output)
+        # In a file: the report's info panel shows a rule's params, and the config is long.
+        call=ws.call_file(
+            STUDY,
+            leaderboard=f"{OUT}/leaderboard.csv",
+            config=config,
+            outputs=[f"{OUT}/plots/{name}.png" for name in STUDY.plot_names()],
         ),
     shell:
         CALL_COMMAND.format(name="plots")
@@ -121,17 +130,37 @@ rule report_pages:
             category="Study",
             labels={"page": "search space, CV, failures, provenance"},
         ),
+        failures=report(
+            f"{OUT}/report/failures.html",
+            caption="../report/failures.rst",
+            category="Failures",
+            labels={"page": "each distinct error with a traceback; warnings"},
+        ),
+        landing=LANDING,
     log:
         f"{OUT}/logs/report_pages.log",
     conda:
         "../../envs/snaketune.yaml"
     params:
-        call=lambda wc, input, output: call_args(
-            leaderboard=input.leaderboard,
-            best=input.best,
-            refit=input.refit,
+        call=ws.call_file(
+            STUDY,
+            leaderboard=f"{OUT}/leaderboard.csv",
+            best=f"{OUT}/best.json",
+            refit=f"{OUT}/refit.json",
             config=config,
-            outputs=[output.leaderboard, output.best, output.study],
+            outputs=[
+                f"{OUT}/report/{page}"
+                for page in (
+                    "leaderboard.html",
+                    "best.html",
+                    "study.html",
+                    "failures.html",
+                    "landing.rst",
+                )
+            ],
+            landing_template=os.path.join(
+                workflow.basedir, "workflow", "report", "workflow.rst"
+            ),
         ),
     shell:
         CALL_COMMAND.format(name="report_pages")
