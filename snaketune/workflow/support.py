@@ -110,8 +110,11 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
         main_process = is_main_process(workflow)
         configfiles = list(getattr(workflow, "overwrite_configfiles", None) or [])
     try:
-        if not config:
-            config = read_yaml(Path(basedir) / "config.yaml")
+        if not config or (workflow is not None and not configfiles and (Path(basedir) / "config.yaml").exists()):
+            # No --configfile: ./config.yaml, with any --config values (e.g. from a profile) on
+            # top, as Snakemake's own `configfile:` directive would merge them.
+            overrides, config = config, read_yaml(Path(basedir) / "config.yaml")
+            _merge(config, overrides)
         elif main_process:
             # Snakemake parsed --configfile with a loader that accepts duplicate keys and Python
             # tags; reading it again as plain data reports those with file and line.
@@ -140,6 +143,15 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
         fail_config(error)
     set_run_settings(study_config)
     return Study(study_config, plan)
+
+
+def _merge(config: dict, overrides: dict) -> None:
+    """Deep-merge ``overrides`` into ``config`` (Snakemake's rule for ``--config`` values)."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _merge(config[key], value)
+        else:
+            config[key] = value
 
 
 # Parse-time cache: every Snakemake process (and every cluster job) parses the workflow again.
@@ -282,7 +294,7 @@ def slot_group_args(study: Study, b: int, i: int, group: list[int]) -> str:
 
 def slot_groups(study: Study) -> list[tuple[int, int, list[int]]]:
     """Slots per job for an adaptive study; empty when every slot is its own job."""
-    groups = study.slots.slot_groups(study.config.get("trials_per_job", 1))
+    groups = study.slots.slot_groups(study.config.get("trials_per_job", "auto"))
     return [] if all(len(g) == 1 for _, _, g in groups) else groups
 
 
@@ -339,7 +351,7 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
             cores = workflow.cores or 1
         except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
             cores = 1
-    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, measure=main_process)
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process)
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
 
 
