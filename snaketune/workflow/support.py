@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from snaketune.config.load import ConfigError, load_config, read_yaml
@@ -21,6 +21,8 @@ class Study:
 
     config: dict
     plan: Plan
+    # Grid/random search with trials_per_job > 1: batch id -> trial ids (see :func:`batches`).
+    batches: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def adaptive(self) -> bool:
@@ -40,6 +42,21 @@ class Study:
     @property
     def trial_paths(self) -> list[str]:
         return self.slots.trial_paths if self.adaptive else self.plan.trial_paths
+
+    def batch_manifest(self, batch: str) -> str:
+        return f"{self.out}/batches/{batch}.json"
+
+    @property
+    def job_outputs(self) -> list[str]:
+        """What Snakemake tracks for the trials: one manifest a batch, else every trial file.
+
+        A batched study tracks its batches, not its trials: a DAG of 10,000 trial files costs
+        Snakemake seconds on every run, one of 64 batch manifests does not. Each trial still has
+        its own file; :func:`release_broken_batches` makes a deleted trial file rerun its batch.
+        """
+        if self.batches:
+            return [self.batch_manifest(b) for b in self.batches]
+        return self.trial_paths
 
     def plot_names(self) -> list[str]:
         from snaketune.results.adaptive import PLOT_NAME
@@ -78,7 +95,7 @@ class Study:
             + [f"{out}/model.pkl", f"{out}/refit.json"]
             + [f"{out}/plots/{name}.png" for name in self.plot_names()]
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
-            + self.trial_paths
+            + self.job_outputs
         )  # trials are targets too: Snakemake does not redo a deleted intermediate file
 
 
@@ -272,10 +289,15 @@ def trial_args(plan: Plan, trial_id: str) -> str:
     return call_args(specs=[plan.spec(trial_id)], outputs=[plan.trial_path(trial_id)])
 
 
-def batch_args(study: Study, trial_ids: list[str]) -> str:
-    """A batch's trials, in a file (see :func:`call_file`)."""
-    plan = study.plan
-    return call_file(study, specs=[plan.spec(t) for t in trial_ids], outputs=[plan.trial_path(t) for t in trial_ids])
+def batch_args(study: Study, batch: str) -> str:
+    """A batch's trials and its manifest, in a file (see :func:`call_file`)."""
+    plan, trial_ids = study.plan, study.batches[batch]
+    return call_file(
+        study,
+        specs=[plan.spec(t) for t in trial_ids],
+        outputs=[plan.trial_path(t) for t in trial_ids],
+        manifest=study.batch_manifest(batch),
+    )
 
 
 def slot_args(study: Study, b: int, i: int, j: int) -> str:
@@ -353,6 +375,23 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
             cores = 1
     per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process)
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
+
+
+def release_broken_batches(study: Study) -> int:
+    """Delete the manifest of every batch that lost a trial file, so Snakemake reruns it.
+
+    Snakemake tracks a batch by its manifest alone; a trial file deleted by hand (or found
+    corrupt and deleted, as the aggregation error says) must still rerun. The batch's remaining
+    trial files are kept as they are (a batch skips trials whose file is a complete record).
+    Returns the number of manifests removed.
+    """
+    removed = 0
+    for batch, trial_ids in study.batches.items():
+        manifest = Path(study.batch_manifest(batch))
+        if manifest.exists() and not all(os.path.exists(study.plan.trial_path(t)) for t in trial_ids):
+            manifest.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def is_main_process(workflow) -> bool:

@@ -9,7 +9,7 @@ report: "../report/workflow.rst"
 
 rule aggregate:
     input:
-        STUDY.trial_paths,
+        STUDY.job_outputs,
     output:
         leaderboard=report(
             f"{OUT}/leaderboard.csv",
