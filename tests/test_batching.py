@@ -165,7 +165,7 @@ FLAKY = {
 
 @pytest.mark.parametrize(
     ("extra", "logs"),
-    [({"trials_per_job": 3}, "batches"), ({"worker": False}, "trials")],
+    [({"trials_per_job": 3}, "batches"), ({"worker": False, "trials_per_job": 1}, "trials")],
     ids=["batched", "no-worker"],
 )
 def test_error_score_raise_names_configuration_fold_and_exception(make_study, extra, logs):

@@ -185,6 +185,7 @@ def test_random_search_samples_like_randomizedsearchcv(make_study):
 def test_reruns_only_what_changed(make_study):
     config = json.loads(json.dumps(KNN_GRID))
     config["search"]["grid"] = {"n_neighbors": [1, 5], "metric": ["euclidean"]}
+    config["trials_per_job"] = 1  # count trial jobs (batching has its own tests)
     study = make_study(config)
     first = study.snakemake()
     assert jobs_run(first) == 8
@@ -221,6 +222,7 @@ def test_reruns_only_what_changed(make_study):
 def test_worker_and_in_process_give_identical_trials(make_study):
     config = json.loads(json.dumps(KNN_GRID))
     config["search"]["grid"] = {"n_neighbors": [2, 6], "metric": ["chebyshev"]}
+    config["trials_per_job"] = 1
     warm = make_study(dict(config, worker=True), name="warm")
     cold = make_study(dict(config, worker=False), name="cold")
     warm.snakemake()

@@ -28,6 +28,7 @@ def flaky_config(**extra):
         "allowed_modules": ["tests.estimators"],
         "search": {"grid": {"fail": [False, True], "n_neighbors": [3, 5]}},
         "cv": {"n_splits": 3},
+        "trials_per_job": 1,  # one job (and log) a trial: the tests below read trial logs
     }
     config.update(extra)
     return config
@@ -79,6 +80,7 @@ def test_trial_timeout_kills_and_records(make_study, worker):
         "cv": {"n_splits": 2},
         "trial_timeout": 1.5,
         "worker": worker,
+        "trials_per_job": 1,
     }
     study = make_study(config)
     t0 = time.monotonic()

@@ -21,9 +21,9 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SCRIPT = REPO / "scripts" / "slurm-local.sh"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
-# 6 configurations x 3 folds = 18 trials; 9 trials per SLURM job -> 2 trial submissions. A random
-# forest with a study seed, so seed handling shows: the cluster (no worker) must equal the local run
-# (warm worker) exactly.
+# 6 configurations x 3 folds = 18 trials; trials_per_job 9 -> 2 batches, each one SLURM job. A
+# random forest with a study seed, so seed handling shows: the cluster (no worker) must equal the
+# local run (warm worker) exactly.
 CONFIG = {
     "study": "rf-slurm",
     "data": {"loader": "iris"},
@@ -34,8 +34,8 @@ CONFIG = {
     "scoring": ["accuracy", "f1_macro"],
     "refit": "accuracy",
     "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
+    "trials_per_job": 9,
 }
-PER_JOB = 9
 
 
 def _sh(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -72,7 +72,6 @@ def _slurm_snakemake(study: Study, *extra: str, timeout: int = 600, check: bool 
         "timeout", "-k", "10", str(timeout),
         SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir),
         "--profile", str(PROFILE),
-        "--group-components", f"trials={PER_JOB}",
         "--cores", "1",
         "--slurm-init-seconds-before-status-checks", "2",
         "--slurm-keep-successful-logs",
@@ -88,7 +87,7 @@ def _slurm_snakemake(study: Study, *extra: str, timeout: int = 600, check: bool 
 
 
 def _submissions(proc: subprocess.CompletedProcess) -> list[str]:
-    """Log folders of the sbatch submissions Snakemake made (group_trials..., rule_<name>)."""
+    """Log folders of the sbatch submissions Snakemake made (rule_<name>, group_<name>)."""
     text = proc.stdout + proc.stderr
     return [
         line.split("slurm_logs/")[1].split("/")[0]
@@ -105,6 +104,15 @@ def _snapshot(paths) -> dict:
     return {p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths}
 
 
+def _batches(study: Study) -> dict[str, list[str]]:
+    """The study's batches (batch id -> trial ids), as the workflow forms them."""
+    from snaketune.runtime.batching import make_batches
+
+    ids = [p.stem for p in study.trial_files()]
+    keys = list(dict.fromkeys(t.rsplit("_", 1)[0] for t in ids))
+    return make_batches(keys, len(ids) // len(keys), CONFIG["trials_per_job"])
+
+
 def _squeue(*args: str) -> list[list[str]]:
     out = subprocess.run(
         [find_system("squeue") or "squeue", "-h", *args], capture_output=True, text=True, timeout=30
@@ -118,7 +126,7 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
     started = time.monotonic()
     local = make_study(CONFIG, "local")
     local.snakemake()
-    assert "(warm worker)" in next((local.out / "logs" / "trials").glob("*.log")).read_text()
+    assert "(warm worker)" in next((local.out / "logs" / "batches").glob("*.log")).read_text()
 
     cluster = make_study(CONFIG, "slurm")
     proc = _slurm_snakemake(cluster)
@@ -126,8 +134,10 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
     trial_jobs = [s for s in submissions if "trial" in s]
     n_trials = len(local.trial_files())
     assert n_trials == 18
-    # Grouping: 18 trials went out as 2 SLURM jobs, not 18.
-    assert len(trial_jobs) == -(-n_trials // PER_JOB), submissions
+    # Batching: 18 trials went out as one SLURM job a batch, not 18.
+    batches = _batches(cluster)
+    assert len(batches) >= 2 and sum(map(len, batches.values())) == n_trials
+    assert len(trial_jobs) == len(batches), submissions
     assert len(cluster.trial_files()) == n_trials
     # Same trials (content-addressed names) and the same leaderboard but for timings.
     assert [p.name for p in cluster.trial_files()] == [p.name for p in local.trial_files()]
@@ -136,12 +146,14 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
         _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
     )
     assert cluster.best() == local.best()
-    # The trials really ran on SLURM: each trial log is in a group job's log folder.
-    assert list((cluster.workdir / ".snakemake" / "slurm_logs").glob("group_trials*/**/*.log"))
+    # The trials really ran on SLURM: each batch log is in a batch job's log folder.
+    assert list((cluster.workdir / ".snakemake" / "slurm_logs").glob("*trials*/**/*.log"))
     print(f"\nSLURM study: {len(submissions)} submissions, {len(trial_jobs)} for {n_trials} trials")
 
     # Kill a running trial job, then rerun: nothing finished is lost or redone.
-    victims = cluster.trial_files()[:PER_JOB]
+    # The trials of one batch (one SLURM job).
+    victim_ids = set(next(iter(batches.values())))
+    victims = [p for p in cluster.trial_files() if p.stem in victim_ids]
     keep = [p for p in cluster.trial_files() if p not in victims]
     for p in victims:
         p.unlink()
@@ -153,7 +165,7 @@ def test_slurm_leaderboard_equals_local_and_survives_scancel(slurm_cluster, make
         [
             "timeout", "-k", "10", "600",
             SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(cluster.workdir),
-            "--profile", str(PROFILE), "--group-components", f"trials={PER_JOB}", "--cores", "1",
+            "--profile", str(PROFILE), "--cores", "1",
             "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--retries", "0",
             # Only the trials: the leaderboard and the rest are the rerun's job.
             *(str(p.relative_to(cluster.workdir)) for p in victims),
@@ -223,7 +235,7 @@ def test_error_score_raise_stops_a_slurm_run(slurm_cluster, make_study):
     study = make_study(config, "raise")
     proc = _slurm_snakemake(study, "--retries", "0", timeout=400, check=False)
     assert proc.returncode != 0, proc.stdout[-2000:]
-    logs = "".join(p.read_text() for p in (study.out / "logs" / "trials").glob("*.log"))
+    logs = "".join(p.read_text() for p in (study.out / "logs").rglob("*.log"))
     assert "failed (error_score: raise): configuration {'fail': True, 'n_neighbors': 3}, fold " in logs, logs[-2000:]
     assert "FloatingPointError: diverged on purpose" in logs
     assert not (study.out / "leaderboard.csv").exists()

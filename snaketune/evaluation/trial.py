@@ -30,6 +30,7 @@ from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_
 from snaketune.base.procs import set_parent_death_signal
 from snaketune.evaluation.budget import Budget, train
 from snaketune.evaluation.records import (
+    CorruptTrialError,
     RunSettings,
     TrialRecord,
     TrialSpec,
@@ -411,12 +412,26 @@ def _link_atomic(source: Path, target: Path) -> bool:
     return True
 
 
-def execute_many(specs: list[dict], outputs: list[str], settings: RunSettings | None = None) -> tuple[int, str]:
-    """Run a job's trials in order; return (exit status, log text)."""
+def execute_many(
+    specs: list[dict], outputs: list[str], settings: RunSettings | None = None, keep_existing: bool = False
+) -> tuple[int, str]:
+    """Run a job's trials in order; return (exit status, log text).
+
+    With ``keep_existing`` a trial whose file already holds a complete record is not run again:
+    its name is a content hash, so that record is its result (a corrupt file is recomputed).
+    """
     settings = settings or RunSettings()
     lines = []
     for data, output in zip(specs, outputs, strict=True):
         spec = TrialSpec.from_dict(data)
+        if keep_existing and os.path.exists(output):
+            try:
+                record = read_record(output)
+            except CorruptTrialError:
+                pass
+            else:
+                lines.append(f"trial {spec.trial_id}: {record.status.value}, kept")
+                continue
         try:
             record = execute(spec, output, settings, batched=len(specs) > 1)
         except TrialFailed as exc:
@@ -425,6 +440,11 @@ def execute_many(specs: list[dict], outputs: list[str], settings: RunSettings | 
         extra = f", {record.budget} {record.resource}" if record.budget is not None else ""
         lines.append(f"trial {spec.trial_id}: {record.status.value} in {record.fit_time:.3f} s{extra}")
     return 0, "\n".join(lines) + "\n"
+
+
+def write_manifest(path: str, outputs: list[str]) -> None:
+    """A batch's manifest: its trial files, written once all of them exist."""
+    write_json_atomic(path, {"trials": [Path(o).name for o in outputs]})
 
 
 def run_isolated(

@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 # Per-job cost of Snakemake plus the trial client on this kind of machine: ~40 ms wall, ~50 ms
-# CPU (FIELD-NOTES). A job of TARGET_JOB_SECONDS keeps that overhead near 10 %.
-TARGET_JOB_SECONDS = 0.5
+# CPU (FIELD-NOTES). A local job of JOB_SECONDS keeps that overhead near 10 %. A cluster job costs
+# seconds (submission, a new Snakemake in the job, status polls): the SLURM profile sets
+# job_seconds to minutes.
+JOB_SECONDS = 0.5
 MAX_TRIALS_PER_JOB = 256
 
 
@@ -45,13 +47,14 @@ def make_batches(config_keys: list[str], n_folds: int, trials_per_job: int) -> d
     return dict(sorted(batches.items()))
 
 
-def choose_trials_per_job(trial_seconds: float, n_trials: int, cores: int) -> int:
-    """Trials per job so a job lasts about TARGET_JOB_SECONDS, keeping >= 4 jobs per core."""
+def choose_trials_per_job(trial_seconds: float, n_trials: int, cores: int, target_seconds: float = JOB_SECONDS) -> int:
+    """Trials per job so a job lasts about ``target_seconds``, keeping >= 4 jobs per core (so
+    the last jobs do not leave cores idle; on a cluster ``cores`` is one job's width)."""
     if trial_seconds <= 0:
         trial_seconds = 1e-3
     if math.isinf(trial_seconds):
         return 1
-    by_time = math.ceil(TARGET_JOB_SECONDS / trial_seconds)
+    by_time = math.ceil(target_seconds / trial_seconds)
     by_balance = max(1, n_trials // (4 * max(1, cores)))
     return int(max(1, min(by_time, by_balance, MAX_TRIALS_PER_JOB)))
 
@@ -90,65 +93,102 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
 
 
 def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measure: bool) -> int:
-    """The configured trials per job; for ``auto``, measured once and remembered in
-    ``<study>/.snaketune/trials_per_job.json`` so every later run (and cluster job) agrees."""
-    setting = config.get("trials_per_job", 1)
+    """The configured trials per job; for ``auto`` (the default), from a trial time measured once.
+
+    The measurement is remembered in ``<study>/.snaketune/trials_per_job.json``, keyed by what
+    sets a trial's cost (estimator, data, CV; not the grid, so growing it keeps the batches). Only
+    the process the user started (``measure``) measures and chooses; every other process (cluster
+    jobs re-parsing the workflow) reads the saved choice, so all agree on the batches. Jobs aim at
+    ``job_seconds`` from the config (the SLURM profile sets minutes), else :data:`JOB_SECONDS`.
+    """
+    setting = config.get("trials_per_job", "auto")
     if setting != "auto":
         return int(setting)
-    from snaketune.base.jsonutil import digest
+    from snaketune.base.jsonutil import digest, write_json_atomic
 
     memo = Path(plan.out) / ".snaketune" / "trials_per_job.json"
-    # Keyed by what sets a trial's cost class, not by the grid: growing the grid keeps batches.
     key = digest({"estimator": config["estimator"], "data": plan.data_key, "cv": plan.cv_key})
+    saved = {}
     if memo.exists():
-        saved = json.loads(memo.read_text())
-        if saved.get("key") == key:
-            return int(saved["trials_per_job"])
-    if not measure or not plan.config_keys:
+        try:
+            saved = json.loads(memo.read_text())
+        except ValueError:
+            saved = {}
+        if saved.get("key") != key:
+            saved = {}
+    if not measure:
+        return int(saved.get("trials_per_job", 1))
+    if not plan.config_keys:
         return 1
-    seconds = measure_in_subprocess(config, basedir, plan.candidates)
-    chosen = choose_trials_per_job(seconds, len(plan.trial_ids), cores)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "trial_seconds": seconds, "trials_per_job": chosen}))
-    os.replace(tmp, memo)
+    target = config.get("job_seconds") or JOB_SECONDS
+    seconds = saved.get("trial_seconds")
+    if seconds is None:
+        seconds = measure_isolated(config, basedir, plan.candidates)
+    chosen = choose_trials_per_job(seconds, len(plan.trial_ids), cores, target)
+    record = {"key": key, "trial_seconds": seconds, "target_seconds": target, "trials_per_job": chosen}
+    if record != saved:
+        write_json_atomic(memo, record)
     return chosen
 
 
-MEASURE_TIMEOUT = 30.0
+# Fits slower than a second end the measurement, so 10 s means something hangs or is slow:
+# either way one trial a job is the right answer.
+MEASURE_TIMEOUT = 10.0
 
 
-def measure_in_subprocess(config: dict, basedir: Path, candidates: list[dict]) -> float:
-    """:func:`measure_trial_seconds` in a new Python with a time limit.
+def measure_isolated(config: dict, basedir: Path, candidates: list[dict]) -> float:
+    """:func:`measure_trial_seconds` in a forked child with a time limit.
 
     The fits are user code: a hanging or crashing one must not take the Snakemake process with
-    it. A measurement that fails or runs out of time counts as a slow trial (one per job).
+    it. A fork (not a new Python) because the parse has usually imported scikit-learn already, so
+    the measurement costs the fits alone. A measurement that fails or runs out of time counts as
+    a slow trial (one a job).
     """
-    import subprocess
-    import sys
+    import select
+    import signal
 
-    from snaketune.base.jsonutil import to_jsonable
+    from snaketune.base.procs import set_parent_death_signal
 
-    payload = json.dumps(to_jsonable({"config": config, "basedir": str(basedir), "candidates": candidates[:3]}))
+    read_end, write_end = os.pipe()
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "snaketune.runtime.batching"],
-            input=payload,
-            capture_output=True,
-            text=True,
-            timeout=MEASURE_TIMEOUT,
-            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
-        )
-        return float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else math.inf
-    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
         return math.inf
-
-
-if __name__ == "__main__":
-    import sys
-
-    from snaketune.search.space import as_candidate
-
-    args = json.loads(sys.stdin.read())
-    found = [{k: as_candidate(v) for k, v in c.items()} for c in args["candidates"]]
-    print(measure_trial_seconds(args["config"], Path(args["basedir"]), found))
+    if pid == 0:  # child: measure, report, never return into Snakemake
+        status = 1
+        try:
+            os.close(read_end)
+            set_parent_death_signal(signal.SIGKILL)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            seconds = measure_trial_seconds(config, basedir, candidates)
+            os.write(write_end, repr(seconds).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    deadline = time.monotonic() + MEASURE_TIMEOUT
+    chunks = []
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([read_end], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(read_end, 64)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    try:
+        return float(b"".join(chunks).decode())
+    except ValueError:
+        return math.inf

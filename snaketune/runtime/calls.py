@@ -17,11 +17,20 @@ from snaketune.evaluation.records import RunSettings
 from snaketune.runtime.protocol import ENV_SETTINGS, read_args
 
 
-def trials(*, specs: list[dict], outputs: list[str], settings: RunSettings) -> tuple[int, str]:
-    """A job's trials (one, a batch, or the folds of an adaptive slot), one file each."""
-    from snaketune.evaluation.trial import execute_many
+def trials(
+    *, specs: list[dict], outputs: list[str], settings: RunSettings, manifest: str | None = None
+) -> tuple[int, str]:
+    """A job's trials (one, a batch, or the folds of an adaptive slot), one file each.
 
-    return execute_many(specs, outputs, settings)
+    A batch (``manifest`` given) keeps trials whose file is already a complete record, and
+    writes its manifest last, once every trial has its file.
+    """
+    from snaketune.evaluation.trial import execute_many, write_manifest
+
+    status, log = execute_many(specs, outputs, settings, keep_existing=manifest is not None)
+    if status == 0 and manifest is not None:
+        write_manifest(manifest, outputs)
+    return status, log
 
 
 def promote(*, slots: list[list[str]], keep: int, refit: str, outputs: list[str]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from snaketune.config.load import ConfigError, load_config, read_yaml
@@ -21,6 +21,8 @@ class Study:
 
     config: dict
     plan: Plan
+    # Grid/random search with trials_per_job > 1: batch id -> trial ids (see :func:`batches`).
+    batches: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def adaptive(self) -> bool:
@@ -40,6 +42,21 @@ class Study:
     @property
     def trial_paths(self) -> list[str]:
         return self.slots.trial_paths if self.adaptive else self.plan.trial_paths
+
+    def batch_manifest(self, batch: str) -> str:
+        return f"{self.out}/batches/{batch}.json"
+
+    @property
+    def job_outputs(self) -> list[str]:
+        """What Snakemake tracks for the trials: one manifest a batch, else every trial file.
+
+        A batched study tracks its batches, not its trials: a DAG of 10,000 trial files costs
+        Snakemake seconds on every run, one of 64 batch manifests does not. Each trial still has
+        its own file; :func:`release_broken_batches` makes a deleted trial file rerun its batch.
+        """
+        if self.batches:
+            return [self.batch_manifest(b) for b in self.batches]
+        return self.trial_paths
 
     def plot_names(self) -> list[str]:
         from snaketune.results.adaptive import PLOT_NAME
@@ -78,7 +95,7 @@ class Study:
             + [f"{out}/model.pkl", f"{out}/refit.json"]
             + [f"{out}/plots/{name}.png" for name in self.plot_names()]
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
-            + self.trial_paths
+            + self.job_outputs
             + self.nested_outputs()
         )  # trials are targets too: Snakemake does not redo a deleted intermediate file
 
@@ -127,8 +144,11 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
         main_process = is_main_process(workflow)
         configfiles = list(getattr(workflow, "overwrite_configfiles", None) or [])
     try:
-        if not config:
-            config = read_yaml(Path(basedir) / "config.yaml")
+        if not config or (workflow is not None and not configfiles and (Path(basedir) / "config.yaml").exists()):
+            # No --configfile: ./config.yaml, with any --config values (e.g. from a profile) on
+            # top, as Snakemake's own `configfile:` directive would merge them.
+            overrides, config = config, read_yaml(Path(basedir) / "config.yaml")
+            _merge(config, overrides)
         elif main_process:
             # Snakemake parsed --configfile with a loader that accepts duplicate keys and Python
             # tags; reading it again as plain data reports those with file and line.
@@ -157,6 +177,15 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
         fail_config(error)
     set_run_settings(study_config)
     return Study(study_config, plan)
+
+
+def _merge(config: dict, overrides: dict) -> None:
+    """Deep-merge ``overrides`` into ``config`` (Snakemake's rule for ``--config`` values)."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _merge(config[key], value)
+        else:
+            config[key] = value
 
 
 # Parse-time cache: every Snakemake process (and every cluster job) parses the workflow again.
@@ -277,10 +306,15 @@ def trial_args(plan: Plan, trial_id: str) -> str:
     return call_args(specs=[plan.spec(trial_id)], outputs=[plan.trial_path(trial_id)])
 
 
-def batch_args(study: Study, trial_ids: list[str]) -> str:
-    """A batch's trials, in a file (see :func:`call_file`)."""
-    plan = study.plan
-    return call_file(study, specs=[plan.spec(t) for t in trial_ids], outputs=[plan.trial_path(t) for t in trial_ids])
+def batch_args(study: Study, batch: str) -> str:
+    """A batch's trials and its manifest, in a file (see :func:`call_file`)."""
+    plan, trial_ids = study.plan, study.batches[batch]
+    return call_file(
+        study,
+        specs=[plan.spec(t) for t in trial_ids],
+        outputs=[plan.trial_path(t) for t in trial_ids],
+        manifest=study.batch_manifest(batch),
+    )
 
 
 def nested_trial_args(study: Study, trial_id: str) -> str:
@@ -340,7 +374,7 @@ def slot_group_args(study: Study, b: int, i: int, group: list[int]) -> str:
 
 def slot_groups(study: Study) -> list[tuple[int, int, list[int]]]:
     """Slots per job for an adaptive study; empty when every slot is its own job."""
-    groups = study.slots.slot_groups(study.config.get("trials_per_job", 1))
+    groups = study.slots.slot_groups(study.config.get("trials_per_job", "auto"))
     return [] if all(len(g) == 1 for _, _, g in groups) else groups
 
 
@@ -418,8 +452,25 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
             cores = workflow.cores or 1
         except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
             cores = 1
-    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, measure=main_process)
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process)
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
+
+
+def release_broken_batches(study: Study) -> int:
+    """Delete the manifest of every batch that lost a trial file, so Snakemake reruns it.
+
+    Snakemake tracks a batch by its manifest alone; a trial file deleted by hand (or found
+    corrupt and deleted, as the aggregation error says) must still rerun. The batch's remaining
+    trial files are kept as they are (a batch skips trials whose file is a complete record).
+    Returns the number of manifests removed.
+    """
+    removed = 0
+    for batch, trial_ids in study.batches.items():
+        manifest = Path(study.batch_manifest(batch))
+        if manifest.exists() and not all(os.path.exists(study.plan.trial_path(t)) for t in trial_ids):
+            manifest.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def is_main_process(workflow) -> bool:

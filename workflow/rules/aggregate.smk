@@ -14,7 +14,7 @@ report: os.path.abspath(LANDING) if os.path.exists(LANDING) else "../report/work
 
 rule aggregate:
     input:
-        STUDY.trial_paths,
+        STUDY.job_outputs,
     output:
         leaderboard=report(
             f"{OUT}/leaderboard.csv",

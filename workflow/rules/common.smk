@@ -17,6 +17,10 @@ if ws.is_main_process(workflow):
     ws.release_finished_trials(STUDY)
 # trials_per_job > 1 (or auto, measured once): batch id -> trial ids; empty = one job a trial.
 BATCHES = ws.batches(STUDY, workflow)
+STUDY.batches = BATCHES
+# Batched studies track one manifest a batch: a deleted trial file reruns its batch.
+if ws.is_main_process(workflow):
+    ws.release_broken_batches(STUDY)
 # Hyperband / successive halving: slots of trials in rungs (workflow/rules/adaptive.smk).
 ADAPTIVE = STUDY.adaptive
 DATA = multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "meta.json")

@@ -28,8 +28,9 @@ if not BATCHES:
             CALL_COMMAND.format(name="trials")
 
 else:
-    # trials_per_job > 1: one rule per batch, listing its trials' files as outputs.
-    for _batch, _trials in BATCHES.items():
+    # trials_per_job > 1: one rule per batch. Its output is the batch's manifest, written once
+    # every trial of the batch has its file (Snakemake tracks batches, not 10,000 trial files).
+    for _batch in BATCHES:
 
         rule:
             name:
@@ -38,7 +39,7 @@ else:
                 data=DATA,
                 splits=PLAN.splits_path,
             output:
-                [PLAN.trial_path(t) for t in _trials],
+                STUDY.batch_manifest(_batch),
             log:
                 f"{OUT}/logs/batches/{_batch}.log",
             group:
@@ -50,6 +51,6 @@ else:
                 mem_mb=config["resources"]["mem_mb"],
                 runtime=config["resources"]["runtime"],
             params:
-                call=ws.batch_args(STUDY, _trials),
+                call=ws.batch_args(STUDY, _batch),
             shell:
                 CALL_COMMAND.format(name="trials")
