@@ -301,3 +301,15 @@ def test_good_tabular_config_passes(tmp_path):
     (tmp_path / "t.csv").write_text(TABLE)
     config = load_config(_config(data={"groups": "site"}, cv={"kind": "group_kfold", "n_splits": 2}), tmp_path)
     assert config["cv"]["kind"] == "group_kfold"
+
+
+def test_leave_one_group_out_has_a_fold_per_training_group(tmp_path):
+    from snaketune.search.plan import make_plan
+
+    (tmp_path / "t.csv").write_text(TABLE)
+    logo = {"kind": "leave_one_group_out"}
+    config = load_config(_config(data={"groups": "site"}, cv=logo), tmp_path)
+    assert make_plan(config, tmp_path).n_folds == 4
+    # One of the four groups is held out whole (GroupShuffleSplit): three folds remain.
+    config = load_config(_config(data={"groups": "site", "test_size": 0.25}, cv=logo), tmp_path)
+    assert make_plan(config, tmp_path).n_folds == 3

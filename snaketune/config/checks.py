@@ -406,6 +406,9 @@ def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True
             return out
     elif data.get("params"):
         return ["data.params: only used with data.generator"]
+    unused = [f"data.{key}: only used with data.csv or data.parquet" for key in ("features", "groups") if key in data]
+    if unused and not ("csv" in data or "parquet" in data):
+        return unused
     try:
         from snaketune.base.data import is_classification, load_dataset
 
