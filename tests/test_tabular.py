@@ -313,3 +313,13 @@ def test_leave_one_group_out_has_a_fold_per_training_group(tmp_path):
     # One of the four groups is held out whole (GroupShuffleSplit): three folds remain.
     config = load_config(_config(data={"groups": "site", "test_size": 0.25}, cv=logo), tmp_path)
     assert make_plan(config, tmp_path).n_folds == 3
+
+
+def test_threads_reach_the_classifier_not_the_column_transformer():
+    from snaketune.base.estimator import build_estimator
+    from snaketune.evaluation.records import TrialSpec
+    from snaketune.evaluation.trial import thread_parameters
+
+    spec = _load_example("penguins.yaml")["estimator"]
+    trial = TrialSpec("t_0", 0, spec, ["accuracy"], "d", "s.npz", params={"clf__C": 1.0})
+    assert thread_parameters(build_estimator(spec), trial, 2) == {"clf__n_jobs": 2}

@@ -217,9 +217,13 @@ def thread_parameters(estimator, spec: TrialSpec, threads: int) -> dict:
         return {}
     fixed = {name for _, name, _ in fixed_params(spec.estimator)}
     searched = set(spec.params or {})
+    params = estimator.get_params(deep=True)
+    # Not a ColumnTransformer's n_jobs: that is a process pool (one process per column group),
+    # which costs more than it saves on one fold.
+    fixed |= {f"{name}__n_jobs" for name, value in params.items() if type(value).__name__ == "ColumnTransformer"}
     return {
         name: threads
-        for name in estimator.get_params(deep=True)
+        for name in params
         if (name == "n_jobs" or name.endswith("__n_jobs")) and name not in fixed and name not in searched
     }
 
