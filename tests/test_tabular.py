@@ -277,6 +277,12 @@ ERRORS = [
         "estimator",
         "column 'a' has missing values that KNeighborsClassifier cannot take; add sklearn.impute.SimpleImputer",
     ),
+    (
+        "unknown-group-column",
+        _config(steps=[{**PREP, "transformers": [{**PREP["transformers"][0], "columns": ["b"]}]}, KNN]),
+        "estimator.steps[0].transformers[0].columns",
+        "column 'b' is not a feature",
+    ),
     ("group-search-name", _config(grid={"prep__num__scal__with_mean": [True]}), "search.grid", "did you mean"),
     (
         "group-step-class",

@@ -417,8 +417,10 @@ def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True
         key = "data.params" if "generator" in data else "data"
         return [f"{key}: cannot load the data set: {_one_line(exc)}"]
     y = source.y
-    out = []
-    if estimator is not None:
+    out = (
+        _group_column_problems(config["estimator"], source.feature_names) if "csv" in data or "parquet" in data else []
+    )
+    if estimator is not None and not out:
         from snaketune.config.columns import unprepared_columns
 
         out += unprepared_columns(estimator, source.X, y, is_classification(y))
@@ -553,3 +555,19 @@ def _estimator_or_none(config: dict):
         return build_estimator(config["estimator"], config["allowed_modules"])
     except Exception:  # noqa: BLE001 - reported by the estimator checks
         return None
+
+
+def _group_column_problems(spec: dict, features: list[str]) -> list[str]:
+    """Column groups that name a column the estimator will not see."""
+    out = []
+    for i, step in enumerate(spec.get("steps", [])):
+        for j, group in enumerate(step.get("transformers", [])):
+            if isinstance(group["columns"], dict):
+                continue
+            key = f"estimator.steps[{i}].transformers[{j}].columns"
+            out += [
+                f"{key}: column {name!r} is not a feature{_did_you_mean(name, features)} (features: {', '.join(features)})"
+                for name in group["columns"]
+                if name not in features
+            ]
+    return out
