@@ -109,8 +109,20 @@ def _grouped_table(path):
     pd.DataFrame({"x1": x1, "site": group, "x2": x2, "colour": colour, "label": label}).to_csv(path, index=False)
 
 
+GROUP_CV = {
+    "group_kfold": ({"kind": "group_kfold", "n_splits": 3}, ms.GroupKFold(3)),
+    "stratified_group_kfold": (
+        {"kind": "stratified_group_kfold", "n_splits": 3, "shuffle": True, "seed": 5},
+        ms.StratifiedGroupKFold(3, shuffle=True, random_state=5),
+    ),
+    "leave_one_group_out": ({"kind": "leave_one_group_out"}, ms.LeaveOneGroupOut()),
+}
+
+
 @pytest.mark.slow
-def test_group_kfold_equals_gridsearchcv_with_groups(make_study):
+@pytest.mark.parametrize("kind", list(GROUP_CV))
+def test_group_kinds_equal_gridsearchcv_with_groups(make_study, kind):
+    cv, splitter = GROUP_CV[kind]
     config = {
         "study": "groups",
         "data": {"csv": "grouped.csv", "target": "label", "groups": "site", "test_size": 0.25, "seed": 1},
@@ -134,8 +146,9 @@ def test_group_kfold_equals_gridsearchcv_with_groups(make_study):
                 {"name": "knn", "class": "sklearn.neighbors.KNeighborsClassifier"},
             ]
         },
-        "search": {"grid": {"knn__n_neighbors": [1, 3, 7], "prep__num__impute__strategy": ["mean", "median"]}},
-        "cv": {"kind": "group_kfold", "n_splits": 3},
+        "search": {"grid": {"knn__n_neighbors": [1, 7], "prep__num__impute__strategy": ["mean", "median"]}},
+        "cv": cv,
+        "trials_per_job": 4,
     }
     study = make_study(config)
     _grouped_table(study.workdir / "grouped.csv")
@@ -155,7 +168,7 @@ def test_group_kfold_equals_gridsearchcv_with_groups(make_study):
     search = ms.GridSearchCV(
         Pipeline([("prep", prep), ("knn", KNeighborsClassifier())]),
         config["search"]["grid"],
-        cv=ms.GroupKFold(3),
+        cv=splitter,
         scoring="accuracy",
     ).fit(X.iloc[train], y[train], groups=groups[train])
     frame = study.leaderboard()
