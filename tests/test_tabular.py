@@ -296,6 +296,15 @@ ERRORS = [
         "estimator.steps[0].transformers[0].columns",
         "column 'b' is not a feature",
     ),
+    (
+        "text-column-but-nan-is-fine",  # HistGradientBoosting takes the missing 'a'; only 'colour' is named
+        _config(
+            steps=[{"name": "hgb", "class": "sklearn.ensemble.HistGradientBoostingClassifier"}],
+            grid={"hgb__max_iter": [5]},
+        ),
+        "estimator",
+        "column 'colour' holds text or categories that HistGradientBoostingClassifier cannot take",
+    ),
     ("group-search-name", _config(grid={"prep__num__scal__with_mean": [True]}), "search.grid", "did you mean"),
     (
         "group-step-class",

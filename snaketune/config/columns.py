@@ -73,7 +73,7 @@ def diagnose(estimator, X, y) -> list[str]:
             except Exception:  # noqa: BLE001 - preprocessing itself fails: the trials say why
                 return []
             names = _output_names(est[:-1], Xt, X)
-    return _culprits(Xt, names, type(final).__name__)
+    return _culprits(Xt, names, final, y)
 
 
 def _output_names(pre, Xt, X) -> list[str]:
@@ -87,29 +87,53 @@ def _output_names(pre, Xt, X) -> list[str]:
     return [name.split("__", 1)[1] if "__" in name and name.split("__", 1)[1] in original else name for name in out]
 
 
-def _culprits(Xt, names: list[str], final: str) -> list[str]:
+def _culprits(Xt, names: list[str], final, y) -> list[str]:
+    """Columns of the final step's input that hold text, and those whose missing values it refuses.
+
+    Missing values are blamed only when the final step fits the numeric columns once their gaps
+    are filled and not before (HistGradientBoosting takes NaN; a text column is the problem there).
+    """
     import pandas as pd
     from scipy import sparse
+    from sklearn.base import clone
 
     if sparse.issparse(Xt):
         return []
     frame = Xt if hasattr(Xt, "iloc") else pd.DataFrame(np.asarray(Xt, dtype=object))
-    out = []
-    for j, name in enumerate(names[: frame.shape[1]]):
-        column = frame.iloc[:, j]
-        if column.dtype.kind not in "biufc" and pd.to_numeric(column, errors="coerce").isna().gt(column.isna()).any():
-            out.append(
-                f"estimator: column {name!r} holds text or categories that {final} cannot take; encode it in a "
-                "column group of a transformers step, e.g. steps: [{name: encode, class: "
-                "sklearn.preprocessing.OneHotEncoder}] (or leave it out of data.features)"
-            )
-        elif column.isna().any():
-            out.append(
-                f"estimator: column {name!r} has missing values that {final} cannot take; add "
-                "sklearn.impute.SimpleImputer to its column group of a transformers step (or use an "
-                "estimator that takes NaN, e.g. sklearn.ensemble.HistGradientBoostingClassifier)"
-            )
+    frame = frame.iloc[:, : len(names)]
+    frame.columns = range(frame.shape[1])
+    text = [
+        j
+        for j in frame.columns
+        if frame[j].dtype.kind not in "biufc"
+        and pd.to_numeric(frame[j], errors="coerce").isna().gt(frame[j].isna()).any()
+    ]
+    numeric = frame.drop(columns=text).apply(pd.to_numeric)
+    gaps = [j for j in numeric.columns if numeric[j].isna().any()]
+    if not (gaps and _fails(clone(final), numeric, y) and not _fails(clone(final), numeric.fillna(0), y)):
+        gaps = []
+    name = type(final).__name__
+    out = [
+        f"estimator: column {names[j]!r} holds text or categories that {name} cannot take; encode it in a "
+        "column group of a transformers step, e.g. steps: [{name: encode, class: "
+        "sklearn.preprocessing.OneHotEncoder}] (or leave it out of data.features)"
+        for j in text
+    ]
+    out += [
+        f"estimator: column {names[j]!r} has missing values that {name} cannot take; add "
+        "sklearn.impute.SimpleImputer to its column group of a transformers step (or use an "
+        "estimator that takes NaN, e.g. sklearn.ensemble.HistGradientBoostingClassifier)"
+        for j in gaps
+    ]
     return out
+
+
+def _fails(estimator, X, y) -> bool:
+    try:
+        estimator.fit(X.to_numpy(float), y)
+    except Exception:  # noqa: BLE001 - any failure counts
+        return True
+    return False
 
 
 def _in_child(function, timeout: float) -> list[str]:
