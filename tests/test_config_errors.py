@@ -109,7 +109,7 @@ CASES = [
         "is a regressor",
     ),
     ("classifier-on-continuous-target", make(data=REGRESSION["data"]), "estimator.class", "is a classifier"),
-    ("cv-test-size-one", make(cv={"kind": "shuffle_split", "test_size": 1}), "cv.test_size", "maximum"),
+    ("cv-test-size-over-one", make(cv={"kind": "shuffle_split", "test_size": 1.5}), "cv.test_size", "must be"),
     # data source
     ("unknown-loader", make(data={"loader": "mnist"}), "data.loader", "'mnist' is not one of"),
     ("unknown-generator", make(data={"generator": "make_spirals"}), "data.generator", "is not one of"),
@@ -124,12 +124,17 @@ CASES = [
     ("csv-missing-file", make(data={"csv": "nope.csv", "target": "y"}), "data.csv", "not found"),
     ("csv-no-target-column", make(data={"csv": "good.csv", "target": "label"}), "data.target", "column 'label' not in"),
     (
-        "csv-non-numeric-features",
+        "csv-text-column-not-encoded",
         make(data={"csv": "text.csv", "target": "y"}),
-        "data.csv",
-        "non-numeric feature column(s) 'colour'",
+        "estimator",
+        "column 'colour' holds text or categories that KNeighborsClassifier cannot take; encode it",
     ),
-    ("csv-missing-values", make(data={"csv": "holes.csv", "target": "y"}), "data.csv", "missing values"),
+    (
+        "csv-missing-values-not-imputed",
+        make(data={"csv": "holes.csv", "target": "y"}),
+        "estimator",
+        "column 'b' has missing values that KNeighborsClassifier cannot take; add sklearn.impute.SimpleImputer",
+    ),
     (
         "generator-unknown-argument",
         make(data={"generator": "make_classification", "params": {"n_sample": 50}}),
@@ -523,7 +528,7 @@ def test_several_semantic_problems(data_dir):
     lines = problems_of(config, data_dir)
     assert len(lines) == 5, lines
     keys = {line.split(": ")[1] for line in lines}
-    assert keys == {"estimator.params.x", "search.grid.y", "search.grid.leaf_size.range", "refit", "data.csv"}
+    assert keys == {"estimator.params.x", "search.grid.y", "search.grid.leaf_size.range", "refit", "estimator"}
 
 
 def test_allow_list_refuses_without_importing(data_dir, monkeypatch, capsys):

@@ -49,7 +49,9 @@ def build_estimator(spec: dict, allowed_modules=(), seed: int | None = None) -> 
     Parameters
     ----------
     spec : dict
-        ``{"class": path, "params": {...}}`` or ``{"steps": [{"name", "class", "params"}, ...]}``.
+        ``{"class": path, "params": {...}}`` or ``{"steps": [step, ...]}``, where a step is
+        ``{"name", "class", "params"}`` or a ``ColumnTransformer`` given as ``{"name",
+        "transformers": [{"name", "columns", "steps"}, ...], "params"}`` (see :func:`build_step`).
     allowed_modules : sequence of str
         Extra module prefixes besides ``sklearn``.
     seed : int or None
@@ -58,11 +60,7 @@ def build_estimator(spec: dict, allowed_modules=(), seed: int | None = None) -> 
     if "steps" in spec:
         from sklearn.pipeline import Pipeline
 
-        steps = [
-            (step["name"], import_class(step["class"], allowed_modules)(**step.get("params", {})))
-            for step in spec["steps"]
-        ]
-        estimator = Pipeline(steps)
+        estimator = Pipeline([(step["name"], build_step(step, allowed_modules)) for step in spec["steps"]])
     else:
         estimator = import_class(spec["class"], allowed_modules)(**spec.get("params", {}))
     if seed is not None:
@@ -76,11 +74,72 @@ def build_estimator(spec: dict, allowed_modules=(), seed: int | None = None) -> 
     return estimator
 
 
+def build_step(step: dict, allowed_modules=()) -> Any:
+    """One pipeline step: its class with fixed parameters, or a ``ColumnTransformer``.
+
+    A ``ColumnTransformer`` step lists ``transformers``, each a named column group whose
+    ``steps`` become a ``Pipeline`` applied to its ``columns`` (see :func:`column_selector`), so
+    a group step's parameter is ``<step>__<group>__<group step>__<param>``.
+    """
+    if "transformers" not in step:
+        return import_class(step["class"], allowed_modules)(**step.get("params", {}))
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    groups = [
+        (
+            group["name"],
+            Pipeline([(s["name"], build_step(s, allowed_modules)) for s in group["steps"]]),
+            column_selector(group["columns"]),
+        )
+        for group in step["transformers"]
+    ]
+    return ColumnTransformer(groups, **step.get("params", {}))
+
+
+def column_selector(columns):
+    """Column names as given, or ``make_column_selector(dtype_include=..., ...)`` for a mapping."""
+    if isinstance(columns, dict):
+        from sklearn.compose import make_column_selector
+
+        return make_column_selector(**columns)
+    return list(columns)
+
+
+def class_entries(spec: dict) -> list[tuple[str, str]]:
+    """``(config key, dotted class path)`` of every class an estimator spec names, in order."""
+    if "steps" not in spec:
+        return [("estimator.class", spec["class"])]
+    out = []
+    for i, step in enumerate(spec["steps"]):
+        if "transformers" not in step:
+            out.append((f"estimator.steps[{i}].class", step["class"]))
+            continue
+        for j, group in enumerate(step["transformers"]):
+            for k, sub in enumerate(group["steps"]):
+                out.append((f"estimator.steps[{i}].transformers[{j}].steps[{k}].class", sub["class"]))
+    return out
+
+
 def estimator_classes(spec: dict) -> list[str]:
     """Dotted class paths named by an estimator spec."""
-    if "steps" in spec:
-        return [step["class"] for step in spec["steps"]]
-    return [spec["class"]]
+    return [path for _, path in class_entries(spec)]
+
+
+def fixed_params(spec: dict) -> list[tuple[str, str, Any]]:
+    """``(config key, set_params name, value)`` of every fixed parameter of an estimator spec."""
+    if "steps" not in spec:
+        return [(f"estimator.params.{name}", name, value) for name, value in spec.get("params", {}).items()]
+    out = []
+    for i, step in enumerate(spec["steps"]):
+        where, prefix = f"estimator.steps[{i}]", step["name"]
+        out += [(f"{where}.params.{n}", f"{prefix}__{n}", v) for n, v in step.get("params", {}).items()]
+        for j, group in enumerate(step.get("transformers", [])):
+            for k, sub in enumerate(group["steps"]):
+                key = f"{where}.transformers[{j}].steps[{k}].params"
+                name = f"{prefix}__{group['name']}__{sub['name']}"
+                out += [(f"{key}.{n}", f"{name}__{n}", v) for n, v in sub.get("params", {}).items()]
+    return out
 
 
 # A name set_params takes but get_params does not report is refused when it is this close to one
@@ -135,8 +194,9 @@ def accepts_param(estimator, name: str) -> bool:
 def closest_param(estimator, name: str) -> str | None:
     """The name ``get_params(deep=True)`` reports that ``name`` most looks like (a typo hint)."""
     owner, param = _owner(estimator, name)
-    if owner is None:
-        return None
+    if owner is None:  # a misspelt step or column group: compare whole nested names
+        close = difflib.get_close_matches(name, list(estimator.get_params(deep=True)), n=1)
+        return close[0] if close else None
     close = difflib.get_close_matches(param, list(owner.get_params(deep=False)), n=1)
     if not close:
         return None

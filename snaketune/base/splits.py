@@ -6,12 +6,42 @@ from pathlib import Path
 
 import numpy as np
 
+# Kinds that split by data.groups (GridSearchCV's ``groups``); time_series keeps rows in file order.
+GROUP_KINDS = ("group_kfold", "stratified_group_kfold", "leave_one_group_out")
+# cv.test_size had the schema default 0.2 before time_series gave it a second meaning (a number of
+# rows); the kinds that existed then keep it in their identity, so their trials keep their names.
+_OLD_TEST_SIZE = 0.2
 
-def n_folds(cv: dict) -> int:
-    """Number of (train, test) splits the CV scheme yields — known without the data."""
+
+def n_folds(cv: dict, n_groups: int | None = None) -> int:
+    """Number of (train, test) splits the CV scheme yields.
+
+    Known without the data, except for ``leave_one_group_out``: one split per group of the
+    training rows (``n_groups``).
+    """
     if cv["kind"] in ("repeated_kfold", "repeated_stratified"):
         return cv["n_splits"] * cv["n_repeats"]
+    if cv["kind"] == "leave_one_group_out":
+        if n_groups is None:
+            raise ValueError("cv.kind: leave_one_group_out needs the number of groups")
+        return n_groups
     return cv["n_splits"]
+
+
+def needs_groups(cv: dict) -> bool:
+    return cv["kind"] in GROUP_KINDS
+
+
+def ordered(cv: dict) -> bool:
+    """Whether rows keep their file order (time series): the held-out test set is then the last rows."""
+    return cv["kind"] == "time_series"
+
+
+def cv_identity(cv: dict) -> dict:
+    """What names a CV scheme in content hashes (see ``_OLD_TEST_SIZE``)."""
+    if cv["kind"] in GROUP_KINDS or cv["kind"] == "time_series" or "test_size" in cv:
+        return dict(cv)
+    return dict(cv, test_size=_OLD_TEST_SIZE)
 
 
 def make_splitter(cv: dict, classifier: bool):
@@ -35,17 +65,37 @@ def make_splitter(cv: dict, classifier: bool):
     if kind == "repeated_stratified":
         return ms.RepeatedStratifiedKFold(n_splits=cv["n_splits"], n_repeats=cv["n_repeats"], random_state=seed)
     if kind == "shuffle_split":
-        return ms.ShuffleSplit(cv["n_splits"], test_size=cv["test_size"], random_state=seed)
+        return ms.ShuffleSplit(cv["n_splits"], test_size=cv.get("test_size", _OLD_TEST_SIZE), random_state=seed)
     if kind == "stratified_shuffle_split":
-        return ms.StratifiedShuffleSplit(cv["n_splits"], test_size=cv["test_size"], random_state=seed)
+        return ms.StratifiedShuffleSplit(
+            cv["n_splits"], test_size=cv.get("test_size", _OLD_TEST_SIZE), random_state=seed
+        )
+    if kind == "group_kfold":
+        return ms.GroupKFold(cv["n_splits"], shuffle=shuffle, random_state=seed if shuffle else None)
+    if kind == "stratified_group_kfold":
+        return ms.StratifiedGroupKFold(cv["n_splits"], shuffle=shuffle, random_state=seed if shuffle else None)
+    if kind == "leave_one_group_out":
+        return ms.LeaveOneGroupOut()
+    if kind == "time_series":
+        return ms.TimeSeriesSplit(
+            cv["n_splits"],
+            max_train_size=cv.get("max_train_size"),
+            test_size=cv.get("test_size"),
+            gap=cv.get("gap", 0),
+        )
     raise ValueError(f"cv.kind: unknown splitter {kind!r}")
 
 
-def compute_splits(cv: dict, y: np.ndarray, classifier: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """All (train, test) index arrays of the scheme, in the splitter's order."""
+def compute_splits(
+    cv: dict, y: np.ndarray, classifier: bool, groups: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """All (train, test) index arrays of the scheme, in the splitter's order.
+
+    ``groups`` reaches the splitter as in ``GridSearchCV.fit(X, y, groups=groups)``.
+    """
     splitter = make_splitter(cv, classifier)
     X_dummy = np.zeros((len(y), 1))
-    return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(X_dummy, y)]
+    return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(X_dummy, y, groups)]
 
 
 def save_splits(path: str | Path, splits) -> None:

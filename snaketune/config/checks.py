@@ -13,10 +13,12 @@ from snaketune.base.estimator import (
     EstimatorSpecError,
     accepts_param,
     build_estimator,
+    class_entries,
     closest_param,
-    estimator_classes,
+    fixed_params,
     import_class,
 )
+from snaketune.base.splits import GROUP_KINDS
 from snaketune.search.nested import nested_problems, nested_split_problems
 
 CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
@@ -99,9 +101,24 @@ def _study_problems(config: dict) -> list[str]:
 
 
 def _class_keys(spec: dict) -> list[str]:
-    if "class" in spec:
-        return ["estimator.class"]
-    return [f"estimator.steps[{i}].class" for i in range(len(spec["steps"]))]
+    return [key for key, _ in class_entries(spec)]
+
+
+def _name_problems(where: str, names: list[str], what: str) -> list[str]:
+    out = []
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        out.append(f"{where}: duplicate {what} names {', '.join(map(repr, dupes))}")
+    for i, name in enumerate(names):
+        if "__" in name:
+            out.append(f"{where}[{i}].name: {name!r} must not contain '__' (it separates <step>__<param>)")
+    return out
+
+
+def _no_transform(key: str, cls: type) -> list[str]:
+    if hasattr(cls, "transform") or hasattr(cls, "fit_transform"):
+        return []
+    return [f"{key}: {cls.__name__} has no transform, so it can only be the last step"]
 
 
 def _estimator_problems(config: dict) -> tuple[list[str], dict | None]:
@@ -113,36 +130,46 @@ def _estimator_problems(config: dict) -> tuple[list[str], dict | None]:
     spec = config["estimator"]
     allowed = config["allowed_modules"]
     out = []
-    classes = []
+    classes = {}
     # import_class checks the allow-list before importing anything, so os.system is never touched.
-    for key, path in zip(_class_keys(spec), estimator_classes(spec), strict=True):
+    for key, path in class_entries(spec):
         try:
-            classes.append(import_class(path, allowed))
+            classes[key] = import_class(path, allowed)
         except EstimatorSpecError as exc:
             out.append(f"{key}: {exc}")
-    if "steps" in spec:
-        names = [s["name"] for s in spec["steps"]]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            out.append(f"estimator.steps: duplicate step names {', '.join(map(repr, dupes))}")
-        for i, name in enumerate(names):
-            if "__" in name:
-                out.append(f"estimator.steps[{i}].name: {name!r} must not contain '__' (it separates <step>__<param>)")
+    steps = spec.get("steps", [])
+    if steps:
+        out += _name_problems("estimator.steps", [s["name"] for s in steps], "step")
+        for i, step in enumerate(steps):
+            groups = step.get("transformers", [])
+            where = f"estimator.steps[{i}].transformers"
+            out += _name_problems(where, [g["name"] for g in groups], "column group")
+            for j, group in enumerate(groups):
+                out += _name_problems(f"{where}[{j}].steps", [s["name"] for s in group["steps"]], "step")
         if not out:
-            # Pipeline checks this only at fit time, in every trial.
-            out += [
-                f"estimator.steps[{i}].class: {cls.__name__} has no transform, so it can only be the last step"
-                for i, cls in enumerate(classes[:-1])
-                if not (hasattr(cls, "transform") or hasattr(cls, "fit_transform"))
-            ]
+            # Pipeline checks this only at fit time, in every trial. In a column group every
+            # step transforms (the group's output is part of the ColumnTransformer's).
+            for i, step in enumerate(steps[:-1]):
+                if "class" in step:
+                    key = f"estimator.steps[{i}].class"
+                    out += _no_transform(key, classes[key])
+            out += [line for key, cls in classes.items() if ".transformers[" in key for line in _no_transform(key, cls)]
     if out:
         return out, None
     clean = copy.deepcopy(spec)
     if "class" in spec:
-        out += _unknown_params("estimator.params", clean["params"], classes[0])
+        out += _unknown_params("estimator.params", clean["params"], classes["estimator.class"])
     else:
-        for i, (step, cls) in enumerate(zip(clean["steps"], classes, strict=True)):
-            out += _unknown_params(f"estimator.steps[{i}].params", step.setdefault("params", {}), cls)
+        from sklearn.compose import ColumnTransformer
+
+        for i, step in enumerate(clean["steps"]):
+            where = f"estimator.steps[{i}]"
+            cls = classes[f"{where}.class"] if "class" in step else ColumnTransformer
+            out += _unknown_params(f"{where}.params", step.setdefault("params", {}), cls)
+            for j, group in enumerate(step.get("transformers", [])):
+                for k, sub in enumerate(group["steps"]):
+                    key = f"{where}.transformers[{j}].steps[{k}]"
+                    out += _unknown_params(f"{key}.params", sub.setdefault("params", {}), classes[f"{key}.class"])
     return out, clean
 
 
@@ -216,15 +243,7 @@ def _build(config: dict, spec: dict):
         key = "estimator.params" if "class" in spec else "estimator.steps"
         return None, [f"{key}: cannot build the estimator: {_one_line(exc)}"]
     out = []
-    if "class" in spec:
-        fixed = [(f"estimator.params.{name}", name, value) for name, value in spec["params"].items()]
-    else:
-        fixed = [
-            (f"estimator.steps[{i}].params.{name}", f"{step['name']}__{name}", value)
-            for i, step in enumerate(spec["steps"])
-            for name, value in step.get("params", {}).items()
-        ]
-    for key, name, value in fixed:
+    for key, name, value in fixed_params(spec):
         out += _guarded(key, _invalid_values, key, estimator, name, [value])
     return estimator, out
 
@@ -390,16 +409,27 @@ def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True
             return out
     elif data.get("params"):
         return ["data.params: only used with data.generator"]
+    unused = [f"data.{key}: only used with data.csv or data.parquet" for key in ("features", "groups") if key in data]
+    if unused and not ("csv" in data or "parquet" in data):
+        return unused
     try:
-        from snaketune.base.data import is_classification, load_source
+        from snaketune.base.data import is_classification, load_dataset
 
-        _, y, _, _ = load_source(data, basedir)
+        source = load_dataset(data, basedir)
     except Exception as exc:  # noqa: BLE001 - e.g. a generator rejecting its arguments
         key = "data.params" if "generator" in data else "data"
         return [f"{key}: cannot load the data set: {_one_line(exc)}"]
+    y = source.y
+    out = (
+        _group_column_problems(config["estimator"], source.feature_names) if "csv" in data or "parquet" in data else []
+    )
+    if estimator is not None and not out:
+        from snaketune.config.columns import unprepared_columns
+
+        out += unprepared_columns(estimator, source.X, y, is_classification(y))
     if not check_cv:
-        return []
-    problems = _cv_problems(config, y, estimator, is_classification(y))
+        return out
+    problems = out + _cv_problems(config, y, estimator, is_classification(y), source)
     from sklearn.base import is_classifier
 
     classifier = estimator is not None and is_classifier(estimator)
@@ -420,17 +450,26 @@ def _table_problems(data: dict, key: str, basedir: Path) -> list[str]:
     if target not in frame.columns:
         return [f"data.target: column {target!r} not in {data[key]!r} (columns: {', '.join(map(str, frame.columns))})"]
     out = []
-    features = frame.drop(columns=[target])
-    if features.shape[1] == 0:
+    columns = list(frame.columns)
+    for name in data.get("features", []):
+        if name not in columns:
+            out.append(f"data.features: column {name!r} not in {data[key]!r}{_did_you_mean(name, columns)}")
+        elif name == target:
+            out.append(f"data.features: {name!r} is the target column")
+    groups = data.get("groups")
+    if groups is not None:
+        if groups not in columns:
+            out.append(f"data.groups: column {groups!r} not in {data[key]!r}{_did_you_mean(groups, columns)}")
+        elif groups == target:
+            out.append(f"data.groups: {groups!r} is the target column")
+        elif frame[groups].isna().any():
+            out.append(f"data.groups: column {groups!r} has missing values; every row needs a group")
+    if out:
+        return out
+    from snaketune.base.data import feature_columns
+
+    if not feature_columns(data, columns):
         out.append(f"data.{key}: no feature columns besides the target {target!r}")
-    bad = [str(c) for c in features.columns if features[c].dtype.kind not in "biuf"]
-    if bad:
-        out.append(f"data.{key}: non-numeric feature column(s) {', '.join(map(repr, bad))}; encode them first")
-    missing = [str(c) for c in features.columns if features[c].isna().any()]
-    if missing:
-        out.append(
-            f"data.{key}: missing values in feature column(s) {', '.join(map(repr, missing))}; impute or drop them first"
-        )
     if frame[target].isna().any():
         out.append(f"data.target: column {target!r} has missing values")
     if len(frame) == 0:
@@ -438,7 +477,7 @@ def _table_problems(data: dict, key: str, basedir: Path) -> list[str]:
     return out
 
 
-def _cv_problems(config: dict, y, estimator, classification: bool) -> list[str]:
+def _cv_problems(config: dict, y, estimator, classification: bool, source=None) -> list[str]:
     import numpy as np
     from sklearn.base import is_classifier, is_regressor
 
@@ -452,6 +491,8 @@ def _cv_problems(config: dict, y, estimator, classification: bool) -> list[str]:
             f"{_source_class_key(config)}: {type(estimator).__name__} is a classifier, but the target "
             "is continuous; use a regressor"
         ]
+    if source is not None and (kind in GROUP_KINDS or kind == "time_series" or config["data"].get("groups")):
+        return _ordered_cv_problems(config, source, classification)
     if kind in CV_STRATIFIED and estimator is not None and is_regressor(estimator):
         return [f"cv.kind: {kind!r} stratifies by class, but {type(estimator).__name__} is a regressor; use kfold"]
     if kind not in ("shuffle_split", "stratified_shuffle_split") and cv["n_splits"] > n:
@@ -477,3 +518,63 @@ def _cv_problems(config: dict, y, estimator, classification: bool) -> list[str]:
     if kind == "stratified_shuffle_split" and smallest < 2:
         return [f"cv.kind: 'stratified_shuffle_split' needs at least 2 members per class (smallest has {smallest})"]
     return []
+
+
+def _ordered_cv_problems(config: dict, source, classification: bool) -> list[str]:
+    """Group-aware and time-series CV: groups where needed, then the splitter on the training rows."""
+    import numpy as np
+
+    from snaketune.base.data import holdout
+    from snaketune.base.splits import compute_splits, ordered
+
+    cv, data = config["cv"], config["data"]
+    kind = cv["kind"]
+    if kind in GROUP_KINDS and not data.get("groups"):
+        return [f"cv.kind: {kind!r} splits by groups; name the column that holds each row's group in data.groups"]
+    if kind not in GROUP_KINDS and data.get("groups"):
+        return [
+            f"data.groups: cv.kind {kind!r} ignores groups; use group_kfold, stratified_group_kfold or "
+            "leave_one_group_out (or drop data.groups)"
+        ]
+    if kind == "time_series" and isinstance(cv.get("test_size"), float):
+        return [f"cv.test_size: time_series takes a number of rows per test fold (an integer), not {cv['test_size']}"]
+    if kind not in ("time_series", "shuffle_split", "stratified_shuffle_split") and "test_size" in cv:
+        return [f"cv.test_size: only used with shuffle_split, stratified_shuffle_split and time_series, not {kind!r}"]
+    train, _ = holdout(source, data, classification, ordered(cv))
+    groups = source.groups[train] if source.groups is not None else None
+    n_groups = len(np.unique(groups)) if groups is not None else 0
+    if kind in ("group_kfold", "stratified_group_kfold") and cv["n_splits"] > n_groups:
+        return [f"cv.n_splits: {cv['n_splits']} is more than the {n_groups} groups of the training rows"]
+    if kind == "leave_one_group_out" and n_groups < 2:
+        return [f"cv.kind: leave_one_group_out needs at least 2 groups in the training rows (found {n_groups})"]
+    from sklearn.base import is_classifier
+
+    estimator = _estimator_or_none(config)
+    try:
+        compute_splits(cv, source.y[train], bool(estimator is not None and is_classifier(estimator)), groups)
+    except ValueError as exc:
+        return [f"cv: cannot split the {len(train)} training rows: {_one_line(exc)}"]
+    return []
+
+
+def _estimator_or_none(config: dict):
+    try:
+        return build_estimator(config["estimator"], config["allowed_modules"])
+    except Exception:  # noqa: BLE001 - reported by the estimator checks
+        return None
+
+
+def _group_column_problems(spec: dict, features: list[str]) -> list[str]:
+    """Column groups that name a column the estimator will not see."""
+    out = []
+    for i, step in enumerate(spec.get("steps", [])):
+        for j, group in enumerate(step.get("transformers", [])):
+            if isinstance(group["columns"], dict):
+                continue
+            key = f"estimator.steps[{i}].transformers[{j}].columns"
+            out += [
+                f"{key}: column {name!r} is not a feature{_did_you_mean(name, features)} (features: {', '.join(features)})"
+                for name in group["columns"]
+                if name not in features
+            ]
+    return out

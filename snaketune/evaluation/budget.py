@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from snaketune.base.data import take_rows
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -131,7 +133,7 @@ def train(model, X, y, *, train_rows, budget: Budget, seed, score, done: int = 0
             t0 = time.perf_counter()
             for call in range(done, done + step):
                 rows = np.sort(block(order, call, size))
-                model.partial_fit(X[rows], y[rows], **kwargs)
+                model.partial_fit(take_rows(X, rows), y[rows], **kwargs)
             fit_time += time.perf_counter() - t0
             done += step
             t0 = time.perf_counter()
@@ -143,7 +145,7 @@ def train(model, X, y, *, train_rows, budget: Budget, seed, score, done: int = 0
     else:
         rows = np.sort(order[: min(len(order), budget.units * size)])
         t0 = time.perf_counter()
-        model.fit(X[rows], y[rows])
+        model.fit(take_rows(X, rows), y[rows])
         fit_time = time.perf_counter() - t0
         done = trained = budget.units
         n_rows = len(rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snaketune.base.data import load_prepared
+from snaketune.base.data import load_prepared, take_rows
 from snaketune.base.estimator import build_estimator
 from snaketune.base.jsonutil import write_bytes_atomic, write_json_atomic
 from snaketune.evaluation.budget import Budget, block, chunk_size, partial_fit_kwargs, row_order
@@ -40,7 +40,7 @@ def refit_best(
         kwargs = partial_fit_kwargs(model, y)
         for call in range(best["n_resources"]):
             rows = np.sort(block(order, call, size))
-            model.partial_fit(X[rows], y[rows], **kwargs)
+            model.partial_fit(take_rows(X, rows), y[rows], **kwargs)
     else:
         model.fit(X, y)
     fit_time = time.perf_counter() - t0

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from snaketune.base.data import take_rows
+from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.procs import set_parent_death_signal
 from snaketune.evaluation.budget import Budget, train
@@ -90,10 +92,10 @@ def fit_and_score(
         warnings.simplefilter("always")
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            X_test, y_test = X[test], y[test]
+            X_test, y_test = take_rows(X, test), y[test]
             if budget is None:
                 est = clone(estimator).set_params(**parameters)
-                est.fit(X[train], y[train])
+                est.fit(take_rows(X, train), y[train])
             else:
                 first = next(iter(scorers.values()))
                 model = state if state is not None else clone(estimator).set_params(**parameters)
@@ -114,7 +116,7 @@ def fit_and_score(
             score = check_scoring(est, scoring=scorers)
             result["test_scores"] = {name: float(v) for name, v in score(est, X_test, y_test).items()}
             if return_train_score:
-                train_scores = score(est, X[train], y[train])
+                train_scores = score(est, take_rows(X, train), y[train])
                 result["train_scores"] = {name: float(v) for name, v in train_scores.items()}
             result["score_time"] = time.perf_counter() - t1
             result["score_cpu"] = time.process_time() - c1
@@ -214,11 +216,12 @@ def thread_parameters(estimator, spec: TrialSpec, threads: int) -> dict:
     """
     if threads <= 1:
         return {}
-    fixed = set(spec.estimator.get("params", {}))
-    for step in spec.estimator.get("steps", []):
-        fixed |= {f"{step['name']}__{name}" for name in step.get("params", {})}
+    fixed = {name for _, name, _ in fixed_params(spec.estimator)}
     searched = set(spec.params or {})
     params = estimator.get_params(deep=True)
+    # Not a ColumnTransformer's n_jobs: that is a process pool (one process per column group),
+    # which costs more than it saves on one fold.
+    fixed |= {f"{name}__n_jobs" for name, value in params.items() if type(value).__name__ == "ColumnTransformer"}
     return {
         name: threads
         for name in params

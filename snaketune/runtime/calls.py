@@ -40,10 +40,10 @@ def promote(*, slots: list[list[str]], keep: int, refit: str, outputs: list[str]
     return f"promoted {[s['model_id'] for s in doc['survivors']]}"
 
 
-def prepare_data(*, data: dict, outputs: list[str]) -> str:
+def prepare_data(*, data: dict, outputs: list[str], ordered: bool = False) -> str:
     from snaketune.base.data import prepare
 
-    meta = prepare(data, Path.cwd(), Path(outputs[0]).parent)
+    meta = prepare(data, Path.cwd(), Path(outputs[0]).parent, ordered=ordered)
     return (
         f"prepared {meta['n_samples']} x {meta['n_features']} ({meta['n_test']} held out), "
         f"fingerprint {meta['fingerprint'][:16]}"
@@ -56,7 +56,10 @@ def make_splits(*, cv: dict, classifier: bool, y: str, outputs: list[str]) -> st
     from snaketune.base.splits import compute_splits, save_splits
 
     target = np.load(y)
-    splits = compute_splits(cv, target, classifier)
+    # Groups, when the data has them, are written beside y by the same prepare job.
+    groups_path = Path(y).with_name("groups.npy")
+    groups = np.load(groups_path) if groups_path.exists() else None
+    splits = compute_splits(cv, target, classifier, groups)
     save_splits(outputs[0], splits)
     return f"{len(splits)} splits of {len(target)} samples"
 

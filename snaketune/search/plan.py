@@ -77,12 +77,16 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         Parameter configurations; by default those of the grid or random search.
     """
     from snaketune.base.data import source_digest
+    from snaketune.base.splits import cv_identity, ordered
     from snaketune.search.space import candidates as space_candidates
 
     out = f"{config['output_dir']}/{config['study']}"
-    data_key = digest(source_digest(config["data"], Path(basedir)))
+    source = source_digest(config["data"], Path(basedir))
+    if ordered(config["cv"]) and config["data"].get("test_size"):
+        source["holdout"] = "last rows"  # a different held-out set: a different data folder
+    data_key = digest(source)
     classifier = _is_classifier(config)
-    cv_spec = dict(config["cv"], classifier=classifier)
+    cv_spec = dict(cv_identity(config["cv"]), classifier=classifier)
     cv_key = digest({"data": data_key, "cv": cv_spec})
     if candidates is None:
         candidates = space_candidates(config["search"])
@@ -96,7 +100,19 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         "data_dir": f"{out}/data/{data_key}",
         "splits": f"{out}/splits/{cv_key}.npz",
     }
-    return Plan(out, data_key, cv_key, n_folds(config["cv"]), list(candidates), config_keys, base, classifier)
+    folds = n_folds(config["cv"], _n_groups(config, basedir) if config["cv"]["kind"] == "leave_one_group_out" else None)
+    return Plan(out, data_key, cv_key, folds, list(candidates), config_keys, base, classifier)
+
+
+def _n_groups(config: dict, basedir) -> int:
+    """Groups among the training rows (leave_one_group_out has one fold each): reads the data."""
+    import numpy as np
+
+    from snaketune.base.data import holdout, is_classification, load_dataset
+
+    source = load_dataset(config["data"], Path(basedir))
+    train, _ = holdout(source, config["data"], is_classification(source.y))
+    return int(len(np.unique(source.groups[train])))
 
 
 def make_config_keys(config: dict, data_key: str, cv_key: str, candidates: list[dict]) -> list[str]:

@@ -58,6 +58,19 @@ class Study:
             return [self.batch_manifest(b) for b in self.batches]
         return self.trial_paths
 
+    @property
+    def data_files(self) -> list[str]:
+        """The files the prepare job writes to the data folder (arrays, or a table's Arrow files)."""
+        from snaketune.base.data import stored_files
+
+        return stored_files(self.config["data"])
+
+    def prepare_args(self) -> dict:
+        """Extra arguments of the prepare call: time-series CV holds out the last rows."""
+        from snaketune.base.splits import ordered
+
+        return {"ordered": True} if ordered(self.config["cv"]) else {}
+
     def plot_names(self) -> list[str]:
         from snaketune.results.adaptive import PLOT_NAME
         from snaketune.results.plots import plot_names

@@ -74,14 +74,7 @@ rule plots:
 
 rule refit:
     input:
-        data=multiext(
-            f"{PLAN.data_dir}/",
-            "X.npy",
-            "y.npy",
-            "X_test.npy",
-            "y_test.npy",
-            "meta.json",
-        ),
+        data=DATA,
         best=f"{OUT}/best.json",
     output:
         model=f"{OUT}/model.pkl",

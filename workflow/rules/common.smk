@@ -23,7 +23,8 @@ if ws.is_main_process(workflow):
     ws.release_broken_batches(STUDY)
 # Hyperband / successive halving: slots of trials in rungs (workflow/rules/adaptive.smk).
 ADAPTIVE = STUDY.adaptive
-DATA = multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "meta.json")
+# Arrays (.npy), or a table's Arrow files; groups.npy with data.groups.
+DATA = multiext(f"{PLAN.data_dir}/", *STUDY.data_files)
 
 
 # The command of every job: a registered package call (snaketune/runtime/calls.py) with its

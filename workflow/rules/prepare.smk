@@ -3,20 +3,15 @@
 
 rule prepare_data:
     output:
-        multiext(
-            f"{PLAN.data_dir}/",
-            "X.npy",
-            "y.npy",
-            "X_test.npy",
-            "y_test.npy",
-            "meta.json",
-        ),
+        DATA,
     log:
         f"{OUT}/logs/prepare_data.log",
     conda:
         "../../envs/snaketune.yaml"
     params:
-        call=lambda wc, output: call_args(data=config["data"], outputs=list(output)),
+        call=lambda wc, output: call_args(
+            data=config["data"], outputs=list(output), **STUDY.prepare_args()
+        ),
     shell:
         CALL_COMMAND.format(name="prepare_data")
 
