@@ -21,6 +21,11 @@ else:
 include: "workflow/rules/aggregate.smk"
 
 
+if COMMAND:
+
+    include: "workflow/rules/command.smk"
+
+
 localrules:
     all,
 

@@ -79,6 +79,10 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
     from snaketune.base.data import source_digest
     from snaketune.search.space import candidates as space_candidates
 
+    if "command" in config:  # your own training script as the trial (search/command.py)
+        from snaketune.search.command import command_plan
+
+        return Plan(**command_plan(config, basedir, candidates))
     out = f"{config['output_dir']}/{config['study']}"
     data_key = digest(source_digest(config["data"], Path(basedir)))
     classifier = _is_classifier(config)

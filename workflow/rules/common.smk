@@ -20,6 +20,11 @@ BATCHES = ws.batches(STUDY, workflow)
 # Hyperband / successive halving: slots of trials in rungs (workflow/rules/adaptive.smk).
 ADAPTIVE = STUDY.adaptive
 DATA = multiext(f"{PLAN.data_dir}/", "X.npy", "y.npy", "meta.json")
+# Command studies (your own training script): no data or splits to prepare; the command runs in
+# the study's conda env / container when Snakemake is asked for them (workflow/rules/command.smk).
+COMMAND = STUDY.command
+TRIAL_INPUTS = {} if COMMAND else {"data": DATA, "splits": PLAN.splits_path}
+TRIAL_CONDA, TRIAL_CONTAINER = ws.trial_environment(STUDY)
 
 
 # The command of every job: a registered package call (snaketune/runtime/calls.py) with its
