@@ -105,6 +105,22 @@ def test_config_errors_are_one_line_each(tmp_path):
     assert all("\n" not in p for p in config_problems(tmp_path, metrics=["1bad"], inputs=["nope"]))
 
 
+def test_command_and_estimator_sections_do_not_mix(tmp_path):
+    config = {
+        "study": "c",
+        "command": {"run": "python t.py --out {output}", "metrics": ["acc"]},
+        "data": {"loader": "iris"},
+        "search": {"grid": {"x": [1]}},
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config(config, tmp_path)
+    assert "data: a command study takes no data (the command reads its own data); remove it" in info.value.problems
+    estimator_study = {"study": "e", "data": {"loader": "iris"}, "estimator": {"class": "sklearn.svm.SVC"}}
+    with pytest.raises(ConfigError) as info:
+        load_config(dict(estimator_study, search={"grid": {"C": [1.0]}}, folds=3), tmp_path)
+    assert info.value.problems == ["folds: only a command study takes folds; an estimator study sets cv.n_splits"]
+
+
 # ------------------------------------------------------------------------------------------------
 # End to end
 

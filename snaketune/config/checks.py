@@ -77,6 +77,8 @@ def semantic_problems(
         if valid("command"):
             problems += _guarded("command", command_problems, config, basedir, invalid)
         return problems
+    if "folds" in config:
+        problems.append("folds: only a command study takes folds; an estimator study sets cv.n_splits")
     estimator = None
     if valid("estimator", "allowed_modules"):
         try:
