@@ -6,9 +6,10 @@ two-spirals data set: 600 points, 20 % held out as a test set, the rest split in
 and reports the held-out test set (the refit). With --checkpoint DIR the model is saved there
 and, when DIR already holds one, training continues from it up to --epochs (so a model that
 Hyperband promotes resumes instead of restarting). Writes a JSON of metrics to --out:
-val_accuracy, val_loss, and epochs_run (epochs trained by this call).
+val_accuracy, val_loss, and epochs_run (epochs trained by this call). An epoch is --steps
+full-batch gradient steps.
 
-    python train.py --lr 0.3 --hidden 16 --epochs 200 --fold 0 --out metrics.json
+    python train.py --lr 0.3 --hidden 16 --epochs 200 --steps 10 --fold 0 --out metrics.json
 """
 
 import argparse
