@@ -121,6 +121,35 @@ def test_command_and_estimator_sections_do_not_mix(tmp_path):
     assert info.value.problems == ["folds: only a command study takes folds; an estimator study sets cv.n_splits"]
 
 
+def test_error_score_raise_names_the_configuration_and_keeps_the_log_tail(tmp_path, monkeypatch):
+    """``error_score: raise``: the failed command's trial is not written; the error names the
+    configuration and fold and carries the log's tail (what Snakemake then shows in the job log)."""
+    from snaketune.evaluation.records import RunSettings, TrialSpec
+    from snaketune.evaluation.trial import TrialFailed, execute
+    from snaketune.search.plan import make_plan
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fail.py").write_text("import sys\nprint('line', sys.argv[1])\nprint('the real reason')\nsys.exit(3)\n")
+    config = load_config(
+        {
+            "study": "c",
+            "command": {"run": "python fail.py {lr} {output}", "metrics": ["acc"], "inputs": ["fail.py"]},
+            "search": {"grid": {"lr": [0.5]}},
+            "error_score": "raise",
+        },
+        tmp_path,
+    )
+    plan = make_plan(config, tmp_path)
+    (trial_id,) = plan.trial_ids
+    output = plan.trial_path(trial_id)
+    with pytest.raises(TrialFailed) as info:
+        execute(TrialSpec.from_dict(plan.spec(trial_id)), output, RunSettings(raise_errors=True))
+    message = str(info.value)
+    assert "configuration {'lr': 0.5}, fold 0: CommandFailed: exit status 3: the real reason" in message
+    assert "line 0.5" in message
+    assert not (tmp_path / output).exists()
+
+
 # ------------------------------------------------------------------------------------------------
 # End to end
 

@@ -436,6 +436,8 @@ def execute_many(specs: list[dict], outputs: list[str], settings: RunSettings | 
             lines.append(str(exc))
             return 1, "\n".join(lines) + "\n"
         extra = f", {record.budget} {record.resource}" if record.budget is not None else ""
+        if record.command:  # a command study: where its stdout/stderr went
+            extra += f", log {record.command['log']}"
         lines.append(f"trial {spec.trial_id}: {record.status.value} in {record.fit_time:.3f} s{extra}")
     return 0, "\n".join(lines) + "\n"
 
