@@ -275,8 +275,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    state = open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0]
-    return state != "Z"
+    try:
+        state = open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie is dead, only not yet reaped
 
 
 @pytest.mark.slow
