@@ -26,6 +26,11 @@ if STUDY.nested is not None:
     include: "workflow/rules/nested.smk"
 
 
+if COMMAND:
+
+    include: "workflow/rules/command.smk"
+
+
 localrules:
     all,
 

@@ -72,6 +72,16 @@ def semantic_problems(
     problems: list[str] = []
     if valid("output_dir"):
         problems += _guarded("output_dir", _study_problems, config)
+    if "command" in config:  # your own training script: no estimator, data or CV to check
+        from snaketune.config.command import command_problems
+
+        if valid("search"):
+            problems += _guarded("search", _search_problems, config, None)
+        if valid("command"):
+            problems += _guarded("command", command_problems, config, basedir, invalid)
+        return problems
+    if "folds" in config:
+        problems.append("folds: only a command study takes folds; an estimator study sets cv.n_splits")
     estimator = None
     if valid("estimator", "allowed_modules"):
         try:

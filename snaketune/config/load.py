@@ -251,6 +251,10 @@ def fill_defaults(config: dict, schema: dict) -> dict:
 
 def normalise(config: dict) -> dict:
     """Derived values: ``scoring`` as a list, ``refit`` defaulting to its first metric."""
+    if "command" in config:  # a command study scores its command's metrics (config/command.py)
+        from snaketune.config.command import normalise_command
+
+        return normalise_command(config)
     scoring = config.get("scoring")
     if scoring is None:
         scoring = ["r2"] if _looks_like_regressor(config) else ["accuracy"]

@@ -173,9 +173,11 @@ def adaptive_settings(config: dict, schedule: Schedule, classifier: bool) -> dic
         patience = max(max_units // eta, 1)
     elif patience is False:
         patience = None
+    if "command" in config:  # the command trains {budget} units itself and reports once
+        patience = None
     return {
         "kind": kind,
-        "resource": spec.get("resource", schedule.resource),
+        "resource": "command" if "command" in config else spec.get("resource", schedule.resource),
         "chunk_size": spec.get("chunk_size"),
         "patience": patience,
         "tol": float(spec.get("tol", 1e-3)),
@@ -197,7 +199,7 @@ def sample_models(config: dict, plan, schedule: Schedule, settings: dict) -> dic
     ((kind, spec),) = config["search"].items()
     (dists,) = expand_space(spec["params"])
     defining = {
-        "estimator": config["estimator"],
+        "estimator": config.get("estimator"),
         "data": plan.data_key,
         "cv": plan.cv_key,
         "scoring": config["scoring"],
@@ -206,6 +208,10 @@ def sample_models(config: dict, plan, schedule: Schedule, settings: dict) -> dic
         "seed": config["seed"],
         "adaptive": {k: settings[k] for k in ("resource", "chunk_size", "patience", "tol", "folds")},
     }
+    if "command" in config:
+        from snaketune.search.command import adaptive_defining
+
+        defining = dict(adaptive_defining(config, plan), folds=settings["folds"])
     if settings["resource"] == "n_samples" and not settings["chunk_size"]:
         defining["adaptive"]["max_units"] = settings["max_units"]  # sets the default chunk size
     models = {}

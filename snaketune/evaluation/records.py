@@ -79,6 +79,7 @@ class TrialSpec:
     return_train_score: bool = False
     budget: Budget | None = None
     slot: SlotRef | None = None
+    command: dict | None = None  # a command study's trial (snaketune/evaluation/command.py)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:
@@ -136,6 +137,8 @@ class TrialRecord:
     slot: int | None = None
     carried: bool = False
     reused: bool = False
+    # Command studies: the command line run, its exit status, raw metrics and log file.
+    command: dict | None = None
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from snaketune.base.jsonutil import write_json_atomic
+from snaketune.evaluation.command import checkpoint_dir
 from snaketune.evaluation.records import TrialRecord, TrialSpec, read_record, read_records, state_path
 
 TIE_RULE = "mean test score of the refit metric descending (failed last), then config_key, then model_id ascending"
@@ -92,6 +93,8 @@ def resolve_slot(spec: TrialSpec, output) -> TrialRecord | tuple[TrialSpec, tupl
     if not previous.ok or previous.stopped:
         copy_atomic(previous_state, state_path(output))
         return relabel(previous, spec, carried=True, units_trained=0)
+    if spec.command is not None:  # the command resumes from a copy of that trial's checkpoint folder
+        return spec, (checkpoint_dir(entry["results"][spec.fold]), previous.budget, previous.history)
     if spec.budget.resource == "partial_fit":
         with open(previous_state, "rb") as fh:
             state = pickle.load(fh)  # a model this study trained and saved itself

@@ -31,6 +31,7 @@ from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.procs import set_parent_death_signal
 from snaketune.evaluation.budget import Budget, train
+from snaketune.evaluation.command import cached_checkpoint, checkpoint_dir, copy_tree, run_command_trial
 from snaketune.evaluation.records import (
     CorruptTrialError,
     RunSettings,
@@ -247,13 +248,17 @@ def deprecated_parameter(estimator, name: str) -> bool:
 # One trial, start to end
 
 
-def run_trial(spec: TrialSpec, output: str | Path, threads: int = 1, cache_dir: str | None = None) -> TrialRecord:
+def run_trial(
+    spec: TrialSpec, output: str | Path, threads: int = 1, cache_dir: str | None = None, timeout: float | None = None
+) -> TrialRecord:
     """Run one trial and return its record (written by the caller).
 
     A budgeted trial writes its model state to :func:`state_path` itself (so a forked trial's
     state survives it), and keeps a content-addressed copy of record and state in ``cache_dir``
     (``<config_key>_<fold>_u<units>``): a slot that Snakemake reruns (a rerun promotion, a
     resumed run) finds the model already trained that far instead of training it again.
+    A command study's trial (``spec.command``) runs its command instead of a fit, killed after
+    ``timeout`` seconds; its checkpoint folder is cached and restored with the record.
     """
     from snaketune.evaluation.slots import copy_atomic, relabel, resolve_slot
 
@@ -269,8 +274,18 @@ def run_trial(spec: TrialSpec, output: str | Path, threads: int = 1, cache_dir: 
         cached = Path(cache_dir) / f"{spec.config_key}_{spec.fold}_u{spec.budget.units}.json"
         if cached.exists() and state_path(cached).exists():
             copy_atomic(state_path(cached), state_path(output))
+            if spec.command is not None:
+                copy_tree(cached_checkpoint(cached), checkpoint_dir(output))
             record = relabel(read_record_unchecked(cached), spec, reused=True)
             return replace(record, start=start.isoformat(), end=datetime.now(UTC).isoformat())
+    if spec.command is not None:
+        resume_from, done, history = previous or (None, 0, [])
+        result = run_command_trial(
+            spec, output, threads=threads, timeout=timeout, resume_from=resume_from, done=done, history=history
+        )
+        record = TrialRecord(**base_fields(spec, start), **result)
+        record.end = datetime.now(UTC).isoformat()
+        return _keep_state(spec, output, record, None, cached)
     data, splits, estimator, scorers = load_inputs(spec)
     train_rows, test_rows = splits[spec.fold]
     state, done, history = previous or (None, 0, [])
@@ -298,12 +313,22 @@ def run_trial(spec: TrialSpec, output: str | Path, threads: int = 1, cache_dir: 
         data_fingerprint=data["meta"]["fingerprint"],
     )
     record.end = datetime.now(UTC).isoformat()
+    return _keep_state(spec, output, record, model, cached)
+
+
+def _keep_state(spec: TrialSpec, output, record: TrialRecord, model, cached: Path | None) -> TrialRecord:
+    """A budgeted trial's model state next to its record, and both (and a command's checkpoint
+    folder) in the trial cache."""
+    from snaketune.evaluation.slots import copy_atomic
+
     if spec.budget is not None:
         # The state is written before the record, so a record on disk always has its state.
         keep = model if spec.budget.resource == "partial_fit" else None
         write_bytes_atomic(state_path(output), pickle.dumps(keep, protocol=pickle.HIGHEST_PROTOCOL))
         if cached is not None and record.ok and not cached.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)
+            if spec.command is not None:
+                copy_tree(checkpoint_dir(output), cached_checkpoint(cached))
             copy_atomic(state_path(output), state_path(cached))
             write_json_atomic(cached, record.to_dict())
     return record
@@ -381,7 +406,10 @@ def execute(spec: TrialSpec, output: str, settings: RunSettings | None = None, b
     cached = Path(batch_cache) / f"{spec.trial_id}.json" if batch_cache and not spec.budget else None
     if cached is not None and cached.exists() and _link_atomic(cached, Path(output)):
         return read_record(output)
-    if settings.timeout:
+    if spec.command is not None:
+        # A command is its own process group, killed on time by the runner: no fork needed.
+        record = run_trial(spec, output, settings.threads, settings.cache_dir, timeout=settings.timeout)
+    elif settings.timeout:
         record = run_isolated(
             spec, output, timeout=settings.timeout, threads=settings.threads, cache_dir=settings.cache_dir
         )
@@ -441,6 +469,8 @@ def execute_many(
             lines.append(str(exc))
             return 1, "\n".join(lines) + "\n"
         extra = f", {record.budget} {record.resource}" if record.budget is not None else ""
+        if record.command:  # a command study: where its stdout/stderr went
+            extra += f", log {record.command['log']}"
         lines.append(f"trial {spec.trial_id}: {record.status.value} in {record.fit_time:.3f} s{extra}")
     return 0, "\n".join(lines) + "\n"
 

@@ -358,11 +358,13 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
             "data fingerprint",
             f"<code>{escape(str(best.get('data_fingerprint')))}</code> (sha256 of the prepared arrays)",
         ),
-        ("data source", f"<code>{escape(json.dumps(config['data'], sort_keys=True))}</code>"),
-        ("estimator", f"<code>{escape(json.dumps(config['estimator'], sort_keys=True))}</code>"),
+        ("data source", f"<code>{escape(json.dumps(config.get('data'), sort_keys=True))}</code>"),
+        ("estimator", f"<code>{escape(json.dumps(config.get('estimator'), sort_keys=True))}</code>"),
         ("seed", str(config.get("seed"))),
         ("scoring / refit", f"{escape(', '.join(config['scoring']))} / {escape(config['refit'])}"),
     ]
+    if config.get("command"):  # your own training script: its command, not a data set and estimator
+        prov[1:3] = [("command", f"<code>{escape(config['command']['run'])}</code>")]
     prov += [(f"{k} (trials)", escape(str(v))) for k, v in sorted(versions.items())]
     prov += [(f"{k} (this report)", escape(str(v))) for k, v in sorted(tools.items())]
     prov += [(f"{k} (refit)", escape(str(v))) for k, v in sorted(refit_versions.items()) if versions.get(k) != v]

@@ -105,6 +105,13 @@ def refit(
     return f"refit the best configuration -> {model}"
 
 
+def refit_command(*, best: str, spec: dict, template, seed: int, budget: dict | None, outputs: list[str]) -> str:
+    """A command study's refit: the best configuration's command on all data, or a noted skip."""
+    from snaketune.evaluation.command import refit_command as run_refit
+
+    return run_refit(best=best, spec=spec, template=template, seed=seed, budget=budget, outputs=outputs)
+
+
 def report_pages(
     *, leaderboard: str, best: str, refit: str, config: dict, outputs: list[str], landing_template: str | None = None
 ) -> str:
@@ -162,6 +169,7 @@ CALLS = {
     "aggregate": aggregate,
     "plots": plots,
     "refit": refit,
+    "refit_command": refit_command,
     "report_pages": report_pages,
     "nested_splits": nested_splits,
     "nested_outer": nested_outer,

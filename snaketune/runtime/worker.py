@@ -171,6 +171,8 @@ class Worker:
             spec = read_args(request["args"])["specs"][0]
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             return
+        if spec.get("command"):  # a command study: no estimator to warm up
+            return
         key = repr([spec.get(k) for k in ("data_dir", "splits", "estimator", "allowed_modules", "seed", "scoring")])
         if key in self.warmed:
             return

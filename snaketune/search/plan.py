@@ -80,6 +80,10 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
     from snaketune.base.splits import cv_identity, ordered
     from snaketune.search.space import candidates as space_candidates
 
+    if "command" in config:  # your own training script as the trial (search/command.py)
+        from snaketune.search.command import command_plan
+
+        return Plan(**command_plan(config, basedir, candidates))
     out = f"{config['output_dir']}/{config['study']}"
     source = source_digest(config["data"], Path(basedir))
     if ordered(config["cv"]) and config["data"].get("test_size"):

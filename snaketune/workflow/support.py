@@ -29,6 +29,11 @@ class Study:
         return bool({"hyperband", "successive_halving"} & set(self.config["search"]))
 
     @property
+    def command(self) -> dict | None:
+        """The ``command:`` section of a command study (your own training script), else None."""
+        return self.config.get("command")
+
+    @property
     def out(self) -> str:
         return self.plan.out
 
@@ -63,7 +68,7 @@ class Study:
         """The files the prepare job writes to the data folder (arrays, or a table's Arrow files)."""
         from snaketune.base.data import stored_files
 
-        return stored_files(self.config["data"])
+        return stored_files(self.config.get("data") or {})  # command studies have none
 
     def prepare_args(self) -> dict:
         """Extra arguments of the prepare call: time-series CV holds out the last rows."""
@@ -105,7 +110,8 @@ class Study:
         out = self.out
         return (
             self.leaderboard_outputs()
-            + [f"{out}/model.pkl", f"{out}/refit.json"]
+            + ([] if self.command else [f"{out}/model.pkl"])
+            + [f"{out}/refit.json"]
             + [f"{out}/plots/{name}.png" for name in self.plot_names()]
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
             + self.job_outputs
@@ -214,6 +220,8 @@ def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
     from snaketune.base.data import source_digest
     from snaketune.base.jsonutil import digest, file_sha256
 
+    if "command" in config:
+        return None  # a command study hashes its input files at every parse (search/command.py)
     study, output_dir = config.get("study"), config.get("output_dir", "results")
     if not (isinstance(study, str) and re.fullmatch(r"[A-Za-z0-9_-]+", study)):
         return None
@@ -397,6 +405,8 @@ def start_worker(study: Study, workflow):
 
     if not study.config.get("worker", True):
         return None
+    if study.command and (study.command.get("conda") or study.command.get("container")):
+        return None  # the command must run inside the job's conda env / container, not the worker
     if not workflow.local_exec or not is_main_process(workflow) or workflow.dryrun:
         return None
     proc = worker.start(study.out, f"{study.out}/logs/worker.log")
@@ -458,6 +468,8 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
 
     if study.adaptive:
         return {}
+    if study.command and study.config.get("trials_per_job", 1) == "auto":
+        return {}  # nothing to measure without running the user's command: one trial a job
     main_process, cores = True, 1
     if workflow is not None:
         main_process = is_main_process(workflow)
@@ -530,3 +542,31 @@ def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> 
         marker.unlink(missing_ok=True)
         cleared += 1
     return cleared
+
+
+def trial_environment(study: Study) -> tuple[str, str | None]:
+    """``conda:`` and ``container:`` of the trial rules: a command study's env file and image
+    (else our own env, no image).
+
+    A command study's jobs run the trial client with this Python (``SNAKETUNE_PYTHON``), so
+    ``--use-conda`` / ``--sdm apptainer`` put only the user's command in its environment.
+    """
+    ours = "../../envs/snaketune.yaml"  # relative to workflow/rules/, as the rules' own
+    if not study.command:
+        return ours, None
+    os.environ["SNAKETUNE_PYTHON"] = sys.executable
+    conda = study.command.get("conda")
+    return (os.path.abspath(conda) if conda else ours), study.command.get("container")
+
+
+def command_refit_args(study: Study) -> str:
+    """The refit call of a command study."""
+    command = study.command
+    return call_args(
+        best=f"{study.out}/best.json",
+        spec=study.plan.trial_spec_base["command"],
+        template=command.get("refit", False),
+        seed=study.config["seed"],
+        budget=study.refit_budget(),
+        outputs=[f"{study.out}/refit.json"],
+    )

@@ -48,8 +48,7 @@ if not SLOT_GROUPS:
     rule slot:
         input:
             unpack(slot_inputs),
-            data=DATA,
-            splits=PLAN.splits_path,
+            **TRIAL_INPUTS,
         output:
             trials=[
                 f"{OUT}/trials/b{{bracket}}-r{{rung}}-s{{slot}}_{k}.json"
@@ -66,7 +65,9 @@ if not SLOT_GROUPS:
         group:
             "trials"
         conda:
-            "../../envs/snaketune.yaml"
+            TRIAL_CONDA
+        container:
+            TRIAL_CONTAINER
         threads: config["resources"]["threads"]
         resources:
             mem_mb=config["resources"]["mem_mb"],
@@ -86,8 +87,7 @@ else:
                 f"slots_b{_b}_r{_i}_s{_group[0]}"
             input:
                 **({"promotion": SLOTS.promotion_path(_b, _i - 1)} if _i else {}),
-                data=DATA,
-                splits=PLAN.splits_path,
+                **TRIAL_INPUTS,
             output:
                 trials=[p for j in _group for p in SLOTS.slot_trials(_b, _i, j)],
                 states=[
@@ -101,7 +101,9 @@ else:
             group:
                 "trials"
             conda:
-                "../../envs/snaketune.yaml"
+                TRIAL_CONDA
+            container:
+                TRIAL_CONTAINER
             threads: config["resources"]["threads"]
             resources:
                 mem_mb=config["resources"]["mem_mb"],

@@ -25,6 +25,11 @@ if ws.is_main_process(workflow):
 ADAPTIVE = STUDY.adaptive
 # Arrays (.npy), or a table's Arrow files; groups.npy with data.groups.
 DATA = multiext(f"{PLAN.data_dir}/", *STUDY.data_files)
+# Command studies (your own training script): no data or splits to prepare; the command runs in
+# the study's conda env / container when Snakemake is asked for them (workflow/rules/command.smk).
+COMMAND = STUDY.command
+TRIAL_INPUTS = {} if COMMAND else {"data": DATA, "splits": PLAN.splits_path}
+TRIAL_CONDA, TRIAL_CONTAINER = ws.trial_environment(STUDY)
 
 
 # The command of every job: a registered package call (snaketune/runtime/calls.py) with its

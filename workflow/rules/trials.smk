@@ -6,8 +6,7 @@ if not BATCHES:
 
     rule trial:
         input:
-            data=DATA,
-            splits=PLAN.splits_path,
+            **TRIAL_INPUTS,
         output:
             f"{OUT}/trials/{{trial}}.json",
         log:
@@ -16,7 +15,9 @@ if not BATCHES:
         group:
             "trials"
         conda:
-            "../../envs/snaketune.yaml"
+            TRIAL_CONDA
+        container:
+            TRIAL_CONTAINER
         threads: config["resources"]["threads"]
         resources:
             mem_mb=config["resources"]["mem_mb"],
@@ -36,8 +37,7 @@ else:
             name:
                 f"trials_{_batch}"
             input:
-                data=DATA,
-                splits=PLAN.splits_path,
+                **TRIAL_INPUTS,
             output:
                 STUDY.batch_manifest(_batch),
             log:
@@ -45,7 +45,9 @@ else:
             group:
                 "trials"
             conda:
-                "../../envs/snaketune.yaml"
+                TRIAL_CONDA
+            container:
+                TRIAL_CONTAINER
             threads: config["resources"]["threads"]
             resources:
                 mem_mb=config["resources"]["mem_mb"],
