@@ -28,6 +28,7 @@ PLOT_TITLES = {
     "fold_spread": "Fold spread of the top configurations",
     "fit_time": "Fit time against score",
     "score_vs_resource": "Score against resource, every model",
+    "optimization_history": "Optimisation history (model-based search)",
 }
 
 

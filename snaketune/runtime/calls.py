@@ -31,6 +31,16 @@ def promote(*, slots: list[list[str]], keep: int, refit: str, outputs: list[str]
     return f"promoted {[s['model_id'] for s in doc['survivors']]}"
 
 
+def ask(**kwargs) -> str:
+    """A model-based search's round: tell the previous round's results, ask the next configurations."""
+    from snaketune.evaluation.rounds import ask_round
+
+    entries = ask_round(**kwargs)
+    return f"round {kwargs['round_index']}: asked trials {[e['number'] for e in entries]}: " + "; ".join(
+        str(e["params"]) for e in entries
+    )
+
+
 def prepare_data(*, data: dict, outputs: list[str]) -> str:
     from snaketune.base.data import prepare
 
@@ -59,9 +69,13 @@ def aggregate(*, plan: dict, config: dict, outputs: list[str]) -> str:
 
 
 def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
+    from snaketune.results.optuna_study import PLOT_NAME, plot_history
     from snaketune.results.plots import make_plots
 
-    make_plots(leaderboard, config, outputs)
+    history = [p for p in outputs if Path(p).stem == PLOT_NAME]  # model-based searches only
+    make_plots(leaderboard, config, [p for p in outputs if p not in history])
+    for path in history:
+        plot_history(leaderboard, config, path)
     return f"{len(outputs)} plots"
 
 
@@ -106,6 +120,7 @@ def report_pages(*, leaderboard: str, best: str, refit: str, config: dict, outpu
 CALLS = {
     "trials": trials,
     "promote": promote,
+    "ask": ask,
     "prepare_data": prepare_data,
     "make_splits": make_splits,
     "aggregate": aggregate,

@@ -86,15 +86,8 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
     cv_key = digest({"data": data_key, "cv": cv_spec})
     if candidates is None:
         candidates = space_candidates(config["search"])
-    defining = {
-        "estimator": config["estimator"],
-        "data": data_key,
-        "cv": cv_key,
-        "scoring": config["scoring"],
-        "return_train_score": config["return_train_score"],
-        "seed": config["seed"],
-    }
-    config_keys = [digest(dict(defining, params=to_jsonable(p))) for p in candidates]
+    defining = defining_fields(config, data_key, cv_key)
+    config_keys = [config_key(defining, p) for p in candidates]
     base = {
         "estimator": config["estimator"],
         "allowed_modules": config["allowed_modules"],
@@ -105,6 +98,23 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         "splits": f"{out}/splits/{cv_key}.npz",
     }
     return Plan(out, data_key, cv_key, n_folds(config["cv"]), list(candidates), config_keys, base, classifier)
+
+
+def defining_fields(config: dict, data_key: str, cv_key: str) -> dict:
+    """What a configuration's key hashes besides its parameters (see the module docstring)."""
+    return {
+        "estimator": config["estimator"],
+        "data": data_key,
+        "cv": cv_key,
+        "scoring": config["scoring"],
+        "return_train_score": config["return_train_score"],
+        "seed": config["seed"],
+    }
+
+
+def config_key(defining: dict, params: dict) -> str:
+    """The content hash naming a configuration (``<config_key>_<fold>`` names its trials)."""
+    return digest(dict(defining, params=to_jsonable(params)))
 
 
 def _is_classifier(config: dict) -> bool:

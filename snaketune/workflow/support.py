@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from snaketune.config.load import ConfigError, load_config, read_yaml
@@ -38,22 +39,40 @@ class Study:
         return setup(self)
 
     @property
+    def optuna(self) -> bool:
+        return "optuna" in self.config["search"]
+
+    @cached_property
+    def rounds(self):
+        """The :class:`~snaketune.evaluation.rounds.OptunaPlan` of a model-based search."""
+        from snaketune.evaluation.rounds import setup
+
+        return setup(self)
+
+    @property
     def trial_paths(self) -> list[str]:
+        if self.optuna:
+            return self.rounds.trial_paths
         return self.slots.trial_paths if self.adaptive else self.plan.trial_paths
 
     def plot_names(self) -> list[str]:
         from snaketune.results.adaptive import PLOT_NAME
+        from snaketune.results.optuna_study import PLOT_NAME as OPTUNA_PLOT
         from snaketune.results.plots import plot_names
 
-        return plot_names(self.config) + ([PLOT_NAME] if self.adaptive else [])
+        return plot_names(self.config) + ([PLOT_NAME] if self.adaptive else []) + ([OPTUNA_PLOT] if self.optuna else [])
 
     def leaderboard_outputs(self) -> list[str]:
         out = self.out
         files = [f"{out}/leaderboard.csv", f"{out}/leaderboard.md", f"{out}/best.json"]
+        if self.optuna:
+            return files + [self.rounds.journal_path]  # the study as Optuna storage
         return files + ([f"{out}/history.csv"] if self.adaptive else [])
 
     def plan_summary(self) -> dict:
         """What aggregation needs of the plan (JSON-able)."""
+        if self.optuna:
+            return self.rounds.to_summary()
         if self.adaptive:
             return self.slots.to_summary()
         from snaketune.base.jsonutil import to_jsonable
@@ -129,7 +148,7 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
             study_config, plan = cached
         else:
             study_config = load_config(config, basedir, check_data=main_process)
-            candidates = [] if {"hyperband", "successive_halving"} & set(study_config["search"]) else None
+            candidates = [] if {"hyperband", "successive_halving", "optuna"} & set(study_config["search"]) else None
             try:
                 plan = make_plan(study_config, basedir, candidates=candidates)
             except Exception as exc:  # noqa: BLE001 - the checks missed something: still one line
@@ -330,7 +349,7 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
     """Batches of trials for ``trials_per_job`` (``auto`` measured in the main process only)."""
     from snaketune.runtime.batching import make_batches, resolve_trials_per_job
 
-    if study.adaptive:
+    if study.adaptive or study.optuna:
         return {}
     main_process, cores = True, 1
     if workflow is not None:
@@ -387,3 +406,23 @@ def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> 
         marker.unlink(missing_ok=True)
         cleared += 1
     return cleared
+
+
+def optuna_trial_args(study: Study, r: int, k: int, fold: int) -> str:
+    """One trial of a model-based search (its configuration is read from the round's ask file)."""
+    rounds = study.rounds
+    return call_args(specs=[rounds.trial_specs(r, k)[fold]], outputs=[rounds.slot_trials(r, k)[fold]])
+
+
+def optuna_group_args(study: Study, r: int, trials: list[tuple[int, int]]) -> str:
+    """Several trials of one round in one job, in a file (see :func:`call_file`)."""
+    rounds = study.rounds
+    specs = [rounds.trial_specs(r, k)[f] for k, f in trials]
+    outputs = [rounds.slot_trials(r, k)[f] for k, f in trials]
+    return call_file(study, specs=specs, outputs=outputs)
+
+
+def optuna_groups(study: Study) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Trials per job for a model-based search; empty when every trial is its own job."""
+    groups = study.rounds.trial_groups(study.config.get("trials_per_job", 1))
+    return [] if all(len(g) == 1 for _, g in groups) else groups
