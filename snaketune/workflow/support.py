@@ -426,3 +426,13 @@ def optuna_groups(study: Study) -> list[tuple[int, list[tuple[int, int]]]]:
     """Trials per job for a model-based search; empty when every trial is its own job."""
     groups = study.rounds.trial_groups(study.config.get("trials_per_job", 1))
     return [] if all(len(g) == 1 for _, g in groups) else groups
+
+
+def round_groups(workflow, n_rounds: int) -> None:
+    """Let group ``trials-r<round>`` (the trials of one round of a model-based search) take the
+    settings of group ``trials``, so ``--group-components trials=N`` packs them as it packs any
+    search's trials, but only within a round: packing two rounds together would make the group
+    depend on itself through the ask job between them, which Snakemake refuses. Uses the mapping
+    Snakemake itself keeps from a wildcard group's instances to the group's template."""
+    for r in range(n_rounds):
+        workflow.parent_groupids[f"trials-r{r}"] = "trials"

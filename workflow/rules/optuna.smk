@@ -4,6 +4,8 @@
 # the round's ask file at run time (snaketune/evaluation/rounds.py).
 ROUNDS = STUDY.rounds
 OPTUNA_GROUPS = ws.optuna_groups(STUDY)
+# Trials are grouped per round (group trials-r<round>, with the settings of group "trials").
+ws.round_groups(workflow, ROUNDS.n_rounds)
 if ws.is_main_process(workflow):
     print(ROUNDS.summary(), file=sys.stderr)
 
@@ -57,7 +59,7 @@ if not OPTUNA_GROUPS:
         log:
             f"{OUT}/logs/trials/o{{round}}-{{index}}_{{fold}}.log",
         group:
-            "trials"
+            lambda wc: f"trials-r{wc.round}"
         conda:
             "../../envs/snaketune.yaml"
         threads: config["resources"]["threads"]
@@ -87,7 +89,7 @@ else:
             log:
                 f"{OUT}/logs/trials/o{_round}-{_trials[0][0]}_{_trials[0][1]}-batch.log",
             group:
-                "trials"
+                f"trials-r{_round}"
             conda:
                 "../../envs/snaketune.yaml"
             threads: config["resources"]["threads"]
