@@ -190,6 +190,18 @@ def test_tpe_rounds_rerun_nothing_and_repeat_exactly(make_study):
     assert without_timings(fresh.leaderboard()).equals(without_timings(study.leaderboard()))
     assert sorted(p.name for p in fresh.trial_files()) == sorted(p.name for p in study.trial_files())
 
+    # Asking again (round 2's ask file deleted) asks the same configurations; their trials are
+    # restored from the content-addressed cache, not fitted again.
+    (fresh.out / "optuna" / "round-2.json").unlink()
+    run = fresh.snakemake("--cores", "1")
+    assert jobs_run(run, "ask") == 2  # rounds 2 and 3
+    assert asked_files(fresh) == asked_files(study)
+    restored = [json.loads(p.read_text()) for p in fresh.trial_files()]
+    assert {r["trial_id"] for r in restored if r["reused"]} == {
+        f"o{r}-{k}_{f}" for r, n in ((2, 4), (3, 2)) for k in range(n) for f in range(3)
+    }
+    assert without_timings(fresh.leaderboard()).equals(without_timings(study.leaderboard()))
+
     # status reads the same trial files.
     status = subprocess.run(
         [sys.executable, "-m", "snaketune", "status", "--json"],

@@ -73,6 +73,11 @@ class OptunaPlan:
     def journal_path(self) -> str:
         return f"{self.out}/optuna/journal.log"
 
+    @property
+    def ask_outputs(self) -> list[str]:
+        """Every round's ask file and Optuna state."""
+        return [p for r in range(self.n_rounds) for p in (self.ask_path(r), self.state_path(r))]
+
     @staticmethod
     def trial_id(r: int, k: int, fold: int) -> str:
         return f"o{r}-{k}_{fold}"

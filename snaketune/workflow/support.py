@@ -98,7 +98,8 @@ class Study:
             + [f"{out}/plots/{name}.png" for name in self.plot_names()]
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
             + self.trial_paths
-        )  # trials are targets too: Snakemake does not redo a deleted intermediate file
+            + (self.rounds.ask_outputs if self.optuna else [])
+        )  # trials (and ask files) are targets too: Snakemake does not redo a deleted intermediate file
 
 
 def fail_config(error: ConfigError) -> None:
