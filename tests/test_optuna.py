@@ -132,6 +132,46 @@ def test_config_errors_name_the_key():
     ]
 
 
+def test_ask_tells_failed_configurations_as_failed(tmp_path):
+    """Round 1's ask tells round 0's results: the mean over folds, or FAIL when every fold failed
+    (error_score nan: also when one fold failed); the asked trials of round 1 stay RUNNING."""
+    import pickle
+
+    from snaketune.base.jsonutil import write_json_atomic
+    from snaketune.evaluation.records import TrialRecord, TrialStatus
+    from snaketune.evaluation.rounds import ask_round
+
+    def ask(r, previous=None):
+        outputs = [str(tmp_path / f"round-{r}.json"), str(tmp_path / f"round-{r}.pkl")]
+        ask_round(
+            round_index=r, batch_size=3, sampler="tpe", seed=0, space=SPACE, refit="accuracy",
+            defining={}, previous=previous, outputs=outputs,
+        )  # fmt: skip
+        return outputs
+
+    first = ask(0)
+    outcomes = [[0.5, 0.75], [None, None], [0.9, None]]  # None: the fold failed
+    trials = []
+    for k, scores in enumerate(outcomes):
+        paths = []
+        for fold, score in enumerate(scores):
+            path = tmp_path / f"o0-{k}_{fold}.json"
+            status = TrialStatus.OK if score is not None else TrialStatus.ERROR
+            record = TrialRecord(f"o0-{k}_{fold}", "key", fold, {}, status, {"accuracy": score}, 0.0, 0.0)
+            write_json_atomic(path, record.to_dict())
+            paths.append(str(path))
+        trials.append(paths)
+    second = ask(1, {"ask": first[0], "state": first[1], "trials": trials})
+    saved = pickle.loads((tmp_path / "round-1.pkl").read_bytes())
+    study = optuna.load_study(study_name="snaketune", storage=saved["storage"])
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "FAIL", "FAIL", "RUNNING", "RUNNING", "RUNNING"]
+    assert study.trials[0].value == np.mean([0.5, 0.75])
+    asked = json.loads((tmp_path / "round-1.json").read_text())["asked"]
+    assert [a["number"] for a in asked] == [3, 4, 5] and second[0].endswith("round-1.json")
+    assert [a["params"] for a in asked] == [t.params for t in study.trials[3:]]
+
+
 # ----------------------------------------------------------------------------------------------
 # End to end
 
