@@ -284,7 +284,7 @@ def test_kill_mid_round_resumes_with_the_same_configurations(make_study):
     """kill -9 Snakemake while a round-1 trial runs, then a job client while round 2's ask runs;
     resume as the README says; the configurations are Optuna's by hand and no finished trial
     file changed."""
-    study = make_study(svc_config("killed", n_trials=10, batch_size=4))
+    study = make_study(svc_config("killed", n_trials=6, batch_size=2))
     base = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir), "--cores", "2"]
     rng = random.Random(20261126)
     tracker = killing.TrialTracker(study.out / "trials")
@@ -314,5 +314,5 @@ def test_kill_mid_round_resumes_with_the_same_configurations(make_study):
     assert final.returncode == 0, final.stderr[-3000:]
     tracker.observe()
     assert not tracker.changed(), tracker.changed()
-    expected = ByHand(study).batches(optuna.samplers.TPESampler(seed=0), 10, 4)
+    expected = ByHand(study).batches(optuna.samplers.TPESampler(seed=0), 6, 2)
     assert leaderboard_params(study) == expected
