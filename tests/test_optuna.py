@@ -132,6 +132,19 @@ def test_config_errors_name_the_key():
     ]
 
 
+def test_example_plans_ten_rounds_of_six():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snaketune", "plan", "--json", str(REPO / "examples" / "svc-digits-tpe.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "rounds": 10, "batch_size": 6, "configurations": 60, "folds": 5, "trials": 300,
+    }  # fmt: skip
+
+
 def test_ask_tells_failed_configurations_as_failed(tmp_path):
     """Round 1's ask tells round 0's results: the mean over folds, or FAIL when every fold failed
     (error_score nan: also when one fold failed); the asked trials of round 1 stay RUNNING."""
