@@ -185,6 +185,44 @@ def test_ask_tells_failed_configurations_as_failed(tmp_path):
     assert [a["params"] for a in asked] == [t.params for t in study.trials[3:]]
 
 
+@pytest.mark.parametrize("sampler", ["cmaes", "qmc", "random"])
+def test_ask_rounds_equal_optimize_for_every_sampler(tmp_path, sampler):
+    """The ask step round by round (batch_size 1, fold scores by scikit-learn written as trial
+    files) proposes what Optuna's own study.optimize does with the same sampler and seed: the
+    carried storage keeps CMA-ES's optimizer and QMC's sample counter (system attributes)."""
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    from snaketune.base.jsonutil import write_json_atomic
+    from snaketune.evaluation.records import TrialRecord, TrialStatus
+    from snaketune.evaluation.rounds import ask_round
+    from snaketune.search.optuna_space import make_sampler
+
+    X, y = load_iris(return_X_y=True)
+    by_hand = ByHand.__new__(ByHand)
+    by_hand.X, by_hand.y, by_hand.splits = X, y, list(StratifiedKFold(3).split(X, y))
+    n = 8
+    own = optuna.create_study(sampler=make_sampler(sampler, 1), direction="maximize")
+    own.optimize(by_hand.objective, n_trials=n)
+    previous, asked = None, []
+    for r in range(n):
+        outputs = [str(tmp_path / f"round-{r}.json"), str(tmp_path / f"round-{r}.pkl")]
+        (entry,) = ask_round(
+            round_index=r, batch_size=1, sampler=sampler, seed=1, space=SPACE, refit="accuracy",
+            defining={}, previous=previous, outputs=outputs,
+        )  # fmt: skip
+        asked.append(entry["params"])
+        scores = cross_validate(SVC(**entry["params"]), X, y, cv=by_hand.splits, scoring="accuracy")["test_score"]
+        paths = []
+        for fold, score in enumerate(scores):
+            path = tmp_path / f"o{r}-0_{fold}.json"
+            record = TrialRecord(path.stem, "key", fold, {}, TrialStatus.OK, {"accuracy": float(score)}, 0.0, 0.0)
+            write_json_atomic(path, record.to_dict())
+            paths.append(str(path))
+        previous = {"ask": outputs[0], "state": outputs[1], "trials": [paths]}
+    assert asked == [t.params for t in own.trials]
+
+
 # ----------------------------------------------------------------------------------------------
 # End to end
 
