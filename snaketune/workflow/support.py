@@ -409,6 +409,15 @@ def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> 
     return cleared
 
 
+def ask_inputs(study: Study, r: int) -> dict:
+    """Round ``r``'s ask job needs round ``r - 1``'s ask file, Optuna state and trial files."""
+    if r == 0:
+        return {}
+    previous = study.rounds.ask_args(r)["previous"]
+    trials = [p for paths in previous["trials"] for p in paths]
+    return {"ask": previous["ask"], "state": previous["state"], "trials": trials}
+
+
 def optuna_trial_args(study: Study, r: int, k: int, fold: int) -> str:
     """One trial of a model-based search (its configuration is read from the round's ask file)."""
     rounds = study.rounds

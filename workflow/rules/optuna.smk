@@ -16,19 +16,10 @@ wildcard_constraints:
     fold=r"\d+",
 
 
-def ask_inputs(wc):
-    """Round r needs round r-1's asked configurations, its Optuna state and its results."""
-    r = int(wc.round)
-    if r == 0:
-        return {}
-    previous = ROUNDS.ask_args(r)["previous"]
-    trials = [p for paths in previous["trials"] for p in paths]
-    return {"ask": previous["ask"], "state": previous["state"], "trials": trials}
-
-
 rule ask:
     input:
-        unpack(ask_inputs),
+        # Round r needs round r-1's asked configurations, its Optuna state and its results.
+        unpack(lambda wc: ws.ask_inputs(STUDY, int(wc.round))),
     output:
         ask=f"{OUT}/optuna/round-{{round}}.json",
         state=f"{OUT}/optuna/round-{{round}}.pkl",
