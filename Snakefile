@@ -13,6 +13,10 @@ if ADAPTIVE:
 
     include: "workflow/rules/adaptive.smk"
 
+elif STUDY.optuna:
+
+    include: "workflow/rules/optuna.smk"
+
 else:
 
     include: "workflow/rules/trials.smk"

@@ -41,6 +41,16 @@ def plan(args: argparse.Namespace) -> int:
         return 1
     from snaketune.search.plan import make_plan
 
+    if "optuna" in config["search"]:
+        from types import SimpleNamespace
+
+        from snaketune.evaluation.rounds import setup
+
+        rounds = setup(SimpleNamespace(config=config, plan=make_plan(config, candidates=[])))
+        summary = {"rounds": rounds.n_rounds, "batch_size": rounds.batch_size, "configurations": rounds.n_trials}
+        summary.update(folds=rounds.n_folds, trials=len(rounds.trial_paths))
+        print(json.dumps(summary) if args.json else rounds.summary() + f" = {summary['trials']} trials")
+        return 0
     trials = make_plan(config)
     summary = {"candidates": len(trials.candidates), "folds": trials.n_folds, "trials": len(trials.trial_ids)}
     print(

@@ -240,3 +240,43 @@ def test_error_score_raise_stops_a_slurm_run(slurm_cluster, make_study):
     assert "FloatingPointError: diverged on purpose" in logs
     assert not (study.out / "leaderboard.csv").exists()
     assert not list((study.out / "trials").glob("*.json"))  # a raised failure is not recorded
+
+
+def test_optuna_rounds_on_slurm_equal_local(slurm_cluster, make_study):
+    """A model-based (TPE) study of 2 rounds on the cluster: each round's trials are one SLURM
+    job (packed within the round, never across the ask between rounds), the ask jobs run on the
+    submit host; configurations and leaderboard equal a local run's."""
+    import pandas as pd
+
+    config = {
+        "study": "tpe-slurm",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "sklearn.svm.SVC"},
+        "search": {
+            "optuna": {
+                "sampler": "tpe",
+                "n_trials": 2,
+                "batch_size": 1,
+                "seed": 0,
+                "params": {"C": {"loguniform": [1.0e-3, 1.0e3]}, "gamma": {"loguniform": [1.0e-4, 1.0e1]}},
+            }
+        },
+        "cv": {"kind": "stratified", "n_splits": 2},
+        "scoring": "accuracy",
+        "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
+    }
+    local = make_study(config, "optuna-local")
+    local.snakemake()
+    cluster = make_study(config, "optuna-cluster")
+    proc = _slurm_snakemake(cluster, timeout=500)
+    submitted = _submissions(proc)
+    assert sum(s.startswith("group_trials") for s in submitted) == 2, submitted  # one per round
+    assert not any("rule_ask" in s for s in submitted), submitted  # asking is a local rule
+
+    def asked(study):
+        return {p.name: p.read_bytes() for p in sorted((study.out / "optuna").glob("round-*.json"))}
+
+    assert asked(cluster) == asked(local) and len(asked(local)) == 2
+    pd.testing.assert_frame_equal(
+        _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
+    )

@@ -308,6 +308,11 @@ def _search_problems(config: dict, estimator) -> list[str]:
     resource = search.get("resource") if isinstance(search, dict) else None
     if resource == "partial_fit" and estimator is not None and not hasattr(estimator, "partial_fit"):
         out.append(f"search.{kind}.resource: {type(estimator).__name__} has no partial_fit; use resource: n_samples")
+    if kind == "optuna":
+        from snaketune.search.optuna_space import sampler_problem, space_problems
+
+        out += space_problems("search.optuna.params", search["params"])
+        out += [p for p in [sampler_problem("search.optuna.sampler", search["sampler"])] if p]
     if kind == "successive_halving" and search.get("min_resources", 1) > search.get("max_resources", float("inf")):
         out.append(
             f"search.successive_halving.min_resources: {search['min_resources']} is more than "

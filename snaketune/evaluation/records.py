@@ -63,6 +63,17 @@ class SlotRef:
 
 
 @dataclass(frozen=True)
+class AskRef:
+    """Where a model-based search's trial sits: configuration ``index`` of round ``round``, Optuna
+    trial ``number``; its configuration is read at run time from the round's ask file ``path``."""
+
+    path: str
+    round: int
+    index: int
+    number: int
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     """Everything a process needs to run one trial (the JSON a job hands over)."""
 
@@ -80,6 +91,7 @@ class TrialSpec:
     budget: Budget | None = None
     slot: SlotRef | None = None
     command: dict | None = None  # a command study's trial (snaketune/evaluation/command.py)
+    ask: AskRef | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:
@@ -87,12 +99,14 @@ class TrialSpec:
         values = {k: v for k, v in data.items() if k in known}
         values["budget"] = Budget.from_dict(data.get("budget"))
         values["slot"] = SlotRef(**data["slot"]) if data.get("slot") else None
+        values["ask"] = AskRef(**data["ask"]) if data.get("ask") else None
         return cls(**values)
 
     def to_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["budget"] = self.budget.to_dict() if self.budget else None
         data["slot"] = dict(self.slot.__dict__) if self.slot else None
+        data["ask"] = dict(self.ask.__dict__) if self.ask else None
         return data
 
 
@@ -139,6 +153,9 @@ class TrialRecord:
     reused: bool = False
     # Command studies: the command line run, its exit status, raw metrics and log file.
     command: dict | None = None
+    # Model-based (Optuna) trials: the round that asked the configuration and its trial number.
+    round: int | None = None
+    number: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -30,6 +30,7 @@ from snaketune.base.data import take_rows
 from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.procs import set_parent_death_signal
+from snaketune.evaluation import rounds
 from snaketune.evaluation.budget import Budget, train
 from snaketune.evaluation.command import cached_checkpoint, checkpoint_dir, copy_tree, run_command_trial
 from snaketune.evaluation.records import (
@@ -362,6 +363,8 @@ def base_fields(spec: TrialSpec, start: datetime) -> dict:
         "bracket": slot.bracket if slot else None,
         "rung": slot.rung if slot else None,
         "slot": slot.slot if slot else None,
+        "round": spec.ask.round if spec.ask else None,
+        "number": spec.ask.number if spec.ask else None,
     }
 
 
@@ -402,7 +405,17 @@ def execute(spec: TrialSpec, output: str, settings: RunSettings | None = None, b
     recomputed.
     """
     settings = settings or RunSettings()
-    batch_cache = settings.cache_dir if batched else None
+    kept = None
+    if spec.ask is not None:
+        # A model-based search's trial: its configuration is in its round's ask file, its result
+        # also kept under the configuration's name (a rerun that asks it again finds it there).
+        spec = rounds.with_asked(spec)
+        kept = rounds.cache_path(settings.cache_dir, spec)
+        found = rounds.restore(kept, spec)
+        if found is not None:
+            write_json_atomic(output, found.to_dict())
+            return found
+    batch_cache = settings.cache_dir if batched and spec.ask is None else None
     cached = Path(batch_cache) / f"{spec.trial_id}.json" if batch_cache and not spec.budget else None
     if cached is not None and cached.exists() and _link_atomic(cached, Path(output)):
         return read_record(output)
@@ -420,6 +433,7 @@ def execute(spec: TrialSpec, output: str, settings: RunSettings | None = None, b
         write_bytes_atomic(state_path(output), pickle.dumps(None))
     if settings.raise_errors and not record.ok:
         raise TrialFailed.from_record(record)
+    rounds.keep(kept, record)
     if cached is not None and record.ok:
         # Cache first, then link: a kill between the two leaves the finished trial in the cache,
         # where a rerun of the batch finds it, instead of only in an output Snakemake may remove.

@@ -31,6 +31,8 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     if "slots" in plan:
         rows = plan["slots"]
         trial_ids = [s["trial_ids"] for s in rows]
+    elif "optuna" in plan:  # model-based: one row per asked configuration, in Optuna's order
+        trial_ids = [row["trial_ids"] for row in plan["rows"]]
     else:
         trial_ids = [[f"{key}_{k}" for k in range(plan["n_folds"])] for key in plan["config_keys"]]
     records = read_records(out / "trials" / f"{t}.json" for ids in trial_ids for t in ids)
@@ -46,6 +48,8 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
             "final_rung": [s["final"] for s in rows],
             "stopped_early": [all(records[t].stopped for t in ids) for ids in trial_ids],
         }
+    elif "optuna" in plan:
+        extra = {"round": [row["round"] for row in plan["rows"]], "number": [row["number"] for row in plan["rows"]]}
     results = cv_results(
         candidates,
         [r.config_key for r in firsts],
@@ -60,19 +64,19 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     frame = to_frame(results)
     add_completion(frame, records, trial_ids)
     add_warning_counts(frame, records, trial_ids)
-    if extra is None:
+    if "slots" not in plan:
         best = best_index(results, refit)
     else:
         final = np.flatnonzero(results["final_rung"])
         means = results[f"mean_test_{refit}"][final]
         best = int(final[0] if np.isnan(means).all() else final[np.nanargmax(means)])
     comparison = add_comparison(frame, results, records, trial_ids, best, config)
-    shown = frame if extra is None else frame[frame["final_rung"]]
+    shown = frame[frame["final_rung"]] if "slots" in plan else frame
     frame.to_csv(outputs[0], index=False)
     top_n = config["report"]["top_n"]
     alpha = comparison.alpha
     table = top_table(shown, refit, scoring, n=top_n, alpha=alpha)
-    kind = "" if extra is None else ", final rung of each bracket"
+    kind = ", final rung of each bracket" if "slots" in plan else ""
     statuses = [r.status for r in records.values()]
     summary = {
         "index": best,
@@ -95,7 +99,12 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     Path(outputs[1]).write_text(markdown + failures_markdown(summary, config["error_score"]))
     if np.isnan(summary["mean_test_score"]):
         summary["warning"] = "every configuration failed on some fold; see n_failed in the leaderboard"
-    if extra is not None:
+    if "optuna" in plan:
+        from snaketune.results.optuna_study import study_summary, write_journal
+
+        summary.update(study_summary(plan, results, best))
+        write_journal(plan, config, records, outputs[3])
+    if "slots" in plan:
         summary.update(_adaptive_summary(plan, records, trial_ids, results, best))
         history = _history(records, refit)
         history.to_csv(outputs[3], index=False)

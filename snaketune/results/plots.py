@@ -35,6 +35,7 @@ PLOT_TITLES = {
     "fit_time": "Fit time against score",
     "score_vs_resource": "Score against resource, every model",
     "importance": "Parameter importance",
+    "optimization_history": "Optimisation history (model-based search)",
 }
 
 # Searches whose configurations are sampled, not laid out: no trend line joins them, and a

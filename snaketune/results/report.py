@@ -311,6 +311,12 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
             f"Random search: {spec.get('n_iter')} configurations sampled with seed {spec.get('seed', 0)} "
             "(scikit-learn's ParameterSampler)."
         )
+    elif kind == "optuna":
+        search_note = (
+            f"Model-based search: Optuna's {spec.get('sampler')} sampler (seed {spec.get('seed', 0)}), "
+            f"{spec.get('n_trials')} configurations asked in rounds of {spec.get('batch_size')}; "
+            "the study is also Optuna storage in optuna/journal.log (optuna-dashboard opens it)."
+        )
     else:
         search_note = kind
     header = ["parameter", "values", "scale"]

@@ -278,14 +278,18 @@ def run(args) -> int:
 
     from snaketune.config.load import ConfigError, load_config
     from snaketune.evaluation.adaptive import setup
+    from snaketune.evaluation.rounds import setup as rounds_setup
     from snaketune.search.plan import make_plan
 
     try:
         raw = _find_config(args.study, args.config)
         config = load_config(raw, ".", check_data=False)
         adaptive = bool({"hyperband", "successive_halving"} & set(config["search"]))
-        plan = make_plan(config, ".", candidates=[] if adaptive else None)
+        model_based = "optuna" in config["search"]
+        plan = make_plan(config, ".", candidates=[] if adaptive or model_based else None)
         slots = setup(SimpleNamespace(config=config, plan=plan)) if adaptive else None
+        if model_based:  # configurations by round and index: the same slot interface
+            slots = rounds_setup(SimpleNamespace(config=config, plan=plan))
     except (ConfigError, OSError) as error:
         print(f"status: {error}", file=sys.stderr)
         return 2

@@ -40,6 +40,16 @@ def promote(*, slots: list[list[str]], keep: int, refit: str, outputs: list[str]
     return f"promoted {[s['model_id'] for s in doc['survivors']]}"
 
 
+def ask(**kwargs) -> str:
+    """A model-based search's round: tell the previous round's results, ask the next configurations."""
+    from snaketune.evaluation.rounds import ask_round
+
+    entries = ask_round(**kwargs)
+    return f"round {kwargs['round_index']}: asked trials {[e['number'] for e in entries]}: " + "; ".join(
+        str(e["params"]) for e in entries
+    )
+
+
 def prepare_data(*, data: dict, outputs: list[str], ordered: bool = False) -> str:
     from snaketune.base.data import prepare
 
@@ -71,9 +81,13 @@ def aggregate(*, plan: dict, config: dict, outputs: list[str]) -> str:
 
 
 def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
+    from snaketune.results.optuna_study import PLOT_NAME, plot_history
     from snaketune.results.plots import make_plots
 
-    make_plots(leaderboard, config, outputs)
+    history = [p for p in outputs if Path(p).stem == PLOT_NAME]  # model-based searches only
+    make_plots(leaderboard, config, [p for p in outputs if p not in history])
+    for path in history:
+        plot_history(leaderboard, config, path)
     return f"{len(outputs)} plots"
 
 
@@ -164,6 +178,7 @@ def nested_summary(*, outer: list[str], best: str, config: dict, n_trials: int, 
 CALLS = {
     "trials": trials,
     "promote": promote,
+    "ask": ask,
     "prepare_data": prepare_data,
     "make_splits": make_splits,
     "aggregate": aggregate,

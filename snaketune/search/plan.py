@@ -121,7 +121,13 @@ def _n_groups(config: dict, basedir) -> int:
 
 def make_config_keys(config: dict, data_key: str, cv_key: str, candidates: list[dict]) -> list[str]:
     """Content hash of each candidate: everything that determines its trials' results."""
-    defining = {
+    defining = defining_fields(config, data_key, cv_key)
+    return [config_key(defining, p) for p in candidates]
+
+
+def defining_fields(config: dict, data_key: str, cv_key: str) -> dict:
+    """What a configuration's key hashes besides its parameters (see the module docstring)."""
+    return {
         "estimator": config["estimator"],
         "data": data_key,
         "cv": cv_key,
@@ -129,7 +135,11 @@ def make_config_keys(config: dict, data_key: str, cv_key: str, candidates: list[
         "return_train_score": config["return_train_score"],
         "seed": config["seed"],
     }
-    return [digest(dict(defining, params=to_jsonable(p))) for p in candidates]
+
+
+def config_key(defining: dict, params: dict) -> str:
+    """The content hash naming a configuration (``<config_key>_<fold>`` names its trials)."""
+    return digest(dict(defining, params=to_jsonable(params)))
 
 
 def _is_classifier(config: dict) -> bool:

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from snaketune.config.load import ConfigError, load_config, read_yaml
@@ -45,7 +46,20 @@ class Study:
         return setup(self)
 
     @property
+    def optuna(self) -> bool:
+        return "optuna" in self.config["search"]
+
+    @cached_property
+    def rounds(self):
+        """The :class:`~snaketune.evaluation.rounds.OptunaPlan` of a model-based search."""
+        from snaketune.evaluation.rounds import setup
+
+        return setup(self)
+
+    @property
     def trial_paths(self) -> list[str]:
+        if self.optuna:
+            return self.rounds.trial_paths
         return self.slots.trial_paths if self.adaptive else self.plan.trial_paths
 
     def batch_manifest(self, batch: str) -> str:
@@ -78,17 +92,22 @@ class Study:
 
     def plot_names(self) -> list[str]:
         from snaketune.results.adaptive import PLOT_NAME
+        from snaketune.results.optuna_study import PLOT_NAME as OPTUNA_PLOT
         from snaketune.results.plots import plot_names
 
-        return plot_names(self.config) + ([PLOT_NAME] if self.adaptive else [])
+        return plot_names(self.config) + ([PLOT_NAME] if self.adaptive else []) + ([OPTUNA_PLOT] if self.optuna else [])
 
     def leaderboard_outputs(self) -> list[str]:
         out = self.out
         files = [f"{out}/leaderboard.csv", f"{out}/leaderboard.md", f"{out}/best.json"]
+        if self.optuna:
+            return files + [self.rounds.journal_path]  # the study as Optuna storage
         return files + ([f"{out}/history.csv"] if self.adaptive else [])
 
     def plan_summary(self) -> dict:
         """What aggregation needs of the plan (JSON-able)."""
+        if self.optuna:
+            return self.rounds.to_summary()
         if self.adaptive:
             return self.slots.to_summary()
         from snaketune.base.jsonutil import to_jsonable
@@ -116,7 +135,8 @@ class Study:
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
             + self.job_outputs
             + self.nested_outputs()
-        )  # trials are targets too: Snakemake does not redo a deleted intermediate file
+            + (self.rounds.ask_outputs if self.optuna else [])
+        )  # trials (and ask files) are targets too: Snakemake does not redo a deleted intermediate file
 
     @property
     def nested(self):
@@ -185,7 +205,7 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
             study_config, plan = cached
         else:
             study_config = load_config(config, basedir, check_data=main_process)
-            candidates = [] if {"hyperband", "successive_halving"} & set(study_config["search"]) else None
+            candidates = [] if {"hyperband", "successive_halving", "optuna"} & set(study_config["search"]) else None
             try:
                 plan = make_plan(study_config, basedir, candidates=candidates)
             except Exception as exc:  # noqa: BLE001 - the checks missed something: still one line
@@ -466,7 +486,7 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
     """Batches of trials for ``trials_per_job`` (``auto`` measured in the main process only)."""
     from snaketune.runtime.batching import make_batches, resolve_trials_per_job
 
-    if study.adaptive:
+    if study.adaptive or study.optuna:
         return {}
     if study.command and study.config.get("trials_per_job", 1) == "auto":
         return {}  # nothing to measure without running the user's command: one trial a job
@@ -570,3 +590,42 @@ def command_refit_args(study: Study) -> str:
         budget=study.refit_budget(),
         outputs=[f"{study.out}/refit.json"],
     )
+
+
+def ask_inputs(study: Study, r: int) -> dict:
+    """Round ``r``'s ask job needs round ``r - 1``'s ask file, Optuna state and trial files."""
+    if r == 0:
+        return {}
+    previous = study.rounds.ask_args(r)["previous"]
+    trials = [p for paths in previous["trials"] for p in paths]
+    return {"ask": previous["ask"], "state": previous["state"], "trials": trials}
+
+
+def optuna_trial_args(study: Study, r: int, k: int, fold: int) -> str:
+    """One trial of a model-based search (its configuration is read from the round's ask file)."""
+    rounds = study.rounds
+    return call_args(specs=[rounds.trial_specs(r, k)[fold]], outputs=[rounds.slot_trials(r, k)[fold]])
+
+
+def optuna_group_args(study: Study, r: int, trials: list[tuple[int, int]]) -> str:
+    """Several trials of one round in one job, in a file (see :func:`call_file`)."""
+    rounds = study.rounds
+    specs = [rounds.trial_specs(r, k)[f] for k, f in trials]
+    outputs = [rounds.slot_trials(r, k)[f] for k, f in trials]
+    return call_file(study, specs=specs, outputs=outputs)
+
+
+def optuna_groups(study: Study) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Trials per job for a model-based search; empty when every trial is its own job."""
+    groups = study.rounds.trial_groups(study.config.get("trials_per_job", 1))
+    return [] if all(len(g) == 1 for _, g in groups) else groups
+
+
+def round_groups(workflow, n_rounds: int) -> None:
+    """Let group ``trials-r<round>`` (the trials of one round of a model-based search) take the
+    settings of group ``trials``, so ``--group-components trials=N`` packs them as it packs any
+    search's trials, but only within a round: packing two rounds together would make the group
+    depend on itself through the ask job between them, which Snakemake refuses. Uses the mapping
+    Snakemake itself keeps from a wildcard group's instances to the group's template."""
+    for r in range(n_rounds):
+        workflow.parent_groupids[f"trials-r{r}"] = "trials"
