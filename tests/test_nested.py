@@ -22,6 +22,7 @@ NESTED_GRID = {
     "nested": {"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 1},
     "scoring": SCORING,
     "refit": "accuracy",
+    "trials_per_job": 1,  # one job a trial: the rerun test counts trial jobs
 }
 
 

@@ -349,5 +349,7 @@ def test_threads_reach_the_classifier_not_the_column_transformer():
     from snaketune.evaluation.trial import thread_parameters
 
     spec = _load_example("penguins.yaml")["estimator"]
-    trial = TrialSpec("t_0", 0, spec, ["accuracy"], "d", "s.npz", params={"clf__C": 1.0})
+    # A classifier whose n_jobs is current (LogisticRegression's is deprecated: never passed).
+    spec["steps"][-1] = {"name": "clf", "class": "sklearn.neighbors.KNeighborsClassifier"}
+    trial = TrialSpec("t_0", 0, spec, ["accuracy"], "d", "s.npz", params={"clf__n_neighbors": 3})
     assert thread_parameters(build_estimator(spec), trial, 2) == {"clf__n_jobs": 2}

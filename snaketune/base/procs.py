@@ -13,3 +13,70 @@ def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
         libc.prctl(1, sig)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def call_in_fork(function, timeout: float):
+    """``function()`` run in a forked child of this process, killed after ``timeout`` seconds.
+
+    For a short piece of user code (a probe fit, a timing) that must not block or crash the
+    calling process (Snakemake's): a fork starts in milliseconds with every import the parent
+    has. The child runs with one thread in native pools (an OpenMP pool the parent started does
+    not survive a fork) and with stdout/stderr discarded. Returns the JSON value ``function``
+    returned, or None if it raised, crashed, or ran out of time.
+    """
+    import json
+    import os
+    import select
+    import time
+
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:  # child: never returns into the caller
+        status = 1
+        try:
+            os.close(read_fd)
+            set_parent_death_signal(signal.SIGKILL)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            try:
+                from threadpoolctl import threadpool_limits
+
+                threadpool_limits(1)
+            except ImportError:
+                pass
+            payload = json.dumps(function()).encode()
+            with os.fdopen(write_fd, "wb") as fh:
+                fh.write(payload)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not select.select([read_fd], [], [], remaining)[0]:
+                break
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _, status = os.waitpid(pid, 0)
+    if status != 0 or not chunks:
+        return None
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        return None

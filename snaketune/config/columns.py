@@ -9,12 +9,6 @@ will record their own errors).
 
 from __future__ import annotations
 
-import json
-import os
-import select
-import signal
-import time
-
 import numpy as np
 
 PROBE_SECONDS = 10.0
@@ -138,33 +132,6 @@ def _fails(estimator, X, y) -> bool:
 
 def _in_child(function, timeout: float) -> list[str]:
     """``function()`` (a list of str) run in a forked child; ``[]`` if it hangs or crashes."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        os.close(read_fd)
-        status = 1
-        try:
-            payload = json.dumps(function()).encode()
-            with os.fdopen(write_fd, "wb") as fh:
-                fh.write(payload)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while (remaining := deadline - time.monotonic()) > 0:
-            if select.select([read_fd], [], [], remaining)[0]:
-                chunk = os.read(read_fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    finally:
-        os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    if status != 0 or not chunks:
-        return []
-    return list(json.loads(b"".join(chunks)))
+    from snaketune.base.procs import call_in_fork
+
+    return list(call_in_fork(function, timeout) or [])

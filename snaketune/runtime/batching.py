@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -145,51 +144,7 @@ def measure_isolated(config: dict, basedir: Path, candidates: list[dict]) -> flo
     the measurement costs the fits alone. A measurement that fails or runs out of time counts as
     a slow trial (one a job).
     """
-    import select
-    import signal
+    from snaketune.base.procs import call_in_fork
 
-    from snaketune.base.procs import set_parent_death_signal
-
-    read_end, write_end = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
-        return math.inf
-    if pid == 0:  # child: measure, report, never return into Snakemake
-        status = 1
-        try:
-            os.close(read_end)
-            set_parent_death_signal(signal.SIGKILL)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            seconds = measure_trial_seconds(config, basedir, candidates)
-            os.write(write_end, repr(seconds).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    deadline = time.monotonic() + MEASURE_TIMEOUT
-    chunks = []
-    try:
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([read_end], [], [], left)
-            if not ready:
-                break
-            chunk = os.read(read_end, 64)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    try:
-        return float(b"".join(chunks).decode())
-    except ValueError:
-        return math.inf
+    seconds = call_in_fork(lambda: measure_trial_seconds(config, basedir, candidates), MEASURE_TIMEOUT)
+    return math.inf if seconds is None else float(seconds)
