@@ -14,7 +14,16 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, SNAKEMAKE, SYSTEM_DIRS, Study, find_system, require_system, without_timings
+from tests.conftest import (
+    REPO,
+    SNAKEMAKE,
+    SYSTEM_DIRS,
+    Study,
+    find_system,
+    full_output,
+    require_system,
+    without_timings,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -89,7 +98,7 @@ def _slurm_snakemake(study: Study, *extra: str, timeout: int = 600, check: bool 
 
 def _submissions(proc: subprocess.CompletedProcess) -> list[str]:
     """Log folders of the sbatch submissions Snakemake made (group_trials..., rule_<name>)."""
-    text = proc.stdout + proc.stderr
+    text = full_output(proc)
     return [
         line.split("slurm_logs/")[1].split("/")[0]
         for line in text.splitlines()

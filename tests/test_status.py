@@ -149,7 +149,7 @@ def test_status_finds_the_active_study_and_tells_a_stopped_run(make_study):
     data = json.loads(_status_cli(study.workdir, "--study", "st", "--json").stdout)
     assert (data["done"], data["total"], data["running"], data["remaining"]) == (5, 6, False, None)
     text = _status_cli(study.workdir, "--study", "st").stdout
-    assert "stopped: no Snakemake run is active here" in text and "left" not in text
+    assert "not running, last trial" in text and " ago" in text and "left" not in text
     # A reader that goes away early ends the output quietly.
     piped = _status_cli(study.workdir, "--study", "st", shell_tail=" | head -1")
     assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.startswith("study st")
