@@ -118,6 +118,7 @@ def test_status_cli_reads_config_and_study(tmp_path):
     # A study that never ran here and no config declares: an error naming it, not "0/6 done".
     proc = run("--study", "nosuch")
     assert proc.returncode == 2 and "no study 'nosuch' here" in proc.stderr and not proc.stdout
+    assert "known studies: st (config.yaml, not run yet)" in proc.stderr
     data = json.loads(run("--config", "config.yaml", "--study", "other", "--json").stdout)
     assert data["out"] == "results/other" and data["total"] == 6  # as snakemake --config study=other
     proc = run("--config", "missing.yaml")
@@ -144,6 +145,8 @@ def test_status_finds_the_active_study_and_tells_a_stopped_run(make_study):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("study other (results/other): 4/4 trials done (100%)")
     assert "study st (results/st): 6/6" in _status_cli(study.workdir, "--study", "st").stdout
+    unknown = _status_cli(study.workdir, "--study", "nosuch")
+    assert unknown.returncode == 2 and "known studies: other, st;" in unknown.stderr
     # A trial lost and no Snakemake running here (as after kill -9): "stopped", no time left.
     next((study.out / "trials").glob("*_1.json")).unlink()
     data = json.loads(_status_cli(study.workdir, "--study", "st", "--json").stdout)

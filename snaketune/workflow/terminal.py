@@ -26,9 +26,20 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-# Snakemake's info messages that stay in the quiet output (everything else at INFO level is
-# per-job chatter or set-up detail; it still goes to .snakemake/log/).
+# Snakemake's plain info messages: while jobs run only these show (the rest is per-job chatter;
+# it still goes to .snakemake/log/); before (dry runs, --report, --unlock, ...) all but set-up detail.
+SETUP_INFO = (
+    "Building DAG of jobs",
+    "Using shell",
+    "Assuming unrestricted shared filesystem",
+    "Conda environments:",
+    "Singularity containers:",
+    "Group jobs:",
+    "Rules claiming",
+    "Provided ",
+)
 KEEP_INFO = (
+    "Report created",
     "Nothing to be done",
     "This was a dry-run",
     "Complete log",
@@ -59,9 +70,12 @@ class RunInfo:
     refit: str
     where: str  # "2 cores", "executor slurm"
     adaptive: bool = False
+    # Trial files there when the run starts: listed then, because Snakemake may delete and
+    # restore some of them (a rerun batch) before the handler gets to read them.
+    cached: list[str] = field(default_factory=list)
 
-    def text(self, cached: int) -> str:
-        total = len(self.trial_paths)
+    def text(self) -> str:
+        total, cached = len(self.trial_paths), len(self.cached)
         if self.adaptive:
             what = f"{total} budgeted trials ({self.n_folds} folds each)"
         else:
@@ -89,16 +103,18 @@ def run_info(study, workflow) -> RunInfo:
         where = f"{cores} core{'s' if cores != 1 else ''}"
     else:
         where = f"executor {workflow.executor_plugin.name}"
+    paths = list(study.trial_paths)
     return RunInfo(
         study=study.config["study"],
         out=study.out,
         workdir=os.getcwd(),
-        trial_paths=list(study.trial_paths),
+        trial_paths=paths,
         n_configs=len(study.plan.config_keys),
         n_folds=study.plan.n_folds,
         refit=study.config["refit"],
         where=where,
         adaptive=study.adaptive,
+        cached=[p for p in paths if os.path.exists(p)],
     )
 
 
@@ -122,8 +138,10 @@ class Progress:
     def __init__(self, info: RunInfo):
         self.info = info
         self.planned = set(info.trial_paths)
+        self.before = set(info.cached)
         self.start = time.monotonic()
-        self.cached = self.done = self.ok = self.failed = self.timeout = 0
+        self.cached = len(self.before)
+        self.done = self.ok = self.failed = self.timeout = 0
         self.folds: dict[tuple, dict[int, float]] = {}
         self.best: float | None = None
         self.seen: set[str] = set()
@@ -137,11 +155,11 @@ class Progress:
         return self.total - self.cached
 
     def read_cached(self) -> None:
-        for path in self.info.trial_paths:
-            if os.path.exists(os.path.join(self.info.workdir, path)):
-                self.add(path, cached=True)
+        for path in self.info.cached:
+            self.add(path)
 
-    def add(self, path: str, cached: bool = False) -> None:
+    def add(self, path: str) -> None:
+        """Count a trial file (once); a file there before the run only adds its score."""
         from snaketune.evaluation.records import CorruptTrialError, read_record
 
         if path in self.seen or path not in self.planned:
@@ -151,9 +169,7 @@ class Progress:
         except CorruptTrialError:
             return
         self.seen.add(path)
-        if cached:
-            self.cached += 1
-        else:
+        if path not in self.before:
             self.done += 1
             status = record.status.value
             self.ok += status == "ok"
@@ -187,8 +203,8 @@ class Progress:
         elapsed = time.monotonic() - self.start
         timeout = f", {self.timeout} timed out" if self.timeout else ""
         return (
-            f"ran {self.done} trials in {clock(elapsed)} ({self.ok} ok, {self.failed} failed{timeout}); "
-            f"{self.cached} were done before"
+            f"ran {self.done} trial{'s' * (self.done != 1)} in {clock(elapsed)} ({self.ok} ok, "
+            f"{self.failed} failed{timeout}); {self.cached} done before"
         )
 
 
@@ -221,8 +237,8 @@ class LogHandler(LogHandlerBase):
         self.job_rules: dict[int, str] = {}  # running jobs
         self.last_line = ""
         self.live_shown = False
-        self.last_draw = 0.0
-        self.last_decile = -1
+        self.last_draw = time.monotonic()
+        self.last_decile = 0
         self.stats_shown = False
 
     @property
@@ -279,7 +295,7 @@ class LogHandler(LogHandlerBase):
                 self.live_shown, self.last_draw, self.last_line = True, now, line
             return
         decile = 10 * p.done // p.to_run
-        if force or decile > self.last_decile or now - self.last_draw >= PLAIN_EVERY:
+        if p.done and (force or decile > self.last_decile or now - self.last_draw >= PLAIN_EVERY):
             self.write(p.line(live=False))
             self.last_decile, self.last_draw = decile, now
 
@@ -296,7 +312,7 @@ class LogHandler(LogHandlerBase):
             self.progress = Progress(message)
             self.progress.read_cached()
             if not self.silent:
-                self.write(message.text(self.progress.cached))
+                self.write(message.text())
                 if self.live:
                     self.show_progress_now(force=True)
             return
@@ -328,8 +344,10 @@ class LogHandler(LogHandlerBase):
         elif event == LogEvent.RUN_INFO and self.common_settings.dryrun and not self.stats_shown:
             self.stats_shown = True  # a dry run's answer: the jobs it would run
             self.write(self.snake_format.format(record))
-        elif event is None and record.getMessage().startswith(KEEP_INFO):
-            self.write(record.getMessage())
+        elif event is None:
+            text = record.getMessage()
+            if text.startswith(KEEP_INFO) or (self.progress is None and not text.startswith(SETUP_INFO)):
+                self.write(text)
 
     def end_text(self, end: RunEnd) -> str:
         lines = []
@@ -365,5 +383,4 @@ def end_of_run(study, ok: bool) -> None:
 def start_of_run(study, workflow) -> None:
     """Send the header (``onstart``)."""
     info = run_info(study, workflow)
-    cached = sum(os.path.exists(p) for p in info.trial_paths)
-    send(info, info.text(cached))
+    send(info, info.text())
