@@ -53,7 +53,7 @@ def _snakemake(workdir, *args, **kwargs) -> subprocess.CompletedProcess:
 
 def _snaketune(workdir, *args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "snaketune"), *args], cwd=workdir, env=_env(), capture_output=True, text=True, timeout=120, **kwargs
+        [str(BIN / "snaketune"), *args], cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300, **kwargs
     )
 
 
@@ -128,6 +128,10 @@ def test_a_300_trial_run_prints_a_header_progress_and_a_summary(tmp_path):
     assert status.returncode == 0 and status.stdout.startswith("study knn300 (results/knn300): 300/300 trials done")
     watched = _snaketune(workdir, "status", "--watch", "1", "--json")  # finished: one answer, then it ends
     assert watched.returncode == 0 and json.loads(watched.stdout)["done"] == 300
+    report = _snaketune(workdir, "report")  # Snakemake's report of the study in ./config.yaml
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert report.stdout.strip().endswith("report: results/knn300/report.html")
+    assert (workdir / "results" / "knn300" / "report.html").stat().st_size > 10_000
 
     # In a terminal: one progress line redrawn in place ("\r", erase line), left at its final counts.
     trials = workdir / "results" / "knn300" / "trials"

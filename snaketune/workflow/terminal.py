@@ -240,6 +240,17 @@ class LogHandler(LogHandlerBase):
         self.last_draw = time.monotonic()
         self.last_decile = 0
         self.stats_shown = False
+        if self.live:  # keep the time left moving between Snakemake's events
+            import threading
+
+            threading.Thread(target=self._tick, name="snaketune-progress", daemon=True).start()
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with self.lock:  # the lock emit() runs under
+                if self.live_shown and self.progress is not None:
+                    self.show_progress_now(force=True)
 
     @property
     def writes_to_stream(self) -> bool:
