@@ -51,8 +51,10 @@ STOPPED = (
     "the run stopped (errors above); finished trials are kept: run the same command again to go on "
     "(after a kill: --unlock, then --rerun-incomplete); progress: snaketune status"
 )
-# Plain (not a terminal) progress: a line per tenth of the run, and at least this often (s).
+# Plain (not a terminal) progress: a line per tenth of the run, and at least this often (s),
+# but not more often than PLAIN_MIN (s) unless it is the last.
 PLAIN_EVERY = 60.0
+PLAIN_MIN = 5.0
 # Live line: redrawn at most this often (s).
 LIVE_EVERY = 0.2
 
@@ -240,16 +242,21 @@ class LogHandler(LogHandlerBase):
         self.last_draw = time.monotonic()
         self.last_decile = 0
         self.stats_shown = False
-        if self.live:  # keep the time left moving between Snakemake's events
-            import threading
+        self.ended = False
+        # Between Snakemake's events: keep the time left moving, print a line that waited.
+        import threading
 
-            threading.Thread(target=self._tick, name="snaketune-progress", daemon=True).start()
+        threading.Thread(target=self._tick, name="snaketune-progress", daemon=True).start()
 
     def _tick(self) -> None:
         while True:
             time.sleep(1.0)
             with self.lock:  # the lock emit() runs under
-                if self.live_shown and self.progress is not None:
+                if self.progress is None or self.ended:
+                    continue
+                if not self.live:
+                    self.show_progress_now(tick=True)
+                elif self.live_shown:
                     self.show_progress_now(force=True)
 
     @property
@@ -293,7 +300,7 @@ class LogHandler(LogHandlerBase):
             self.stream.flush()
             self.live_shown = False
 
-    def show_progress_now(self, force: bool = False) -> None:
+    def show_progress_now(self, force: bool = False, tick: bool = False) -> None:
         p = self.progress
         if p is None or not self.show_progress or p.to_run == 0:
             return
@@ -306,7 +313,10 @@ class LogHandler(LogHandlerBase):
                 self.live_shown, self.last_draw, self.last_line = True, now, line
             return
         decile = 10 * p.done // p.to_run
-        if p.done and (force or decile > self.last_decile or now - self.last_draw >= PLAIN_EVERY):
+        due = (p.done and decile > self.last_decile) or now - self.last_draw >= PLAIN_EVERY
+        # Jobs that end together (a SLURM group) would give a line each: only the ticker prints
+        # (a second later, with the counts of the whole burst), and only the last line at once.
+        if due and (p.done == p.to_run or (tick and now - self.last_draw >= PLAIN_MIN)):
             self.write(p.line(live=False))
             self.last_decile, self.last_draw = decile, now
 
@@ -322,12 +332,14 @@ class LogHandler(LogHandlerBase):
         if isinstance(message, RunInfo):
             self.progress = Progress(message)
             self.progress.read_cached()
+            self.last_draw = time.monotonic()
             if not self.silent:
                 self.write(message.text())
                 if self.live:
                     self.show_progress_now(force=True)
             return
         if isinstance(message, RunEnd):
+            self.ended = True
             self.end_live()
             if not self.silent:
                 self.write(self.end_text(message))
