@@ -79,7 +79,7 @@ class RunInfo:
     def text(self) -> str:
         total, cached = len(self.trial_paths), len(self.cached)
         if self.adaptive:
-            what = f"{total} budgeted trials ({self.n_folds} folds each)"
+            what = f"{total} budgeted trials ({self.n_folds} fold{'s' * (self.n_folds != 1)} each)"
         else:
             what = f"{total} trials ({self.n_configs} configurations x {self.n_folds} folds)"
         return (
@@ -112,7 +112,7 @@ def run_info(study, workflow) -> RunInfo:
         workdir=os.getcwd(),
         trial_paths=paths,
         n_configs=len(study.plan.config_keys),
-        n_folds=study.plan.n_folds,
+        n_folds=study.slots.n_folds if study.adaptive else study.plan.n_folds,
         refit=study.config["refit"],
         where=where,
         adaptive=study.adaptive,
