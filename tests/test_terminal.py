@@ -173,8 +173,12 @@ def test_snaketune_help_lists_every_command_in_plain_text(tmp_path):
 
 @pytest.mark.slow
 def test_status_after_kill_9_says_not_running(make_study):
-    study = make_study(SLOW)
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2"]
+    # The run is started with --configfile; ./config.yaml declares another study: status must
+    # follow the running Snakemake, as Snakemake resolved its config.
+    study = make_study(dict(KNN300, study="decoy"))
+    (study.workdir / "slow.yaml").write_text(yaml.safe_dump(SLOW))
+    study.config = SLOW
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "slow.yaml"]
     run = subprocess.Popen(
         cmd,
         cwd=study.workdir,
@@ -188,8 +192,11 @@ def test_status_after_kill_9_says_not_running(make_study):
         while not list(study.out.glob("trials/*.json")):
             assert run.poll() is None and time.monotonic() < deadline, "no trial finished"
             time.sleep(0.2)
-        running = json.loads(_snaketune(study.workdir, "status", "--json").stdout)
-        assert running["running"] is True and running["done"] < running["total"] == 12
+        proc = _snaketune(study.workdir, "status", "--json")
+        assert proc.returncode == 0, proc.stderr
+        running = json.loads(proc.stdout)
+        assert running["study"] == "slow" and running["running"] is True
+        assert running["done"] < running["total"] == 12
     finally:
         os.killpg(run.pid, signal.SIGKILL)  # Snakemake and its jobs, as `kill -9` of a whole run
         run.wait(timeout=60)
@@ -197,8 +204,9 @@ def test_status_after_kill_9_says_not_running(make_study):
     while json.loads(_snaketune(study.workdir, "status", "--json").stdout)["running"]:
         assert time.monotonic() < deadline, "a Snakemake process outlived kill -9"
         time.sleep(0.5)
-    proc = _snaketune(study.workdir, "status")
+    proc = _snaketune(study.workdir, "status")  # nothing runs: the study most recently active here
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("study slow (results/slow): ")
     assert re.search(
         r"^  not running, last trial \d+ (s|min) ago: resume with `snakemake --cores N`", proc.stdout, re.M
     )

@@ -283,7 +283,7 @@ def _snakemake_commands(directory: Path = Path(".")):
             if not any(part.endswith(b"snakemake") for part in cmdline[:3]):
                 continue
             if Path(os.readlink(entry / "cwd")).resolve() == here:
-                yield [part.decode(errors="replace") for part in cmdline]
+                yield [part.decode(errors="replace") for part in cmdline if part]  # it ends in NUL
         except OSError:
             continue
 
