@@ -111,7 +111,9 @@ def test_a_300_trial_run_prints_a_header_progress_and_a_summary(tmp_path):
     # and the best mean over complete configurations, as GridSearchCV finds it.
     progress = [re.match(r"\[\d+:\d\d:\d\d\] (\d+)/300 trials \(\d+%\), (\d+) failed", line) for line in lines]
     counts = [int(m.group(1)) for m in progress if m]
-    assert 2 <= len(counts) <= 25 and counts == sorted(counts) and counts[-1] == 300, text
+    # (How many lines before the last depends on the machine's speed: a tenth of the run each,
+    # at most one per 5 s.)
+    assert 1 <= len(counts) <= 15 and counts == sorted(counts) and counts[-1] == 300, text
     assert f"best accuracy {best:.4f}" in [line for line in lines if line.startswith("[")][-1]
     # Summary: trials run, the top 5 (GridSearchCV's best first), where the outputs are.
     assert re.search(r"^ran 300 trials in \d+:\d\d:\d\d \(300 ok, 0 failed\); 0 done before$", text, re.M)
