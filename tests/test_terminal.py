@@ -125,6 +125,29 @@ def test_a_300_trial_run_prints_a_header_progress_and_a_summary(tmp_path):
     log = re.search(r"^Complete log\(s\): (.+)$", text, re.M).group(1)
     assert "localrule all:" in open(log).read()
 
+    # A batch whose Snakemake output is a manifest of its trial files (the batching of #16):
+    # the progress counts the trials the manifest names.
+    from snaketune.workflow.terminal import Progress, RunInfo
+
+    trials = sorted((workdir / "results" / "knn300" / "trials").glob("*.json"))
+    info = RunInfo(
+        "knn300",
+        "results/knn300",
+        str(workdir),
+        [f"results/knn300/trials/{p.name}" for p in trials],
+        60,
+        5,
+        "accuracy",
+        "2 cores",
+    )
+    manifest = workdir / "results" / "knn300" / "batches" / "b.json"
+    manifest.parent.mkdir()
+    manifest.write_text(json.dumps({"trials": [p.name for p in trials]}))
+    progress = Progress(info)
+    for path in progress.trials_of("results/knn300/batches/b.json"):
+        progress.add(path)
+    assert (progress.done, progress.ok, progress.cached) == (300, 300, 0) and progress.best == pytest.approx(best)
+
     # `snaketune` is installed: the command works in the project folder and finds the study.
     status = _snaketune(workdir, "status")
     assert status.returncode == 0 and status.stdout.startswith("study knn300 (results/knn300): 300/300 trials done")

@@ -15,6 +15,7 @@ a finished job wrote (``JOB_INFO`` names a job's outputs, ``JOB_FINISHED`` says 
 
 # No `from __future__ import annotations`: Snakemake turns LogHandlerSettings' field types
 # into command-line options and needs them as real types.
+import json
 import logging
 import math
 import os
@@ -155,6 +156,21 @@ class Progress:
     @property
     def to_run(self) -> int:
         return self.total - self.cached
+
+    def trials_of(self, output: str) -> list[str]:
+        """The trial files behind a job's output: itself, or those a batch manifest
+        (``<out>/batches/<batch>.json``, ``{"trials": [file names]}``) lists."""
+        if output in self.planned:
+            return [output]
+        out = self.info.out
+        if not (output.startswith(f"{out}/batches/") and output.endswith(".json")):
+            return []
+        try:
+            with open(os.path.join(self.info.workdir, output)) as fh:
+                names = json.load(fh)["trials"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+        return [f"{out}/trials/{name}" for name in names]
 
     def read_cached(self) -> None:
         for path in self.info.cached:
@@ -354,7 +370,8 @@ class LogHandler(LogHandlerBase):
             job = getattr(record, "job_id", None)
             self.job_rules.pop(job, None)
             for path in self.job_outputs.pop(job, []):
-                self.progress.add(path)
+                for trial in self.progress.trials_of(path):
+                    self.progress.add(trial)
             self.show_progress_now()
         if self.full:
             if self.snake_filter.filter(record):
