@@ -14,16 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import (
-    REPO,
-    SNAKEMAKE,
-    SYSTEM_DIRS,
-    Study,
-    find_system,
-    full_output,
-    require_system,
-    without_timings,
-)
+from tests.conftest import REPO, SNAKEMAKE, SYSTEM_DIRS, Study, find_system, require_system, without_timings
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -93,12 +84,15 @@ def _slurm_snakemake(study: Study, *extra: str, timeout: int = 600, check: bool 
         raise AssertionError(
             f"snakemake on SLURM failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
         )
+    from tests.conftest import full_output  # the quiet terminal leaves the submissions to the log
+
+    proc.stdout += full_output(proc)[len(proc.stdout + proc.stderr) :]
     return proc
 
 
 def _submissions(proc: subprocess.CompletedProcess) -> list[str]:
     """Log folders of the sbatch submissions Snakemake made (group_trials..., rule_<name>)."""
-    text = full_output(proc)
+    text = proc.stdout + proc.stderr
     return [
         line.split("slurm_logs/")[1].split("/")[0]
         for line in text.splitlines()
