@@ -7,9 +7,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test test-fast lint format report status bench clean
 
-$(STAMP): requirements.txt constraints.txt
+# Then the package itself, editable in "compat" mode (a .pth naming this folder): the `snaketune`
+# command and `python -m snaketune` work from any folder and always run this checkout, and
+# Snakemake finds the logger plugin (it lists importable modules; other editable modes hide them).
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,14 +31,14 @@ test-fast: install
 	$(BIN)/python -m pytest -ra -m "not slow"
 
 lint: install
-	$(BIN)/ruff check snaketune scripts tests bench
-	$(BIN)/ruff format --check snaketune scripts tests bench
+	$(BIN)/ruff check snaketune snakemake_logger_plugin_snaketune scripts tests bench
+	$(BIN)/ruff format --check snaketune snakemake_logger_plugin_snaketune scripts tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
 	$(BIN)/lint-imports
 
 format: install
-	$(BIN)/ruff format snaketune scripts tests bench
+	$(BIN)/ruff format snaketune snakemake_logger_plugin_snaketune scripts tests bench
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 ## Self-contained HTML report of a study, one file per study: results/<study>/report.html.

@@ -35,6 +35,7 @@ import csv
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -180,6 +181,9 @@ def snakemake(workdir: Path, *args, cores: int, log_name: str) -> tuple[measure.
     text = log_path.read_text(errors="replace")
     if m.returncode != 0:
         raise RuntimeError(f"snakemake failed ({m.returncode}) in {workdir}:\n{text[-4000:]}")
+    if "Job stats:" not in text:  # the quiet terminal leaves the job table to Snakemake's complete log
+        for path in re.findall(r"^Complete log\(s\): (.+)$", text, re.M):
+            text += "\n" + Path(path.strip()).read_text(errors="replace")
     return m, text
 
 

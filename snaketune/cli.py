@@ -1,26 +1,46 @@
-"""``python -m snaketune COMMAND``: the command-line tools that sit beside the Snakemake workflow.
+"""``snaketune COMMAND`` (same as ``python -m snaketune COMMAND``): the tools beside the workflow.
 
-Commands: ``check`` (validate config files, run nothing), ``plan`` (the trial or Hyperband plan
-of a config, run nothing) and ``status`` (progress of a running or finished study).
+Commands: ``check`` (validate config files, run nothing), ``plan`` (what a config would run),
+``status`` (progress of a running or finished study) and ``report`` (Snakemake's HTML report of a
+study). Help texts are plain text: argparse prints them as written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
+DESCRIPTION = """\
+Reproducible, parallel hyperparameter search for scikit-learn, driven by Snakemake.
+
+A study is one config file (config.yaml, or the file given to snakemake --configfile).
+Run it with:  snakemake --cores N [--configfile FILE]
+"""
+
+EPILOG = """\
+examples:
+  snaketune check config.yaml examples/*.yaml
+  snaketune plan examples/svc-digits.yaml
+  snaketune status                      # the study running here (or the last one that ran)
+  snaketune status --configfile examples/svc-digits.yaml --watch
+  snaketune report                      # -> results/<study>/report.html
+
+The run itself prints a header, one progress line and a summary; Snakemake's
+per-job listing: snakemake --cores N --logger-snaketune-jobs
+"""
+
 
 def check(args: argparse.Namespace) -> int:
-    """Check config files without running Snakemake; one ``config error:`` line per problem."""
     from snaketune.config.load import main as check_files
 
     return check_files(args.config)
 
 
 def plan(args: argparse.Namespace) -> int:
-    """Print what a config would run: brackets and rungs of an adaptive search, or trial counts."""
     from snaketune.config.load import ConfigError, load_config, read_yaml
     from snaketune.search.hyperband import schedule_from_config
 
@@ -61,18 +81,53 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    from snaketune.config.load import ConfigError, read_yaml
+
+    configfile = args.configfile or "config.yaml"
+    try:
+        config = read_yaml(configfile)
+    except ConfigError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    study = config.get("study") if isinstance(config, dict) else None
+    if not study:
+        print(f"report: {configfile}: no 'study' key", file=sys.stderr)
+        return 2
+    out = args.output or f"{config.get('output_dir', 'results')}/{study}/report.html"
+    snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--report", out]
+    if args.configfile:
+        cmd += ["--configfile", args.configfile]
+    code = subprocess.call(cmd)
+    if code == 0:
+        print(f"report: {out}")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m snaketune", description=__doc__.split("\n")[0])
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="snaketune", description=DESCRIPTION, epilog=EPILOG, formatter_class=raw)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = commands.add_parser("check", help="validate config files; nothing runs", description=check.__doc__)
-    p.add_argument("config", nargs="+", metavar="CONFIG")
+    p = commands.add_parser(
+        "check",
+        help="validate config files; nothing runs",
+        description="Check config files without running anything: one 'config error:' line per problem "
+        "(exit 1), or 'FILE: ok'.",
+        formatter_class=raw,
+    )
+    p.add_argument("config", nargs="+", metavar="CONFIG", help="study config file(s)")
     p.set_defaults(run=check)
 
     p = commands.add_parser(
-        "plan", help="what a config would run (Hyperband brackets and rungs)", description=plan.__doc__
+        "plan",
+        help="what a config would run: configurations x folds, or Hyperband brackets and rungs",
+        description="Print what a config would run, without running it: configurations x folds = trials "
+        "for a grid or random search; brackets, rungs and budgets for Hyperband and successive halving.",
+        formatter_class=raw,
     )
-    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("config", metavar="CONFIG", help="study config file")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(run=plan)
 
@@ -81,13 +136,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "status",
         help="progress of a running (or finished) study: trials done, failed, time left, top 5",
-        description=status.__doc__.split("\n")[0],
+        description=status.DESCRIPTION,
+        formatter_class=raw,
     )
     status.add_arguments(p)
     p.set_defaults(run=status.run)
+
+    p = commands.add_parser(
+        "report",
+        help="Snakemake's self-contained HTML report of a study (after it ran)",
+        description="Build Snakemake's HTML report of a study that ran: snakemake --report "
+        "<output_dir>/<study>/report.html [--configfile FILE].",
+        formatter_class=raw,
+    )
+    p.add_argument("--configfile", metavar="FILE", help="the study config, as given to snakemake (default config.yaml)")
+    p.add_argument("--output", metavar="HTML", help="report file (default <output_dir>/<study>/report.html)")
+    p.set_defaults(run=report)
     return parser
 
 
 def main(argv=None) -> int:
+    # `snaketune status | head`: end quietly when the reader goes away.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     return args.run(args)

@@ -119,11 +119,24 @@ def make_study(tmp_path):
     return factory
 
 
+def full_output(proc: subprocess.CompletedProcess) -> str:
+    """What Snakemake printed plus its complete log (``.snakemake/log/``, named at the end of the
+    output): the quiet terminal leaves the job-stats table and per-job lines to that log."""
+    import re
+
+    text = proc.stdout + proc.stderr
+    if "Job stats:" in text:  # the per-job listing (--logger-snaketune-jobs, -p) or a dry run
+        return text
+    for path in re.findall(r"^Complete log\(s\): (.+)$", text, re.M):
+        text += "\n" + "\n".join(Path(p.strip()).read_text() for p in path.split(", "))
+    return text
+
+
 def jobs_run(proc: subprocess.CompletedProcess, rule: str = "trial") -> int:
     """Number of jobs of ``rule`` Snakemake ran, from its job-stats table."""
     import re
 
-    text = proc.stdout + proc.stderr
+    text = full_output(proc)
     m = re.search(rf"^\s*{rule}\s+(\d+)\s*$", text, re.M)
     return int(m.group(1)) if m else 0
 

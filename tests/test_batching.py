@@ -20,7 +20,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import REPO, SNAKEMAKE, jobs_run, without_timings
+from tests.conftest import REPO, SNAKEMAKE, full_output, jobs_run, without_timings
 
 pytestmark = pytest.mark.slow
 
@@ -144,7 +144,7 @@ def test_batches_equal_one_trial_per_job_and_survive_a_kill(make_study):
     study.config["trials_per_job"] = 9
     study.write()
     rerun = study.snakemake(LEADERBOARD)
-    text = rerun.stdout + rerun.stderr
+    text = full_output(rerun)
     rerun_batches = sum(int(n) for n in re.findall(r"^\s*trials_b\S+\s+(\d+)\s*$", text, re.M))
     assert rerun_batches > 0, text
     after = _snapshot(study)

@@ -83,6 +83,9 @@ def _slurm_snakemake(study: Study, *extra: str, timeout: int = 600, check: bool 
         raise AssertionError(
             f"snakemake on SLURM failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
         )
+    from tests.conftest import full_output  # the quiet terminal leaves the submissions to the log
+
+    proc.stdout += full_output(proc)[len(proc.stdout + proc.stderr) :]
     return proc
 
 

@@ -118,6 +118,7 @@ def test_status_cli_reads_config_and_study(tmp_path):
     # A study that never ran here and no config declares: an error naming it, not "0/6 done".
     proc = run("--study", "nosuch")
     assert proc.returncode == 2 and "no study 'nosuch' here" in proc.stderr and not proc.stdout
+    assert "known studies: st (config.yaml, not run yet)" in proc.stderr
     data = json.loads(run("--config", "config.yaml", "--study", "other", "--json").stdout)
     assert data["out"] == "results/other" and data["total"] == 6  # as snakemake --config study=other
     proc = run("--config", "missing.yaml")
@@ -144,12 +145,14 @@ def test_status_finds_the_active_study_and_tells_a_stopped_run(make_study):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("study other (results/other): 4/4 trials done (100%)")
     assert "study st (results/st): 6/6" in _status_cli(study.workdir, "--study", "st").stdout
+    unknown = _status_cli(study.workdir, "--study", "nosuch")
+    assert unknown.returncode == 2 and "known studies: other, st;" in unknown.stderr
     # A trial lost and no Snakemake running here (as after kill -9): "stopped", no time left.
     next((study.out / "trials").glob("*_1.json")).unlink()
     data = json.loads(_status_cli(study.workdir, "--study", "st", "--json").stdout)
     assert (data["done"], data["total"], data["running"], data["remaining"]) == (5, 6, False, None)
     text = _status_cli(study.workdir, "--study", "st").stdout
-    assert "stopped: no Snakemake run is active here" in text and "left" not in text
+    assert "not running, last trial" in text and " ago" in text and "left" not in text
     # A reader that goes away early ends the output quietly.
     piped = _status_cli(study.workdir, "--study", "st", shell_tail=" | head -1")
     assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.startswith("study st")

@@ -17,6 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+DESCRIPTION = """\
+Progress of a study from its trial files: trials done, failed and timed out, time left, whether
+a Snakemake run is active here, and the top configurations among those with every fold done.
+Read-only; safe while Snakemake runs.
+
+Which study: --configfile FILE (as given to snakemake), or --study NAME; without either, the
+study most recently active in this folder (a running one first), else ./config.yaml, the file
+Snakemake reads by default.
+"""
+
 # Trials further apart than this (seconds) belong to different runs: elapsed time and the
 # estimate of time left count the latest run only.
 RUN_GAP = 120.0
@@ -157,6 +167,16 @@ def _clock(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
 def format_status(status: Status) -> str:
     lines = []
     pct = 100 * status.done / status.total if status.total else 100.0
@@ -167,9 +187,10 @@ def format_status(status: Status) -> str:
     elif status.done >= status.total:
         lines.append(f"  finished: the last run took {_clock(status.elapsed)}")
     elif status.running is False:
+        ago = f", last trial {_ago(status.idle)} ago" if status.idle is not None else ""
         lines.append(
-            f"  stopped: no Snakemake run is active here (elapsed {_clock(status.elapsed)}); resume with "
-            "`snakemake --cores N` (after a kill: `snakemake --unlock` and `--rerun-incomplete`)"
+            f"  not running{ago}: resume with `snakemake --cores N` (after a kill: `snakemake --unlock`, "
+            "then `snakemake --cores N --rerun-incomplete`)"
         )
     else:
         left = f"about {_clock(status.remaining)} left" if status.remaining is not None else "time left unknown"
@@ -218,6 +239,10 @@ def _find_config(study: str | None, config_path: str | None) -> dict:
     if config_path:
         config = read_yaml(config_path)
         return dict(config, study=study) if study else config  # as `snakemake --config study=NAME`
+    if study is None:
+        running = running_config()
+        if running is not None:
+            return running
     saved = saved_studies()
     for _, candidate in saved:
         if study is None or candidate.get("study") == study:
@@ -234,23 +259,23 @@ def _find_config(study: str | None, config_path: str | None) -> dict:
                 config = candidate
                 break
         if config is None:
-            known = sorted({c.get("study") for _, c in saved})
+            known = sorted({str(c.get("study")) for _, c in saved})
+            default = read_yaml("config.yaml").get("study") if Path("config.yaml").exists() else None
+            if default and default not in known:
+                known.append(f"{default} (config.yaml, not run yet)")
             raise FileNotFoundError(
-                f"no study {study!r} here (studies that ran here: {', '.join(known) or 'none'}); "
-                "pass --config FILE (the file given to snakemake --configfile)"
+                f"no study {study!r} here; known studies: {', '.join(known) or 'none'}; "
+                "or pass --configfile FILE (the file given to snakemake --configfile)"
             )
     if config is None:
         raise FileNotFoundError("no config.yaml here; pass --config FILE (the file given to snakemake --configfile)")
     return config
 
 
-def snakemake_running(directory: Path = Path(".")) -> bool | None:
-    """Whether a Snakemake process works in ``directory`` (Linux /proc; None where unknown)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return None
+def _snakemake_commands(directory: Path = Path(".")):
+    """Command lines of the Snakemake processes working in ``directory`` (Linux /proc)."""
     here = directory.resolve()
-    for entry in proc.iterdir():
+    for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -258,19 +283,64 @@ def snakemake_running(directory: Path = Path(".")) -> bool | None:
             if not any(part.endswith(b"snakemake") for part in cmdline[:3]):
                 continue
             if Path(os.readlink(entry / "cwd")).resolve() == here:
-                return True
+                yield [part.decode(errors="replace") for part in cmdline if part]  # it ends in NUL
         except OSError:
             continue
-    return False
+
+
+def snakemake_running(directory: Path = Path(".")) -> bool | None:
+    """Whether a Snakemake process works in ``directory`` (Linux /proc; None where unknown)."""
+    if not Path("/proc").is_dir():
+        return None
+    return any(True for _ in _snakemake_commands(directory))
+
+
+def running_config() -> dict | None:
+    """The config of the Snakemake run active here, resolved as Snakemake does: its
+    ``--configfile`` (the last one given), else ./config.yaml; ``--config study=NAME`` and
+    ``output_dir=DIR`` on its command line override the file. None when nothing runs here."""
+    from snaketune.config.load import read_yaml
+
+    if not Path("/proc").is_dir():
+        return None
+    for cmd in _snakemake_commands():
+        if "--target-jobs" in cmd:  # a job's own Snakemake, not the run
+            continue
+        files, overrides, option = [], {}, None
+        for arg in cmd[1:]:
+            if arg.startswith("-"):
+                option = arg
+            elif option in ("--configfile", "--configfiles"):
+                files.append(arg)
+            elif option == "--config" and "=" in arg:
+                key, value = arg.split("=", 1)
+                if key in ("study", "output_dir"):
+                    overrides[key] = value
+        path = files[-1] if files else "config.yaml"
+        if Path(path).exists():
+            return dict(read_yaml(path), **overrides)
+    return None
 
 
 def add_arguments(parser) -> None:
     parser.add_argument(
-        "--study", help="study name (default: the study most recently active here); outputs are <output_dir>/<study>/"
+        "--configfile",
+        "--config",
+        dest="config",
+        metavar="FILE",
+        help="the study config, as given to snakemake --configfile (default: see above)",
     )
-    parser.add_argument("--config", help="the study config (default: as the study's last run saved it)")
+    parser.add_argument("--study", help="study name; its outputs are <output_dir>/<study>/")
     parser.add_argument("--top", type=int, default=5, help="configurations to list (default 5)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=5.0,
+        metavar="SECONDS",
+        help="show the status again every SECONDS (default 5) until every trial is done; Ctrl-C ends it",
+    )
 
 
 def run(args) -> int:
@@ -293,13 +363,23 @@ def run(args) -> int:
     except (ConfigError, OSError) as error:
         print(f"status: {error}", file=sys.stderr)
         return 2
-    status = collect(config, plan, top_n=args.top, slots=slots)
-    if status.done < status.total:
-        status.running = snakemake_running()
-        if status.running is False:
-            status.remaining = status.rate = None  # nothing is running: no time left to estimate
-    if args.json:
-        print(json.dumps(status.to_json(), default=str))
-    else:
-        print(format_status(status))
-    return 0
+    watch = getattr(args, "watch", None)
+    clear = watch and sys.stdout.isatty()
+    try:
+        while True:
+            status = collect(config, plan, top_n=args.top, slots=slots)
+            if status.done < status.total:
+                status.running = snakemake_running()
+                if status.running is False:
+                    status.remaining = status.rate = None  # nothing is running: no time left to estimate
+            text = json.dumps(status.to_json(), default=str) if args.json else format_status(status)
+            if clear:
+                text = "\033[H\033[2J" + text  # redraw in place
+            print(text, flush=True)
+            if not watch or status.done >= status.total:
+                return 0
+            time.sleep(watch)
+            if not (args.json or clear):
+                print()
+    except KeyboardInterrupt:
+        return 0

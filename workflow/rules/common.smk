@@ -4,6 +4,7 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from snaketune.workflow import support as ws
+from snaketune.workflow import terminal
 
 # Jobs import the package from the workflow folder and run this venv's python.
 ws.export_job_environment(workflow.basedir)
@@ -57,12 +58,15 @@ WORKER = {}
 
 onstart:
     WORKER["proc"] = ws.start_worker(STUDY, workflow)
+    terminal.start_of_run(STUDY, workflow)
 
 
 onsuccess:
     ws.stop_worker(WORKER.get("proc"))
-    ws.print_top(STUDY)
+    # The summary: ws.print_top (top configurations, failures) through the terminal logger.
+    terminal.end_of_run(STUDY, ok=True)
 
 
 onerror:
     ws.stop_worker(WORKER.get("proc"))
+    terminal.end_of_run(STUDY, ok=False)
