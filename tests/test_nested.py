@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn import model_selection as ms
 
-from tests.conftest import jobs_run
+from tests.conftest import full_output, jobs_run
 
 SCORING = ["accuracy", "f1_macro"]
 NESTED_GRID = {
@@ -101,7 +101,7 @@ def test_nested_random_search_batched_equals_randomizedsearchcv(make_study):
     study = make_study(config)
     proc = study.snakemake()
     assert jobs_run(proc, "nested_trial") == 0
-    batches = re.findall(r"^\s*nested_trials_\d_\S+\s+(\d+)\s*$", proc.stdout + proc.stderr, re.M)
+    batches = re.findall(r"^\s*nested_trials_\d_\S+\s+(\d+)\s*$", full_output(proc), re.M)
     assert batches and len(batches) < 3 * 3 * 4
     assert len(list((study.out / "nested" / "trials").glob("*.json"))) == 3 * 3 * 4
     search = ms.RandomizedSearchCV(

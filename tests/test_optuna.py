@@ -46,6 +46,7 @@ def svc_config(study="tpe", **search):
         "search": {"optuna": spec},
         "cv": {"kind": "stratified", "n_splits": 3},
         "scoring": "accuracy",
+        "trials_per_job": 1,  # one job a trial (tests that batch say so)
     }
 
 

@@ -141,7 +141,7 @@ def test_a_300_trial_run_prints_a_header_progress_and_a_summary(tmp_path):
         "2 cores",
     )
     manifest = workdir / "results" / "knn300" / "batches" / "b.json"
-    manifest.parent.mkdir()
+    manifest.parent.mkdir(exist_ok=True)
     manifest.write_text(json.dumps({"trials": [p.name for p in trials]}))
     progress = Progress(info)
     for path in progress.trials_of("results/knn300/batches/b.json"):
