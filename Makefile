@@ -53,8 +53,13 @@ report: install
 status: install
 	$(BIN)/python -m snaketune status $(if $(STUDY),--study $(STUDY))
 
+## Benchmarks against scikit-learn in the same run (bench/results/); the SLURM row needs
+## scripts/slurm-local.sh up (or a cluster) and is skipped with a message otherwise.
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_session.py
+	@if command -v sbatch >/dev/null && scripts/slurm-local.sh status 2>/dev/null | grep -q "slurmctld: running"; then \
+		$(BIN)/python bench/bench_slurm.py; else echo "bench: no SLURM cluster up, SLURM row skipped"; fi
 
 clean:
 	rm -rf results .snakemake

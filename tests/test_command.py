@@ -364,3 +364,50 @@ def test_conda_env_and_container_reach_the_command_rules(make_study):
     assert rules["trial"] == [env, "docker://python:3.11-slim"]
     assert rules["refit_command"] == [env, "docker://python:3.11-slim"]
     assert rules["aggregate"] == ["../../envs/snaketune.yaml", "None"]
+
+
+@pytest.mark.slow
+def test_command_study_with_model_based_search(make_study):
+    """search.optuna over your own script: the configurations and scores are Optuna's batch
+    optimisation run by hand, with train.py run by hand as the objective."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    study = make_study(
+        {
+            "study": "cmd-tpe",
+            "command": {"run": RUN, "inputs": ["train.py"], "metrics": ["val_accuracy"]},
+            "folds": 2,
+            "search": {
+                "optuna": {
+                    "sampler": "tpe",
+                    "n_trials": 4,
+                    "batch_size": 2,
+                    "seed": 0,
+                    "params": {"lr": {"loguniform": [0.03, 3.0]}, "hidden": [4, 16]},
+                }
+            },
+            "refit": "val_accuracy",
+        }
+    )
+    shutil.copy(TRAIN, study.workdir / "train.py")
+    study.snakemake()
+
+    def score(params: dict) -> float:
+        args = ["--lr", params["lr"], "--hidden", params["hidden"], "--epochs", 20, "--steps", 5, "--folds", 2]
+        return float(np.mean([hand_run(study.workdir, *args, "--fold", k)["val_accuracy"] for k in range(2)]))
+
+    by_hand = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
+    dists = {"hidden": CategoricalDistribution([4, 16]), "lr": FloatDistribution(0.03, 3.0, log=True)}
+    asked, values = [], []
+    for _ in range(2):  # rounds of 2: ask both, then tell both
+        trials = [by_hand.ask(dists) for _ in range(2)]
+        for trial in trials:
+            values.append(score(trial.params))
+            by_hand.tell(trial, values[-1])
+            asked.append(trial.params)
+    board = study.leaderboard().sort_values("number")
+    assert [json.loads(p) for p in board["params"]] == asked
+    np.testing.assert_allclose(board["mean_test_val_accuracy"], values, rtol=0, atol=1e-12)
+    again = study.snakemake()
+    assert "Nothing to be done" in again.stdout + again.stderr

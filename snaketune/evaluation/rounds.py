@@ -175,7 +175,12 @@ def setup(study) -> OptunaPlan:
         "refit": config["refit"],
         "error_score": config["error_score"],
     }
-    defining = to_jsonable(defining_fields(config, plan.data_key, plan.cv_key))
+    if "command" in config:  # your own training script: keys as search/command.py names them
+        from snaketune.search.command import command_defining
+
+        defining = to_jsonable(command_defining(config, plan.trial_spec_base["command"]))
+    else:
+        defining = to_jsonable(defining_fields(config, plan.data_key, plan.cv_key))
     return OptunaPlan(plan.out, settings, defining, plan.n_folds, dict(plan.trial_spec_base))
 
 

@@ -119,8 +119,7 @@ def command_plan(config: dict, basedir: str | Path = ".", candidates: list[dict]
     spec["inputs_digest"] = inputs_key
     if candidates is None:
         candidates = space_candidates(config["search"])
-    defining = {"command": {k: spec[k] for k in ("run", "metrics", "signs", "inputs", "env", "folds")}}
-    defining["seed"] = config["seed"]
+    defining = command_defining(config, spec)
     config_keys = [digest(dict(defining, params=to_jsonable(p))) for p in candidates]
     base = {
         "estimator": {},
@@ -142,6 +141,14 @@ def command_plan(config: dict, basedir: str | Path = ".", candidates: list[dict]
         "config_keys": config_keys,
         "trial_spec_base": base,
         "classifier": False,
+    }
+
+
+def command_defining(config: dict, spec: dict) -> dict:
+    """What a command study's configuration key hashes besides its parameters."""
+    return {
+        "command": {k: spec[k] for k in ("run", "metrics", "signs", "inputs", "env", "folds")},
+        "seed": config["seed"],
     }
 
 

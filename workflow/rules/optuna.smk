@@ -42,9 +42,8 @@ if not OPTUNA_GROUPS:
 
     rule optuna_trial:
         input:
+            **TRIAL_INPUTS,
             ask=f"{OUT}/optuna/round-{{round}}.json",
-            data=DATA,
-            splits=PLAN.splits_path,
         output:
             f"{OUT}/trials/o{{round}}-{{index}}_{{fold}}.json",
         log:
@@ -52,7 +51,9 @@ if not OPTUNA_GROUPS:
         group:
             lambda wc: f"trials-r{wc.round}"
         conda:
-            "../../envs/snaketune.yaml"
+            TRIAL_CONDA
+        container:
+            TRIAL_CONTAINER
         threads: config["resources"]["threads"]
         resources:
             mem_mb=config["resources"]["mem_mb"],
@@ -72,9 +73,8 @@ else:
             name:
                 f"optuna_trials_r{_round}_{_trials[0][0]}_{_trials[0][1]}"
             input:
+                **TRIAL_INPUTS,
                 ask=ROUNDS.ask_path(_round),
-                data=DATA,
-                splits=PLAN.splits_path,
             output:
                 [ROUNDS.slot_trials(_round, k)[f] for k, f in _trials],
             log:
@@ -82,7 +82,9 @@ else:
             group:
                 f"trials-r{_round}"
             conda:
-                "../../envs/snaketune.yaml"
+                TRIAL_CONDA
+            container:
+                TRIAL_CONTAINER
             threads: config["resources"]["threads"]
             resources:
                 mem_mb=config["resources"]["mem_mb"],
