@@ -136,6 +136,17 @@ def _workers(under=None):
     return found
 
 
+def _busy(workers) -> bool:
+    """A worker has forked a handler: a job's call is running in it."""
+    for w in workers:
+        try:
+            if w.children():
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def test_no_worker_left_after_success_failure_or_interrupt(make_study):
     ok = make_study(flaky_config(search={"grid": {"fail": [False], "n_neighbors": [3]}}), "ok")
     root = ok.workdir.parent  # only this test's workers count
@@ -160,8 +171,10 @@ def test_no_worker_left_after_success_failure_or_interrupt(make_study):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while not _workers(root) and time.monotonic() < deadline:
+    # Interrupt while a trial runs in the worker (a forked handler exists), not while the worker
+    # is still starting inside Snakemake's onstart hook.
+    deadline = time.monotonic() + 120
+    while not _busy(_workers(root)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _workers(root), "worker never started"
     time.sleep(1)
