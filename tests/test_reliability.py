@@ -170,6 +170,9 @@ def test_no_worker_left_after_success_failure_or_interrupt(make_study):
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(slow.workdir), "--cores", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Ctrl-C as at a terminal: a test suite started in the background by a non-interactive
+        # shell inherits SIGINT ignored, and Python (so Snakemake) would keep ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     # Interrupt while a trial runs in the worker (a forked handler exists), not while the worker
     # is still starting inside Snakemake's onstart hook.
