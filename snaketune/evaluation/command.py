@@ -31,7 +31,7 @@ from pathlib import Path
 
 from snaketune.base.jsonutil import write_json_atomic
 from snaketune.base.procs import set_parent_death_signal
-from snaketune.evaluation.records import TrialSpec, TrialStatus
+from snaketune.evaluation.records import TrialSpec, TrialStatus, versions
 from snaketune.search.command import fill
 
 TAIL_LINES = 40
@@ -237,8 +237,6 @@ def refit_command(*, best: str, spec: dict, template, seed: int, budget: dict | 
 
     A failing refit raises (the job fails with the log's tail), as an estimator's refit does.
     """
-    from snaketune.evaluation.trial import versions
-
     summary_path = Path(outputs[0])
     best_doc = json.loads(Path(best).read_text())
     params = best_doc["params"]

@@ -227,3 +227,17 @@ def error_value(error_score) -> float:
 def state_path(output: str | Path) -> Path:
     """Where a budgeted trial keeps its trained model (``partial_fit`` state) next to its record."""
     return Path(output).with_suffix(".pkl")
+
+
+def versions() -> dict:
+    """The library versions a record was computed with (provenance in trial and refit files)."""
+    import platform
+
+    import numpy as np
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+    }

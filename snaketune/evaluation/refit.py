@@ -13,7 +13,8 @@ from snaketune.base.data import load_prepared, take_rows
 from snaketune.base.estimator import build_estimator
 from snaketune.base.jsonutil import write_bytes_atomic, write_json_atomic
 from snaketune.evaluation.budget import Budget, block, chunk_size, partial_fit_kwargs, row_order
-from snaketune.evaluation.trial import search_parameters, versions
+from snaketune.evaluation.records import versions
+from snaketune.evaluation.trial import search_parameters
 
 
 def refit_best(

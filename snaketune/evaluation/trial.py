@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import platform
 import socket
 import time
 import traceback
@@ -41,6 +40,7 @@ from snaketune.evaluation.records import (
     TrialStatus,
     read_record,
     state_path,
+    versions,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -196,16 +196,6 @@ def search_parameters(params: dict) -> dict:
     from snaketune.search.space import as_candidate
 
     return {name: as_candidate(value) for name, value in params.items()}
-
-
-def versions() -> dict:
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-    }
 
 
 def thread_parameters(estimator, spec: TrialSpec, threads: int) -> dict:
