@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from snaketune.base.procs import run_in_forks
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -133,15 +136,23 @@ def make_plots(leaderboard_csv: str, config: dict, outputs: list[str]) -> None:
         frame = frame[frame["final_rung"].astype(bool)].reset_index(drop=True)
     plt = _style()
     refit = config["refit"]
-    for path in outputs:
+
+    def draw(path: str) -> None:
         name = str(path).rsplit("/", 1)[-1].removesuffix(".png")
         if name == PLOT_NAME:
             history = str(Path(leaderboard_csv).with_name("history.csv"))
             plot_history(history, refit, path, title=f"{config['study']}: every model")
-            continue
+            return
         fig = DRAW[name](plt, frame, config, refit)
         fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
+
+    # The figures are independent and this job is the last step of a run: one fork each
+    # (0.8 s -> 0.45 s for the kNN example's four on 2 cores).
+    statuses = run_in_forks({str(path): partial(draw, path) for path in outputs})
+    failed = sorted(path for path, status in statuses.items() if status != 0)
+    if failed:
+        raise RuntimeError(f"could not draw {', '.join(failed)} (the tracebacks are above)")
 
 
 # ----------------------------------------------------------------------------------------------

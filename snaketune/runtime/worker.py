@@ -13,8 +13,9 @@ with the config's fixed parameters (never a searched configuration) on a few row
 finishes within :data:`WARM_UP_SECONDS` does the worker repeat it itself, so lazy imports and caches
 of a first fit are paid once, not in every forked trial.
 
-Lifecycle: started by the Snakefile's ``onstart`` on local runs, stopped by ``onsuccess`` /
-``onerror``, and tied to the Snakemake process with ``PR_SET_PDEATHSIG`` plus a parent-pid poll,
+Lifecycle: started while the main Snakemake process parses the workflow, so its imports overlap
+the parse, adopted by the Snakefile's ``onstart`` on local runs (else stopped there, or ended by
+:data:`ADOPT_SECONDS` without a connection), stopped by ``onsuccess`` / ``onerror``, and tied to the Snakemake process with ``PR_SET_PDEATHSIG`` plus a parent-pid poll,
 so it never outlives the run — not even a ``kill -9`` of Snakemake. It serves only the study
 folder it was started for; the client falls back to running in-process when no worker answers.
 """
@@ -37,6 +38,9 @@ from snaketune.base.procs import set_parent_death_signal
 from snaketune.runtime.protocol import ENV_ADDRESS, read_args, recv_message, send_message
 
 WARM_UP_SECONDS = 3.0
+# A worker started while Snakemake parses the workflow is adopted at onstart (a first connection);
+# one nobody connects to within this time belongs to a run that will not use it.
+ADOPT_SECONDS = 120.0
 
 
 class Worker:
@@ -88,14 +92,16 @@ class Worker:
         listener.listen(64)
         signal.signal(signal.SIGTERM, self._terminate)
         print(f"worker {os.getpid()} serving {self.study_dir} at @{self.address}", flush=True)
+        adopt_by = time.monotonic() + ADOPT_SECONDS
         try:
-            while self._parent_alive():
+            while self._parent_alive() and (adopt_by is None or time.monotonic() < adopt_by):
                 ready, _, _ = select.select([listener, *self.children.values()], [], [], 0.5)
                 self._reap()
                 for pid, conn in list(self.children.items()):
                     if conn in ready and not _peek(conn):
                         _kill_group(pid)  # the Snakemake job died: stop its trial now
                 if listener in ready:
+                    adopt_by = None
                     try:
                         conn, _ = listener.accept()
                     except OSError as exc:  # e.g. out of file descriptors: the client retries in-process

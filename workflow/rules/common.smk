@@ -52,7 +52,8 @@ wildcard_constraints:
     trial=r"[0-9a-f]{12}_[0-9]+",
 
 
-# The warm worker (snaketune/runtime/worker.py) lives exactly as long as this local run.
+# The warm worker (snaketune/runtime/worker.py): started during the parse (ws.load_study), adopted
+# here on a local run, stopped at the end; it never outlives this run.
 WORKER = {}
 
 
@@ -62,11 +63,11 @@ onstart:
 
 
 onsuccess:
-    ws.stop_worker(WORKER.get("proc"))
+    ws.end_of_run(WORKER.get("proc"))
     # The summary: ws.print_top (top configurations, failures) through the terminal logger.
     terminal.end_of_run(STUDY, ok=True)
 
 
 onerror:
-    ws.stop_worker(WORKER.get("proc"))
+    ws.end_of_run(WORKER.get("proc"))
     terminal.end_of_run(STUDY, ok=False)
