@@ -288,3 +288,34 @@ def test_marginal_wraps_many_parameters_into_rows():
     assert len(fig.axes) == 5  # no empty panels
     assert sorted(ax.get_subplotspec().rowspan.start for ax in fig.axes) == [0, 0, 0, 0, 1]
     plt.close(fig)
+
+
+def test_a_leaderboard_drawn_before_gets_its_figures_back_by_copy(tmp_path):
+    """A reverted edit: the figures of a leaderboard seen before are copied, not drawn again;
+    any change in the table means drawing anew. A figure that fails names itself."""
+    from snaketune.runtime.calls import plots as plots_call
+
+    study = tmp_path / "study"
+    (study / "plots").mkdir(parents=True)
+    table = study / "leaderboard.csv"
+    outputs = [str(study / "plots" / f"{name}.png") for name in plots.plot_names(CONFIG)]
+    first, second = _leaderboard(seed=0), _leaderboard(seed=1)
+
+    def run(frame) -> tuple[str, dict]:
+        frame.to_csv(table, index=False)
+        message = plots_call(leaderboard=str(table), config=CONFIG, outputs=outputs)
+        return message, {p: open(p, "rb").read() for p in outputs}
+
+    message, drawn = run(first)
+    assert "copied" not in message
+    message, other = run(second)
+    assert "copied" not in message and other != drawn
+    message, again = run(first)
+    assert "copied from" in message and again == drawn
+    # The cache keeps the most recent sets only.
+    for seed in range(2, 2 + plots.FIGURE_CACHE_ENTRIES):
+        run(_leaderboard(seed=seed))
+    assert len(list((study / ".cache" / "plots").iterdir())) == plots.FIGURE_CACHE_ENTRIES
+    # A figure that cannot be drawn fails the job and names the file.
+    with pytest.raises(RuntimeError, match="marginal.png"):
+        plots.make_plots(str(table), dict(CONFIG, refit="no_such_metric"), outputs[:1])

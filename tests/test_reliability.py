@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests import killing
-from tests.conftest import REPO, SNAKEMAKE, jobs_run, without_timings
+from tests.conftest import REPO, SNAKEMAKE, full_output, jobs_run, without_timings
 
 pytestmark = pytest.mark.slow
 
@@ -151,6 +151,19 @@ def test_no_worker_left_after_success_failure_or_interrupt(make_study):
     ok = make_study(flaky_config(search={"grid": {"fail": [False], "n_neighbors": [3]}}), "ok")
     root = ok.workdir.parent  # only this test's workers count
     ok.snakemake()
+    assert _workers(root) == []
+    # The worker starts while the workflow is parsed; runs that never reach onstart (a dry run,
+    # nothing to do, a config error) must not leave it behind either.
+    log = ok.out / "logs" / "worker.log"
+    served = log.read_text().count("serving")
+    assert served == 1, log.read_text()  # the early worker was adopted: no second one started
+    ok.snakemake("-n")
+    assert "Nothing to be done" in full_output(ok.snakemake())
+    broken = make_study(dict(ok.config, cv={"n_splits": "five"}), "broken")
+    assert broken.snakemake(check=False).returncode != 0
+    deadline = time.monotonic() + 5
+    while _workers(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _workers(root) == []
     bad = make_study(flaky_config(error_score="raise"), "bad")
     assert bad.snakemake(check=False).returncode != 0
