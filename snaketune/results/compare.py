@@ -87,12 +87,14 @@ def compare(best: np.ndarray, other: np.ndarray, *, n_train: float, n_test: floa
             1.0 if abs(mean) <= rope else 0.0,
         )
     t_stat = mean / scale
-    posterior = t(k - 1, loc=mean, scale=scale)
+    # The posterior is t(k - 1, loc=mean, scale=scale); standardised by hand, because a frozen
+    # scipy distribution costs ~0.4 ms to build (0.8 s of a 2,000-configuration aggregation).
+    low, high = t.cdf([(-rope - mean) / scale, (rope - mean) / scale], k - 1)
     return Comparison(
         t_stat=t_stat,
         p_value=float(t.sf(t_stat, k - 1)),
-        prob_best_better=float(posterior.sf(0.0)),
-        prob_equivalent=float(posterior.cdf(rope) - posterior.cdf(-rope)),
+        prob_best_better=float(t.sf(-mean / scale, k - 1)),
+        prob_equivalent=float(high - low),
     )
 
 
