@@ -82,8 +82,9 @@ def call_in_fork(function, timeout: float):
         return None
 
 
-def run_in_forks(tasks: dict) -> dict[str, int]:
-    """Run independent ``tasks`` (name -> callable) at once, each in a forked child.
+def run_in_forks(tasks: dict, parallel: int | None = None) -> dict[str, int]:
+    """Run independent ``tasks`` (name -> callable), each in a forked child, ``parallel`` at a
+    time (default: the CPUs this process may use).
 
     For our own CPU-bound steps that do not share state (figures of the plots job): the children
     inherit every import, so they start in milliseconds. A child's exception goes to stderr
@@ -93,8 +94,18 @@ def run_in_forks(tasks: dict) -> dict[str, int]:
     import sys
     import traceback
 
-    pids = {}
+    parallel = parallel or len(os.sched_getaffinity(0))
+    pids: dict[int, str] = {}
+    statuses = {}
+
+    def wait_one() -> None:
+        pid, status = os.wait()
+        if pid in pids:
+            statuses[pids.pop(pid)] = os.waitstatus_to_exitcode(status)
+
     for name, task in tasks.items():
+        while len(pids) >= parallel:
+            wait_one()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -111,9 +122,6 @@ def run_in_forks(tasks: dict) -> dict[str, int]:
                 sys.stderr.flush()
                 os._exit(status)
         pids[pid] = name
-    statuses = {}
     while pids:
-        pid, status = os.wait()
-        if pid in pids:
-            statuses[pids.pop(pid)] = os.waitstatus_to_exitcode(status)
+        wait_one()
     return statuses

@@ -148,8 +148,8 @@ def make_plots(leaderboard_csv: str, config: dict, outputs: list[str]) -> None:
         fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
 
-    # The figures are independent and this job is the last step of a run: one fork each
-    # (0.8 s -> 0.45 s for the kNN example's four on 2 cores).
+    # The figures are independent and this job is the last step of a run: one fork each, as
+    # many at a time as there are CPUs (the kNN example's four on 2 cores: 0.8 -> 0.45 s).
     statuses = run_in_forks({str(path): partial(draw, path) for path in outputs})
     failed = sorted(path for path, status in statuses.items() if status != 0)
     if failed:
