@@ -191,11 +191,14 @@ def test_batches_keep_folds_together_and_change_little_when_the_study_grows():
     assert make_batches(keys, n_folds=5, trials_per_job=1) == {}
 
 
-def test_auto_batch_size_targets_half_a_second_and_keeps_cores_busy():
+def test_auto_batch_size_targets_two_seconds_and_keeps_cores_busy():
     assert choose_trials_per_job(0.002, n_trials=600, cores=2) == 75  # balance-bound
     assert choose_trials_per_job(0.001, n_trials=100_000, cores=2) == 256  # capped
-    assert choose_trials_per_job(0.1, n_trials=600, cores=2) == 5
-    assert choose_trials_per_job(2.0, n_trials=600, cores=2) == 1
+    assert choose_trials_per_job(0.1, n_trials=600, cores=2) == 20
+    assert choose_trials_per_job(0.8, n_trials=200, cores=2) == 3
+    assert choose_trials_per_job(0.1, n_trials=60, cores=2) == 7  # balance-bound: 4 jobs a core
+    assert choose_trials_per_job(2.5, n_trials=600, cores=2) == 1
+    assert choose_trials_per_job(0.1, n_trials=600, cores=2, target_seconds=0.5) == 5
 
 
 def test_threads_reach_open_n_jobs_parameters():

@@ -15,11 +15,13 @@ import math
 import time
 from pathlib import Path
 
-# Per-job cost of Snakemake plus the trial client on this kind of machine: ~40 ms wall, ~50 ms
-# CPU (FIELD-NOTES). A local job of JOB_SECONDS keeps that overhead near 10 %. A cluster job costs
-# seconds (submission, a new Snakemake in the job, status polls): the SLURM profile sets
-# job_seconds to minutes.
-JOB_SECONDS = 0.5
+# Per-job cost of Snakemake plus the trial client on this kind of machine: ~50 ms wall and
+# ~100 ms CPU (Snakemake's bookkeeping, the client's Python, the worker's forks), measured with
+# 60 RandomForest trials of ~0.8 s: one a job 28.6 s, three a job 26.5 s. A local job of
+# JOB_SECONDS keeps that near 5 %; more trials a job would leave cores idle at the end (at least
+# 4 jobs a core, below). A cluster job costs seconds (submission, a new Snakemake in the job,
+# status polls): the SLURM profile sets job_seconds to minutes.
+JOB_SECONDS = 2.0
 MAX_TRIALS_PER_JOB = 256
 
 
