@@ -191,13 +191,18 @@ def test_batches_keep_folds_together_and_change_little_when_the_study_grows():
     assert make_batches(keys, n_folds=5, trials_per_job=1) == {}
 
 
-def test_auto_batch_size_targets_two_seconds_and_keeps_cores_busy():
-    assert choose_trials_per_job(0.002, n_trials=600, cores=2) == 75  # balance-bound
+def test_auto_batch_size_weighs_job_cost_against_idle_cores():
+    from snaketune.runtime.batching import job_seconds
+
+    # sqrt(2 * work * 50 ms / cores), within [0.2, 5] s.
+    assert job_seconds(0.13, 300, 2) == pytest.approx((2 * 39 * 0.05 / 2) ** 0.5)
+    assert job_seconds(0.001, 600, 2) == 0.2 and job_seconds(5.0, 10_000, 2) == 5.0
+    assert choose_trials_per_job(0.13, n_trials=300, cores=2) == 11  # 1.4 s jobs
+    assert choose_trials_per_job(0.8, n_trials=195, cores=2) == 4  # 2.8 s jobs
+    assert choose_trials_per_job(0.002, n_trials=600, cores=2) == 75  # balance-bound (0.2 s: 100)
     assert choose_trials_per_job(0.001, n_trials=100_000, cores=2) == 256  # capped
-    assert choose_trials_per_job(0.1, n_trials=600, cores=2) == 20
-    assert choose_trials_per_job(0.8, n_trials=200, cores=2) == 3
-    assert choose_trials_per_job(0.1, n_trials=60, cores=2) == 7  # balance-bound: 4 jobs a core
-    assert choose_trials_per_job(2.5, n_trials=600, cores=2) == 1
+    assert choose_trials_per_job(0.1, n_trials=60, cores=2) == 6  # 0.55 s jobs
+    assert choose_trials_per_job(6.0, n_trials=600, cores=2) == 1
     assert choose_trials_per_job(0.1, n_trials=600, cores=2, target_seconds=0.5) == 5
 
 

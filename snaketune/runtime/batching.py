@@ -17,11 +17,21 @@ from pathlib import Path
 
 # Per-job cost of Snakemake plus the trial client on this kind of machine: ~50 ms wall and
 # ~100 ms CPU (Snakemake's bookkeeping, the client's Python, the worker's forks), measured with
-# 60 RandomForest trials of ~0.8 s: one a job 28.6 s, three a job 26.5 s. A local job of
-# JOB_SECONDS keeps that near 5 %; more trials a job would leave cores idle at the end (at least
-# 4 jobs a core, below). A cluster job costs seconds (submission, a new Snakemake in the job,
-# status polls): the SLURM profile sets job_seconds to minutes.
-JOB_SECONDS = 2.0
+# 60 RandomForest trials of ~0.8 s: one a job 28.6 s, three a job 26.5 s.
+JOB_COST_SECONDS = 0.05
+# Local jobs last between these (see job_seconds); a cluster job costs seconds (submission, a new
+# Snakemake in the job, status polls): the SLURM profile sets job_seconds to minutes.
+MIN_JOB_SECONDS, MAX_JOB_SECONDS = 0.2, 5.0
+
+
+def job_seconds(trial_seconds: float, n_trials: int, cores: int) -> float:
+    """The local job length that loses least: ``n`` jobs cost ``n * JOB_COST_SECONDS / cores`` of
+    wall time, and the last jobs leave cores idle for about half a job; their sum is smallest at
+    ``sqrt(2 * work * JOB_COST_SECONDS / cores)`` (SVC/digits, 300 trials of 0.13 s: 1.4 s;
+    RandomForest, 195 of 0.8 s: 2.8 s)."""
+    work = max(trial_seconds, 1e-3) * n_trials
+    best = math.sqrt(2 * work * JOB_COST_SECONDS / max(1, cores))
+    return min(MAX_JOB_SECONDS, max(MIN_JOB_SECONDS, best))
 MAX_TRIALS_PER_JOB = 256
 
 
@@ -48,13 +58,18 @@ def make_batches(config_keys: list[str], n_folds: int, trials_per_job: int) -> d
     return dict(sorted(batches.items()))
 
 
-def choose_trials_per_job(trial_seconds: float, n_trials: int, cores: int, target_seconds: float = JOB_SECONDS) -> int:
-    """Trials per job so a job lasts about ``target_seconds``, keeping >= 4 jobs per core (so
-    the last jobs do not leave cores idle; on a cluster ``cores`` is one job's width)."""
+def choose_trials_per_job(
+    trial_seconds: float, n_trials: int, cores: int, target_seconds: float | None = None
+) -> int:
+    """Trials per job so a job lasts about ``target_seconds`` (default :func:`job_seconds`),
+    keeping >= 4 jobs per core (so the last jobs do not leave cores idle; on a cluster ``cores``
+    is one job's width)."""
     if trial_seconds <= 0:
         trial_seconds = 1e-3
     if math.isinf(trial_seconds):
         return 1
+    if target_seconds is None:
+        target_seconds = job_seconds(trial_seconds, n_trials, cores)
     by_time = math.ceil(target_seconds / trial_seconds)
     by_balance = max(1, n_trials // (4 * max(1, cores)))
     return int(max(1, min(by_time, by_balance, MAX_TRIALS_PER_JOB)))
@@ -101,7 +116,7 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
     sets a trial's cost (estimator, data, CV; not the grid, so growing it keeps the batches). Only
     the process the user started (``measure``) measures and chooses; every other process (cluster
     jobs re-parsing the workflow) reads the saved choice, so all agree on the batches. Jobs aim at
-    ``job_seconds`` from the config (the SLURM profile sets minutes), else :data:`JOB_SECONDS`.
+    ``job_seconds`` from the config (the SLURM profile sets minutes), else :func:`job_seconds`.
     """
     setting = config.get("trials_per_job", "auto")
     if setting != "auto":
@@ -122,10 +137,10 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
         return int(saved.get("trials_per_job", 1))
     if not plan.config_keys:
         return 1
-    target = config.get("job_seconds") or JOB_SECONDS
     seconds = saved.get("trial_seconds")
     if seconds is None:
         seconds = measure_isolated(config, basedir, plan.candidates)
+    target = config.get("job_seconds") or job_seconds(seconds, len(plan.trial_ids), cores)
     chosen = choose_trials_per_job(seconds, len(plan.trial_ids), cores, target)
     record = {"key": key, "trial_seconds": seconds, "target_seconds": target, "trials_per_job": chosen}
     if record != saved:
