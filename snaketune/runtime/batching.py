@@ -32,6 +32,8 @@ def job_seconds(trial_seconds: float, n_trials: int, cores: int) -> float:
     work = max(trial_seconds, 1e-3) * n_trials
     best = math.sqrt(2 * work * JOB_COST_SECONDS / max(1, cores))
     return min(MAX_JOB_SECONDS, max(MIN_JOB_SECONDS, best))
+
+
 MAX_TRIALS_PER_JOB = 256
 
 
@@ -58,9 +60,7 @@ def make_batches(config_keys: list[str], n_folds: int, trials_per_job: int) -> d
     return dict(sorted(batches.items()))
 
 
-def choose_trials_per_job(
-    trial_seconds: float, n_trials: int, cores: int, target_seconds: float | None = None
-) -> int:
+def choose_trials_per_job(trial_seconds: float, n_trials: int, cores: int, target_seconds: float | None = None) -> int:
     """Trials per job so a job lasts about ``target_seconds`` (default :func:`job_seconds`),
     keeping >= 4 jobs per core (so the last jobs do not leave cores idle; on a cluster ``cores``
     is one job's width)."""
