@@ -273,3 +273,27 @@ def test_parse_time_cache_gives_the_same_study(tmp_path, monkeypatch):
     config["cv"] = {"n_splits": 4}
     load_study(config, None, ".")
     assert len(list(cache.parent.glob("plan-*.json"))) == 2
+
+
+def test_end_of_run_cancels_snakemakes_rate_limit_timers():
+    """Snakemake's scheduler leaves a non-daemon Timer (the job-rate timespan, 1 s by default)
+    that the process waits for at exit; onsuccess/onerror cancel it. Uses Snakemake's own method,
+    so an upgrade that renames or changes it fails here rather than silently slowing every run."""
+    import inspect
+    import threading
+
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    from snaketune.workflow.support import cancel_scheduler_timers
+
+    assert "threading.Timer(" in inspect.getsource(JobScheduler._schedule_reevalutation)
+    scheduler = object.__new__(JobScheduler)  # only what the method touches
+    scheduler._open_jobs = threading.Semaphore(0)
+    before = set(threading.enumerate())
+    JobScheduler._schedule_reevalutation(scheduler, 30)
+    (timer,) = set(threading.enumerate()) - before
+    assert isinstance(timer, threading.Timer) and not timer.daemon
+    assert cancel_scheduler_timers() == 1
+    timer.join(timeout=5)
+    assert not timer.is_alive()
+    assert not scheduler._open_jobs.acquire(blocking=False)  # cancelled, not fired
