@@ -219,6 +219,35 @@ def test_reruns_only_what_changed(make_study):
     assert jobs_run(redo) == 1 and victim.exists()
 
 
+def test_refit_is_copied_when_the_best_is_unchanged(make_study):
+    """An edit that leaves the best configuration as it was copies the refit model from
+    <study>/.cache/refit (the same bytes) instead of fitting it again; a new best is fitted."""
+    config = json.loads(json.dumps(KNN_GRID))
+    config["search"]["grid"] = {"n_neighbors": [5, 9], "metric": ["euclidean"]}
+    study = make_study(config)
+    study.snakemake()
+    log = study.out / "logs" / "refit.log"
+    assert "copied" not in log.read_text()
+    model, summary = (study.out / "model.pkl").read_bytes(), (study.out / "refit.json").read_text()
+    best = json.loads((study.out / "best.json").read_text())["params"]
+
+    # A clearly worse value (k = 100 of 112 training rows): the best stays, its refit is copied.
+    study.config["search"]["grid"]["n_neighbors"] = [5, 9, 100]
+    study.write()
+    study.snakemake()
+    assert json.loads((study.out / "best.json").read_text())["params"] == best
+    assert "copied from" in log.read_text(), log.read_text()
+    assert (study.out / "model.pkl").read_bytes() == model
+    assert (study.out / "refit.json").read_text() == summary
+
+    # Only k = 100 left: a new best, fitted anew.
+    study.config["search"]["grid"]["n_neighbors"] = [100]
+    study.write()
+    study.snakemake()
+    assert "copied" not in log.read_text()
+    assert json.loads((study.out / "refit.json").read_text())["params"]["n_neighbors"] == 100
+
+
 def test_worker_and_in_process_give_identical_trials(make_study):
     config = json.loads(json.dumps(KNN_GRID))
     config["search"]["grid"] = {"n_neighbors": [2, 6], "metric": ["chebyshev"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import time
 from pathlib import Path
@@ -25,13 +26,17 @@ def refit_best(
     With a ``budget`` (adaptive searches) the model is trained the way the search trained it:
     ``partial_fit``: the best's number of units (calls), cycling through all training rows in
     blocks of ``chunk_size``; ``n_samples``: one ``fit`` on every training row.
-    Loading a pickle runs code: only load models you produced yourself.
+    Loading a pickle runs code: only load models you produced yourself. A refit seen before
+    (:func:`refit_cache`) is copied, and the returned summary says ``reused``: the cache folder.
     """
     from sklearn.metrics import get_scorer
 
+    best = json.loads(Path(best_path).read_text())
+    cache = refit_cache(data_dir, best, estimator, allowed_modules, seed, scoring, budget, model_path)
+    if reuse_refit(cache, model_path, summary_path):
+        return dict(json.loads(Path(summary_path).read_text()), reused=str(cache))
     data = load_prepared(data_dir, mmap=False)
     X, y = data["X"], data["y"]
-    best = json.loads(Path(best_path).read_text())
     model = build_estimator(estimator, allowed_modules, seed).set_params(**search_parameters(best["params"]))
     budget = Budget.from_dict(budget)
     t0 = time.perf_counter()
@@ -62,4 +67,65 @@ def refit_best(
     if budget is not None:
         summary.update(resource=budget.resource, n_resources=best["n_resources"])
     write_json_atomic(summary_path, summary)
+    keep_refit(cache, model_path, summary_path)
     return summary
+
+
+# Refits of best configurations seen before, per study: an edit that leaves the best configuration
+# as it was (a worse value added, an edit reverted) copies its model instead of fitting it again.
+REFIT_CACHE_ENTRIES = 4
+
+
+def refit_cache(data_dir, best, estimator, allowed_modules, seed, scoring, budget, model_path) -> Path:
+    """``<study>/.cache/refit/<key>``: the key is everything the refit depends on: the best's
+    parameters (and resources), the estimator spec, seed, metrics, budget, the prepared data's
+    fingerprint and the library versions."""
+    from snaketune.base.jsonutil import digest
+
+    meta = json.loads((Path(data_dir) / "meta.json").read_text())
+    key = digest(
+        {
+            "params": best["params"],
+            "n_resources": best.get("n_resources"),
+            "estimator": estimator,
+            "allowed_modules": allowed_modules,
+            "seed": seed,
+            "scoring": scoring,
+            "budget": budget,
+            "data": meta["fingerprint"],
+            "versions": versions(),
+        },
+        20,
+    )
+    return Path(model_path).parent / ".cache" / "refit" / key
+
+
+def reuse_refit(cache: Path, model_path, summary_path) -> bool:
+    """Copy a cached model and summary to the outputs (new files, new mtimes) if both are there."""
+    import shutil
+
+    model, summary = cache / "model.pkl", cache / "refit.json"
+    if not (model.is_file() and summary.is_file()):
+        return False
+    shutil.copyfile(model, model_path)
+    shutil.copyfile(summary, summary_path)
+    os.utime(cache)  # most recently used: kept longest
+    return True
+
+
+def keep_refit(cache: Path, model_path, summary_path) -> None:
+    """Store this refit; keep the :data:`REFIT_CACHE_ENTRIES` most recent."""
+    import shutil
+    import tempfile
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".new-"))
+    try:
+        shutil.copyfile(model_path, staging / "model.pkl")
+        shutil.copyfile(summary_path, staging / "refit.json")
+        os.replace(staging, cache)
+    except OSError:  # another run stored the same refit first
+        shutil.rmtree(staging, ignore_errors=True)
+    entries = sorted((p for p in cache.parent.iterdir() if not p.name.startswith(".")), key=os.path.getmtime)
+    for old in entries[:-REFIT_CACHE_ENTRIES]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -109,7 +109,7 @@ def refit(
     from snaketune.evaluation.refit import refit_best
 
     model, summary = outputs
-    refit_best(
+    done = refit_best(
         data_dir=data_dir,
         best_path=best,
         estimator=estimator,
@@ -120,6 +120,8 @@ def refit(
         summary_path=summary,
         budget=budget,
     )
+    if "reused" in done:
+        return f"refit the best configuration -> {model}: copied from {done['reused']} (fitted before)"
     return f"refit the best configuration -> {model}"
 
 
