@@ -297,3 +297,21 @@ def test_end_of_run_cancels_snakemakes_rate_limit_timers():
     timer.join(timeout=5)
     assert not timer.is_alive()
     assert not scheduler._open_jobs.acquire(blocking=False)  # cancelled, not fired
+
+
+def test_call_in_fork_returns_values_and_none_for_errors_and_hangs():
+    import time
+    import warnings
+
+    from snaketune.base.procs import call_in_fork
+
+    def noisy():
+        print("to stdout")
+        warnings.warn("a warning on stderr", stacklevel=1)
+        return {"seconds": 0.25}
+
+    assert call_in_fork(noisy, timeout=30) == {"seconds": 0.25}
+    assert call_in_fork(lambda: 1 / 0, timeout=30) is None
+    t0 = time.monotonic()
+    assert call_in_fork(lambda: time.sleep(60), timeout=1) is None
+    assert time.monotonic() - t0 < 30

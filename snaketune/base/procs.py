@@ -23,10 +23,17 @@ def call_in_fork(function, timeout: float):
     has. The child runs with one thread in native pools (an OpenMP pool the parent started does
     not survive a fork) and with stdout/stderr discarded. Returns the JSON value ``function``
     returned, or None if it raised, crashed, or ran out of time.
+
+    The parent is Snakemake's, which has threads (its log listener, our progress line): a lock
+    one of them held at the fork stays held in the child. So the child writes through new
+    stdout/stderr objects with logging off, and a result counts once its last byte (a newline)
+    has arrived, whatever the child's exit status (it is killed once the pipe closes).
     """
     import json
+    import logging
     import os
     import select
+    import sys
     import time
 
     read_fd, write_fd = os.pipe()
@@ -44,13 +51,17 @@ def call_in_fork(function, timeout: float):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
+            # Fresh stream objects: the inherited ones' buffer locks may be held by a thread
+            # that does not exist here (warnings and prints would block on them forever).
+            sys.stdout = sys.stderr = open(devnull, "w", closefd=False)  # noqa: SIM115
+            logging.disable(logging.CRITICAL)
             try:
                 from threadpoolctl import threadpool_limits
 
                 threadpool_limits(1)
             except ImportError:
                 pass
-            payload = json.dumps(function()).encode()
+            payload = json.dumps(function()).encode() + b"\n"
             with os.fdopen(write_fd, "wb") as fh:
                 fh.write(payload)
             status = 0
@@ -73,11 +84,12 @@ def call_in_fork(function, timeout: float):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        _, status = os.waitpid(pid, 0)
-    if status != 0 or not chunks:
+        os.waitpid(pid, 0)
+    payload = b"".join(chunks)
+    if not payload.endswith(b"\n"):  # raised, crashed, or ran out of time before the end
         return None
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(payload)
     except ValueError:
         return None
 

@@ -161,6 +161,13 @@ def measure_isolated(config: dict, basedir: Path, candidates: list[dict]) -> flo
     the measurement costs the fits alone. A measurement that fails or runs out of time counts as
     a slow trial (one a job).
     """
+    # Import here what the child needs, so the child takes no import lock (another thread of
+    # this process may hold one at the fork).
+    import sklearn.datasets  # noqa: F401
+
+    import snaketune.base.data  # noqa: F401
+    import snaketune.base.splits  # noqa: F401
+    import snaketune.evaluation.trial  # noqa: F401
     from snaketune.base.procs import call_in_fork
 
     seconds = call_in_fork(lambda: measure_trial_seconds(config, basedir, candidates), MEASURE_TIMEOUT)
