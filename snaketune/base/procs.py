@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import ctypes
-import functools
 import signal
-
-
-@functools.cache
-def _libc():
-    """The C library, opened once (a forked child must not call the dynamic loader: another
-    thread of the parent may have held its lock at the fork)."""
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
 
 
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
     """Ask Linux to send ``sig`` to this process when its parent dies."""
     try:
-        _libc().prctl(1, sig)  # PR_SET_PDEATHSIG
-    except AttributeError:  # no C library (or no prctl): not Linux
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
         pass
-
-
-def _one_thread():
-    """Native thread pools limited to one thread while the block runs (nothing without
-    threadpoolctl)."""
-    import contextlib
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
 
 
 def call_in_fork(function, timeout: float):
@@ -58,12 +36,9 @@ def call_in_fork(function, timeout: float):
     import sys
     import time
 
-    _libc()
     read_fd, write_fd = os.pipe()
     try:
-        # Limited here, not in the child: finding the pools walks the loaded libraries.
-        with _one_thread():
-            pid = os.fork()
+        pid = os.fork()
     except OSError:
         os.close(read_fd)
         os.close(write_fd)
@@ -80,6 +55,12 @@ def call_in_fork(function, timeout: float):
             # that does not exist here (warnings and prints would block on them forever).
             sys.stdout = sys.stderr = open(devnull, "w", closefd=False)  # noqa: SIM115
             logging.disable(logging.CRITICAL)
+            try:
+                from threadpoolctl import threadpool_limits
+
+                threadpool_limits(1)
+            except ImportError:
+                pass
             payload = json.dumps(function()).encode() + b"\n"
             with os.fdopen(write_fd, "wb") as fh:
                 fh.write(payload)
