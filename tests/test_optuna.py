@@ -273,7 +273,7 @@ def test_tpe_rounds_rerun_nothing_and_repeat_exactly(make_study):
     }
     assert leaderboard_params(study) == expected
 
-    # A fresh folder, one core, a configuration's folds batched in one job: the same study.
+    # A fresh folder, one core, each round's trials batched (dealt fold by fold): the same study.
     fresh_config = svc_config(n_trials=14)
     fresh_config["trials_per_job"] = "auto"
     fresh = make_study(fresh_config, "b")

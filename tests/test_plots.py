@@ -241,7 +241,7 @@ def test_importance_finds_the_parameter_that_matters():
     result = plots.parameter_importance(frame, RANDOM)
     ranked = [result["names"][i] for i in np.argsort(-result["importance"])]
     assert ranked[0] == "C" and result["importance"][0] > 5 * max(result["importance"][1:])
-    assert result["r2_cv"] > 0.8
+    assert result["r2_oob"] > 0.8
     plt, fig = _figure(plots.draw_importance, frame, RANDOM)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()][-1] == "C"  # most important on top

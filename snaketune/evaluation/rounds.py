@@ -130,11 +130,14 @@ class OptunaPlan:
         """Trials run together in one job: ``(round, [(index, fold), ...])``, round by round.
 
         ``1`` is one job a trial; an integer ``N`` puts ``N`` trials of one round in a job; ``auto``
-        puts a configuration's folds in one job. Decided from the config alone.
+        puts ``n_folds`` trials in a job (as many jobs as configurations). Decided from the config
+        alone. Trials are dealt fold by fold, so a job holds one fold of several configurations:
+        a slow configuration (an SVC with a huge C) spreads over several jobs instead of making
+        one long job that the whole round, and the next ask, waits for.
         """
         groups = []
         for r in range(self.n_rounds):
-            trials = [(k, f) for k in range(self.round_size(r)) for f in range(self.n_folds)]
+            trials = [(k, f) for f in range(self.n_folds) for k in range(self.round_size(r))]
             per_job = self.n_folds if trials_per_job == "auto" else max(1, int(trials_per_job))
             groups += [(r, trials[i : i + per_job]) for i in range(0, len(trials), per_job)]
         return groups
