@@ -176,6 +176,47 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert json.loads((tmp_path / "t.json").read_text()) == {"x": None, "y": [1, 2]}
 
 
+def test_file_cache_restores_complete_entries_and_keeps_the_most_recent(tmp_path):
+    import os
+
+    from snaketune.base import filecache
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.pkl").write_bytes(b"model")
+    (out / "refit.json").write_text("{}")
+    files = {"m.bin": out / "model.pkl", "s.json": out / "refit.json"}
+    cache = tmp_path / ".cache" / "kind"
+    filecache.store(cache / "k0", files, keep=2)
+    assert [p.name for p in cache.iterdir()] == ["k0"]  # no staging folder left behind
+    assert sorted(p.name for p in (cache / "k0").iterdir()) == ["m.bin", "s.json"]
+
+    for path in files.values():
+        path.unlink()
+    os.utime(cache / "k0" / "m.bin", (0, 0))
+    assert filecache.restore(cache / "k0", files)
+    assert (out / "model.pkl").read_bytes() == b"model" and (out / "refit.json").read_text() == "{}"
+    assert (out / "model.pkl").stat().st_mtime > 0  # a new file, not the cached one's mtime
+
+    # An unknown key, or an entry with a file missing: nothing is copied.
+    assert not filecache.restore(cache / "unknown", files)
+    (cache / "k0" / "s.json").unlink()
+    (out / "model.pkl").unlink()
+    assert not filecache.restore(cache / "k0", files)
+    assert not (out / "model.pkl").exists()
+
+    # keep=2: the least recently stored or restored entries go.
+    (out / "model.pkl").write_bytes(b"model")
+    lru = tmp_path / "lru"
+    for i, key in enumerate(["k1", "k2", "k3"]):
+        filecache.store(lru / key, files, keep=2)
+        os.utime(lru / key, (i, i))  # distinct mtimes: the order is certain
+    assert sorted(p.name for p in lru.iterdir()) == ["k2", "k3"]
+    assert filecache.restore(lru / "k2", files)  # used again: now the most recent
+    filecache.store(lru / "k4", files, keep=2)
+    assert sorted(p.name for p in lru.iterdir()) == ["k2", "k4"]
+
+
 # --- batching -----------------------------------------------------------------------------------
 
 

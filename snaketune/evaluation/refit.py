@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import time
 from pathlib import Path
 
 import numpy as np
 
+from snaketune.base import filecache
 from snaketune.base.data import load_prepared, take_rows
 from snaketune.base.estimator import build_estimator
 from snaketune.base.jsonutil import write_bytes_atomic, write_json_atomic
@@ -102,30 +102,14 @@ def refit_cache(data_dir, best, estimator, allowed_modules, seed, scoring, budge
 
 def reuse_refit(cache: Path, model_path, summary_path) -> bool:
     """Copy a cached model and summary to the outputs (new files, new mtimes) if both are there."""
-    import shutil
-
-    model, summary = cache / "model.pkl", cache / "refit.json"
-    if not (model.is_file() and summary.is_file()):
-        return False
-    shutil.copyfile(model, model_path)
-    shutil.copyfile(summary, summary_path)
-    os.utime(cache)  # most recently used: kept longest
-    return True
+    return filecache.restore(cache, _cached_names(model_path, summary_path))
 
 
 def keep_refit(cache: Path, model_path, summary_path) -> None:
     """Store this refit; keep the :data:`REFIT_CACHE_ENTRIES` most recent."""
-    import shutil
-    import tempfile
+    filecache.store(cache, _cached_names(model_path, summary_path), keep=REFIT_CACHE_ENTRIES)
 
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".new-"))
-    try:
-        shutil.copyfile(model_path, staging / "model.pkl")
-        shutil.copyfile(summary_path, staging / "refit.json")
-        os.replace(staging, cache)
-    except OSError:  # another run stored the same refit first
-        shutil.rmtree(staging, ignore_errors=True)
-    entries = sorted((p for p in cache.parent.iterdir() if not p.name.startswith(".")), key=os.path.getmtime)
-    for old in entries[:-REFIT_CACHE_ENTRIES]:
-        shutil.rmtree(old, ignore_errors=True)
+
+def _cached_names(model_path, summary_path) -> dict:
+    # Fixed names in the cache, whatever the outputs are called.
+    return {"model.pkl": model_path, "refit.json": summary_path}

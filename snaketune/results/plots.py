@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from snaketune.base import filecache
 from snaketune.base.procs import run_in_forks
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -195,33 +195,12 @@ def figure_cache(leaderboard_csv: str, config: dict, outputs: list[str]) -> Path
 
 def reuse_figures(cache: Path, outputs: list[str]) -> bool:
     """Copy the cached figures to ``outputs`` if every one is there (new files: new mtimes)."""
-    import shutil
-
-    sources = [cache / Path(p).name for p in outputs]
-    if not all(s.is_file() for s in sources):
-        return False
-    for source, path in zip(sources, outputs, strict=True):
-        shutil.copyfile(source, path)
-    os.utime(cache)  # most recently used: kept longest
-    return True
+    return filecache.restore(cache, {Path(p).name: p for p in outputs})
 
 
 def keep_figures(cache: Path, outputs: list[str]) -> None:
     """Store the figures just drawn; keep the :data:`FIGURE_CACHE_ENTRIES` most recent sets."""
-    import shutil
-    import tempfile
-
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".new-"))
-    try:
-        for path in outputs:
-            shutil.copyfile(path, staging / Path(path).name)
-        os.replace(staging, cache)
-    except OSError:  # another run stored the same set first
-        shutil.rmtree(staging, ignore_errors=True)
-    entries = sorted((p for p in cache.parent.iterdir() if not p.name.startswith(".")), key=os.path.getmtime)
-    for old in entries[:-FIGURE_CACHE_ENTRIES]:
-        shutil.rmtree(old, ignore_errors=True)
+    filecache.store(cache, {Path(p).name: p for p in outputs}, keep=FIGURE_CACHE_ENTRIES)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -234,15 +234,13 @@ def _merge(config: dict, overrides: dict) -> None:
 _VERSIONED = ("scikit-learn", "numpy", "scipy", "snakemake")
 
 
-def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
-    import importlib.metadata
+def _study_folder(config: dict) -> str | None:
+    """``<output_dir>/<study>`` of a raw (not yet validated) config, or None unless both are plain.
+
+    Used before validation (parse cache, early worker) to write only where a valid config would.
+    """
     import re
 
-    from snaketune.base.data import source_digest
-    from snaketune.base.jsonutil import digest, file_sha256
-
-    if "command" in config:
-        return None  # a command study hashes its input files at every parse (search/command.py)
     study, output_dir = config.get("study"), config.get("output_dir", "results")
     if not (isinstance(study, str) and re.fullmatch(r"[A-Za-z0-9_-]+", study)):
         return None
@@ -253,6 +251,20 @@ def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
         or ".." in Path(output_dir).parts
     ):
         return None
+    return f"{output_dir}/{study}"
+
+
+def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
+    import importlib.metadata
+
+    from snaketune.base.data import source_digest
+    from snaketune.base.jsonutil import digest, file_sha256
+
+    if "command" in config:
+        return None  # a command study hashes its input files at every parse (search/command.py)
+    folder = _study_folder(config)
+    if folder is None:
+        return None
     try:
         data = source_digest(config.get("data") or {}, Path(basedir))
         versions = {name: importlib.metadata.version(name) for name in _VERSIONED}
@@ -262,7 +274,7 @@ def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
     code = [file_sha256(p) for p in sorted(package.rglob("*.py"))]
     code.append(file_sha256(package.parent / "workflow" / "schemas" / "config.schema.yaml"))
     key = digest({"config": config, "data": data, "versions": versions, "code": code, "main": main_process}, 20)
-    return Path(basedir) / output_dir / study / ".snaketune" / f"plan-{key}.json"
+    return Path(basedir) / folder / ".snaketune" / f"plan-{key}.json"
 
 
 def _read_plan_cache(path: Path | None):
@@ -443,17 +455,12 @@ def prestart_worker(config: dict, workflow) -> None:
     (dry run, nothing to do, a config error) ends with Snakemake, which the worker follows, and a
     worker nobody connects to exits by itself (``worker.ADOPT_SECONDS``).
     """
-    import re
-
     from snaketune.runtime import worker
 
-    study, out_dir = config.get("study"), config.get("output_dir", "results")
     if workflow is None or not is_main_process(workflow) or not _wants_worker(config):
         return
-    if not (isinstance(study, str) and re.fullmatch(r"[A-Za-z0-9_-]+", study) and isinstance(out_dir, str)):
-        return
-    if "proc" not in _EARLY_WORKER:
-        out = f"{out_dir}/{study}"
+    out = _study_folder(config)
+    if out is not None and "proc" not in _EARLY_WORKER:
         _EARLY_WORKER.update(proc=worker.start(out, f"{out}/logs/worker.log"), out=out)
 
 
