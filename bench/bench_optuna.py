@@ -150,7 +150,9 @@ def run_random(seed: int, n_trials: int, cores: int, files: dict) -> dict:
 def run_own(seed: int, n_trials: int, cores: int, files: dict, work: Path, mode: str = "optimize") -> tuple[dict, dict]:
     """Optuna in a new Python: ``optimize`` (``study.optimize(n_jobs=cores)``) or ``rounds``
     (ask ``batch_size``, tell them, as snaketune does; the same configurations as ours)."""
-    batch_size = yaml.safe_load((REPO / "examples" / "svc-digits-tpe.yaml").read_text())["search"]["optuna"]["batch_size"]
+    batch_size = yaml.safe_load((REPO / "examples" / "svc-digits-tpe.yaml").read_text())["search"]["optuna"][
+        "batch_size"
+    ]
     spec = dict(files, seed=seed, n_trials=n_trials, n_jobs=cores, mode=mode, batch_size=batch_size)
     name = f"own-{mode}-{seed}"
     spec_path, result_path, script = work / f"{name}.json", work / f"{name}-result.json", work / "own.py"
