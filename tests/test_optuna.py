@@ -146,6 +146,25 @@ def test_example_plans_ten_rounds_of_six():
     }  # fmt: skip
 
 
+def test_rounds_are_dealt_fold_by_fold_into_jobs():
+    """``auto`` splits a round into one job per core, each job one fold of several
+    configurations (so a slow configuration spreads over jobs); without a core count (a
+    cluster) a job holds n_folds trials; the last, partial round too; every trial once."""
+    from snaketune.evaluation.rounds import OptunaPlan
+
+    plan = OptunaPlan(out="o", settings={"batch_size": 6, "n_trials": 15}, defining={}, n_folds=5, base={})
+    for jobs_per_round, sizes in ((2, [[15, 15], [15, 15], [8, 7]]), (None, [[5] * 6, [5] * 6, [5] * 3])):
+        groups = plan.trial_groups("auto", jobs_per_round)
+        by_round = [[trials for r2, trials in groups if r2 == r] for r in range(plan.n_rounds)]
+        assert [[len(t) for t in jobs] for jobs in by_round] == sizes
+        for r, jobs in enumerate(by_round):
+            dealt = [trial for job in jobs for trial in job]
+            assert sorted(dealt) == sorted((k, f) for k in range(plan.round_size(r)) for f in range(5))
+            for job in jobs:  # consecutive trials of a job are different configurations
+                assert all(a[0] != b[0] for a, b in zip(job, job[1:]))
+    assert plan.trial_groups(4)[0] == (0, [(0, 0), (1, 0), (2, 0), (3, 0)])
+
+
 def test_ask_tells_failed_configurations_as_failed(tmp_path):
     """Round 1's ask tells round 0's results: the mean over folds, or FAIL when every fold failed
     (error_score nan: also when one fold failed); the asked trials of round 1 stay RUNNING."""
@@ -234,7 +253,8 @@ def test_tpe_rounds_rerun_nothing_and_repeat_exactly(make_study):
     n_trials only adds; a fresh folder on one core (batched jobs) gives the same configurations,
     scores and files; the journal opens with optuna.load_study."""
     study = make_study(svc_config(n_trials=10), "a")
-    study.snakemake()
+    proc = study.snakemake()
+    assert "  30 trials (10 configurations x 3 folds): 0 done before, 30 to run on 2 cores" in proc.stderr.splitlines()
     by_hand = ByHand(study)
     expected = by_hand.batches(optuna.samplers.TPESampler(seed=0), 14, 4)
     frame = study.leaderboard().sort_values("number")

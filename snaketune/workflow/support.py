@@ -697,9 +697,24 @@ def optuna_group_args(study: Study, r: int, trials: list[tuple[int, int]]) -> st
     return call_file(study, specs=specs, outputs=outputs)
 
 
-def optuna_groups(study: Study) -> list[tuple[int, list[tuple[int, int]]]]:
-    """Trials per job for a model-based search; empty when every trial is its own job."""
-    groups = study.rounds.trial_groups(study.config.get("trials_per_job", 1))
+def optuna_groups(study: Study, workflow=None) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Trials per job for a model-based search; empty when every trial is its own job.
+
+    ``auto`` on a local run deals each round's trials into as many jobs as there are cores: one
+    wave of jobs a round, so no core idles while another runs a second wave, and the fewest
+    per-job costs (TPE example, 2 cores: 2 jobs of 15 trials a round 18.7-19.8 s, 6 of 5
+    20.2-20.8 s, 3 of 10 22.9-24.2 s). Elsewhere (a cluster, where a job is one allocation, and the
+    jobs that re-parse the workflow there) a job holds ``n_folds`` trials: decided from the config
+    alone, so every process builds the same rules.
+    """
+    setting = study.config.get("trials_per_job", 1)
+    jobs_per_round = None
+    if setting == "auto" and workflow is not None and workflow.local_exec and is_main_process(workflow):
+        try:
+            jobs_per_round = workflow.cores or None
+        except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
+            jobs_per_round = None
+    groups = study.rounds.trial_groups(setting, jobs_per_round)
     return [] if all(len(g) == 1 for _, g in groups) else groups
 
 

@@ -112,7 +112,7 @@ def run_info(study, workflow) -> RunInfo:
         out=study.out,
         workdir=os.getcwd(),
         trial_paths=paths,
-        n_configs=len(study.plan.config_keys),
+        n_configs=len(study.rounds.slots) if study.optuna else len(study.plan.config_keys),
         n_folds=study.slots.n_folds if study.adaptive else study.plan.n_folds,
         refit=study.config["refit"],
         where=where,

@@ -3,7 +3,7 @@
 # ordinary trials, named by position (o<round>-<index>_<fold>), that read their configuration from
 # the round's ask file at run time (snaketune/evaluation/rounds.py).
 ROUNDS = STUDY.rounds
-OPTUNA_GROUPS = ws.optuna_groups(STUDY)
+OPTUNA_GROUPS = ws.optuna_groups(STUDY, workflow)
 # Trials are grouped per round (group trials-r<round>, with the settings of group "trials").
 ws.round_groups(workflow, ROUNDS.n_rounds)
 if ws.is_main_process(workflow):
