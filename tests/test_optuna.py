@@ -7,6 +7,7 @@ scikit-learn's ``cross_val_score`` on the study's own prepared data and folds.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -161,7 +162,7 @@ def test_rounds_are_dealt_fold_by_fold_into_jobs():
             dealt = [trial for job in jobs for trial in job]
             assert sorted(dealt) == sorted((k, f) for k in range(plan.round_size(r)) for f in range(5))
             for job in jobs:  # consecutive trials of a job are different configurations
-                assert all(a[0] != b[0] for a, b in zip(job, job[1:]))
+                assert all(a[0] != b[0] for a, b in itertools.pairwise(job))
     assert plan.trial_groups(4)[0] == (0, [(0, 0), (1, 0), (2, 0), (3, 0)])
 
 
