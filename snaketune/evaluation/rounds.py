@@ -126,7 +126,9 @@ class OptunaPlan:
             "outputs": [self.ask_path(r), self.state_path(r)],
         }
 
-    def trial_groups(self, trials_per_job, jobs_per_round: int | None = None) -> list[tuple[int, list[tuple[int, int]]]]:
+    def trial_groups(
+        self, trials_per_job, jobs_per_round: int | None = None
+    ) -> list[tuple[int, list[tuple[int, int]]]]:
         """Trials run together in one job: ``(round, [(index, fold), ...])``, round by round.
 
         ``1`` is one job a trial; an integer ``N`` puts ``N`` trials of one round in a job; ``auto``
