@@ -126,8 +126,9 @@ def _style():
     return plt
 
 
-def make_plots(leaderboard_csv: str, config: dict, outputs: list[str]) -> None:
-    """Draw every plot named in ``outputs`` (``plots/<name>.png``) from the leaderboard."""
+def make_plots(leaderboard_csv: str, config: dict, outputs: list[str], others: dict | None = None) -> None:
+    """Draw every plot named in ``outputs`` (``plots/<name>.png``) from the leaderboard, and run
+    ``others`` (output path -> a function drawing it: figures of other modules) beside them."""
     import pandas as pd
 
     from snaketune.results.adaptive import PLOT_NAME
@@ -154,7 +155,8 @@ def make_plots(leaderboard_csv: str, config: dict, outputs: list[str]) -> None:
     # last figure to start is a quick one.
     slow = {"importance": 0, "marginal": 1, "fold_spread": 2, "score_map": 3}
     ordered = sorted(outputs, key=lambda p: slow.get(Path(p).stem, len(slow)))
-    statuses = run_in_forks({str(path): partial(draw, path) for path in ordered})
+    tasks = {str(path): partial(draw, path) for path in ordered}
+    statuses = run_in_forks(dict(tasks, **{str(path): task for path, task in (others or {}).items()}))
     failed = sorted(path for path, status in statuses.items() if status != 0)
     if failed:
         raise RuntimeError(f"could not draw {', '.join(failed)} (the tracebacks are above)")

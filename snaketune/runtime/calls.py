@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from snaketune.evaluation.records import RunSettings
@@ -88,9 +89,8 @@ def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
     if reuse_figures(cache, outputs):
         return f"{len(outputs)} plots, copied from {cache} (this leaderboard was drawn before)"
     history = [p for p in outputs if Path(p).stem == PLOT_NAME]  # model-based searches only
-    make_plots(leaderboard, config, [p for p in outputs if p not in history])
-    for path in history:
-        plot_history(leaderboard, config, path)
+    others = {p: partial(plot_history, leaderboard, config, p) for p in history}
+    make_plots(leaderboard, config, [p for p in outputs if p not in history], others)
     keep_figures(cache, outputs)
     return f"{len(outputs)} plots"
 
