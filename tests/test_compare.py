@@ -147,3 +147,20 @@ def test_adaptive_rows_compare_among_the_final_rungs(sklearn_example):
     assert np.isnan(columns["p_vs_best"][[1, 3]]).all()
     expected = compare(scores[3], scores[0], n_train=n_train, n_test=n_test, rope=0.02)
     assert columns["prob_equivalent"][0] == expected.prob_equivalent
+
+
+def test_ranks_equal_scipys_rankdata_min_with_ties_and_nan():
+    """``rank_scores`` (by hand, no scipy.stats import) is sklearn's ``rankdata(-means, "min")``
+    with NaN ranked last, on scores with ties."""
+    from scipy.stats import rankdata
+
+    from snaketune.results.aggregate import rank_scores
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        means = rng.choice([0.5, 0.75, 0.8, 0.9, 0.9, np.nan], size=rng.integers(1, 12))
+        if np.isnan(means).all():
+            assert (rank_scores(means) == 1).all()
+            continue
+        filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
+        np.testing.assert_array_equal(rank_scores(means), rankdata(-filled, method="min"))

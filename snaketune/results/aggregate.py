@@ -14,13 +14,12 @@ __all__ = ["CorruptTrialError", "read_record", "read_records", "cv_results", "ra
 
 
 def rank_scores(means: np.ndarray) -> np.ndarray:
-    """sklearn's ranking: higher is better, ties share the lowest rank, NaN ranks last."""
-    from scipy.stats import rankdata
-
+    """sklearn's ranking (``rankdata(-means, method="min")``): higher is better, ties share the
+    lowest rank, NaN ranks last. By hand: scipy.stats costs 0.45 s to import."""
     if np.isnan(means).all():
         return np.ones_like(means, dtype=np.int32)
-    filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
-    return rankdata(-filled, method="min").astype(np.int32)
+    filled = -np.where(np.isnan(means), np.nanmin(means) - 1, means)
+    return (np.searchsorted(np.sort(filled), filled, side="left") + 1).astype(np.int32)
 
 
 def cv_results(

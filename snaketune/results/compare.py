@@ -71,7 +71,7 @@ def compare(best: np.ndarray, other: np.ndarray, *, n_train: float, n_test: floa
         difference is the same (variance 0), the posterior is a point mass at that difference:
         ``p`` is 0 if it is positive, else 1.
     """
-    from scipy.stats import t
+    from scipy.special import stdtr  # Student's t CDF; scipy.stats costs 0.45 s to import
 
     d = np.asarray(best, dtype=float) - np.asarray(other, dtype=float)
     k = len(d)
@@ -89,11 +89,11 @@ def compare(best: np.ndarray, other: np.ndarray, *, n_train: float, n_test: floa
     t_stat = mean / scale
     # The posterior is t(k - 1, loc=mean, scale=scale); standardised by hand, because a frozen
     # scipy distribution costs ~0.4 ms to build (0.8 s of a 2,000-configuration aggregation).
-    low, high = t.cdf([(-rope - mean) / scale, (rope - mean) / scale], k - 1)
+    low, high = stdtr(k - 1, [(-rope - mean) / scale, (rope - mean) / scale])
     return Comparison(
         t_stat=t_stat,
-        p_value=float(t.sf(t_stat, k - 1)),
-        prob_best_better=float(t.sf(-mean / scale, k - 1)),
+        p_value=float(stdtr(k - 1, -t_stat)),
+        prob_best_better=float(stdtr(k - 1, mean / scale)),
         prob_equivalent=float(high - low),
     )
 

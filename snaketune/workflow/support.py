@@ -361,14 +361,32 @@ def trial_args(plan: Plan, trial_id: str) -> str:
 
 
 def batch_args(study: Study, batch: str) -> str:
-    """A batch's trials and its manifest, in a file (see :func:`call_file`)."""
+    """A batch's trials and its manifest, in ``<study>/.snaketune/calls/batch-<id>.json``.
+
+    Named by the batch, not by its content, so the rule's params do not change when the batch
+    loses members (an edit reverted): Snakemake's params check would rerun it for nothing. A
+    batch with a member that has no trial file yet (a new configuration) runs again because
+    :func:`release_broken_batches` deletes its manifest; trial files are named by their content,
+    so a member with a file has nothing to compute. The file is rewritten when its content changes.
+    """
+    from snaketune.base.jsonutil import to_jsonable, write_json_atomic
+
     plan, trial_ids = study.plan, study.batches[batch]
-    return call_file(
-        study,
-        specs=[plan.spec(t) for t in trial_ids],
-        outputs=[plan.trial_path(t) for t in trial_ids],
-        manifest=study.batch_manifest(batch),
+    kwargs = to_jsonable(
+        {
+            "specs": [plan.spec(t) for t in trial_ids],
+            "outputs": [plan.trial_path(t) for t in trial_ids],
+            "manifest": study.batch_manifest(batch),
+        }
     )
+    path = Path(study.out) / ".snaketune" / "calls" / f"batch-{batch}.json"
+    try:
+        current = json.loads(path.read_text())
+    except (OSError, ValueError):
+        current = None
+    if current != kwargs:
+        write_json_atomic(path, kwargs)
+    return f"@{path}"
 
 
 def nested_trial_args(study: Study, trial_id: str) -> str:
@@ -584,10 +602,12 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
 
 
 def release_broken_batches(study: Study) -> int:
-    """Delete the manifest of every batch that lost a trial file, so Snakemake reruns it.
+    """Delete the manifest of every batch with a member that has no trial file, so Snakemake
+    reruns it.
 
     Snakemake tracks a batch by its manifest alone; a trial file deleted by hand (or found
-    corrupt and deleted, as the aggregation error says) must still rerun. The batch's remaining
+    corrupt and deleted, as the aggregation error says) must still rerun, and so must a
+    configuration new to the batch (its params do not change: see :func:`batch_args`). The batch's remaining
     trial files are kept as they are (a batch skips trials whose file is a complete record).
     Returns the number of manifests removed.
     """
