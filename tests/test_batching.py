@@ -152,6 +152,54 @@ def test_batches_equal_one_trial_per_job_and_survive_a_kill(make_study):
     assert without_timings(study.leaderboard()).equals(reference)
 
 
+def _batch_jobs(proc) -> int:
+    text = full_output(proc)
+    return sum(int(n) for n in re.findall(r"^\s*trials_b\S+\s+(\d+)\s*$", text, re.M))
+
+
+def test_removing_configurations_reruns_no_batch_and_a_new_one_only_its_own(make_study):
+    """An edit that removes configurations (some batches lose members) runs no batch job and
+    the leaderboard keeps the remaining rows' scores; putting them back computes nothing; one
+    new configuration reruns only the batch it hashes into, which computes only its trials."""
+    config = {
+        "study": "shrink",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+        "search": {"grid": {"n_neighbors": [1, 3, 5, 7, 9, 11, 13, 15]}},
+        "cv": {"kind": "stratified", "n_splits": 3},
+        "scoring": "accuracy",
+        "trials_per_job": 6,  # 24 trials -> 4 buckets; 18 or 21 trials -> still 4
+    }
+    target = "results/shrink/leaderboard.csv"
+    study = make_study(config)
+    first = study.snakemake(target)
+    assert _batch_jobs(first) == len(list((study.out / "batches").glob("*.json"))) > 1
+    scores = ["params", "mean_test_accuracy", "std_test_accuracy"] + [f"split{k}_test_accuracy" for k in range(3)]
+    full = study.leaderboard()[scores].set_index("params")
+    files = {p.name: p.stat().st_mtime_ns for p in study.trial_files()}
+
+    def edit(values):
+        study.config["search"]["grid"]["n_neighbors"] = values
+        study.write()
+        return study.snakemake(target)
+
+    shrunk = edit([1, 3, 5, 7, 9, 11])
+    assert _batch_jobs(shrunk) == 0 and jobs_run(shrunk, "aggregate") == 1, full_output(shrunk)
+    board = study.leaderboard()[scores].set_index("params")
+    assert len(board) == 6 and board.equals(full.loc[board.index])
+
+    back = edit([1, 3, 5, 7, 9, 11, 13, 15])
+    assert _batch_jobs(back) == 0, full_output(back)
+    assert study.leaderboard()[scores].set_index("params").loc[full.index].equals(full)
+
+    grown = edit([1, 3, 5, 7, 9, 11, 17])
+    assert _batch_jobs(grown) == 1, full_output(grown)
+    now = {p.name: p.stat().st_mtime_ns for p in study.trial_files()}
+    assert {n: now[n] for n in files} == files  # nothing recomputed or rewritten
+    assert len(set(now) - set(files)) == 3  # the new configuration's folds
+    assert len(study.leaderboard()) == 7
+
+
 FLAKY = {
     "study": "raising",
     "data": {"loader": "iris"},
