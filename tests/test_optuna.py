@@ -302,6 +302,11 @@ def test_tpe_rounds_rerun_nothing_and_repeat_exactly(make_study):
     assert asked_files(fresh) == asked_files(study)
     assert without_timings(fresh.leaderboard()).equals(without_timings(study.leaderboard()))
     assert sorted(p.name for p in fresh.trial_files()) == sorted(p.name for p in study.trial_files())
+    # The first run's grouping (one job a round on one core) is kept: a dry run (Snakemake gives
+    # it one core) and a run on two cores find nothing to do instead of regrouping every round.
+    for args in (("-n",), ("--cores", "2")):
+        again = fresh.snakemake(*args)
+        assert "Nothing to be done" in again.stdout + again.stderr, (args, again.stderr[-3000:])
 
     # Asking again (round 2's ask file deleted) asks the same configurations; their trials are
     # restored from the content-addressed cache, not fitted again.

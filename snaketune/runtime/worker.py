@@ -76,6 +76,7 @@ class Worker:
 
         for module in LIGHT_MODULES:
             _import(module)
+        _limit_thread_pools()  # numpy's BLAS is loaded: a light call's fork inherits one thread
         self.to_import = list(HEAVY_MODULES)
 
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -109,12 +110,7 @@ class Worker:
     def _import_next(self) -> None:
         _import(self.to_import.pop(0))
         if not self.to_import:
-            try:
-                from threadpoolctl import threadpool_limits
-
-                threadpool_limits(1)  # see _warm_up: no thread pool may exist at fork time
-            except ImportError:
-                pass
+            _limit_thread_pools()  # scikit-learn's OpenMP is loaded now
 
     def _parent_alive(self) -> bool:
         return os.getppid() == self.parent_pid
@@ -243,6 +239,16 @@ LATER_IMPORTS = {
 }
 
 
+def _limit_thread_pools() -> None:
+    """One thread for every pool loaded so far: see _warm_up, no pool may exist at fork time."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+
+
 def _import(module: str) -> bool:
     import importlib
 
@@ -297,6 +303,10 @@ def _run_request(request: dict, kwargs: dict) -> tuple[int, str]:
 
     # The client's settings, not the worker's: they may differ between runs.
     settings = RunSettings.from_json(request.get("settings"), request.get("threads"))
+    # Pools a library loads in this fork (a light call may import scikit-learn itself) start at
+    # the job's threads, as in scripts/job_client.py; pools already loaded are limited below.
+    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[pool] = str(settings.threads)
     if settings.threads != 1:  # the worker itself is at one thread; OMP_NUM_THREADS cannot reach it
         try:
             from threadpoolctl import threadpool_limits

@@ -361,32 +361,21 @@ def trial_args(plan: Plan, trial_id: str) -> str:
 
 
 def batch_args(study: Study, batch: str) -> str:
-    """A batch's trials and its manifest, in ``<study>/.snaketune/calls/batch-<id>.json``.
+    """A batch's trials and its manifest, in a file (see :func:`call_file`).
 
-    Named by the batch, not by its content, so the rule's params do not change when the batch
-    loses members (an edit reverted): Snakemake's params check would rerun it for nothing. A
-    batch with a member that has no trial file yet (a new configuration) runs again because
+    The rules pass this as a *derived* param (a function of ``output``), which Snakemake's params
+    check leaves out: a batch that loses members (an edit reverted) is not rerun for nothing. A
+    batch with a member that has no trial file yet (a new configuration) reruns because
     :func:`release_broken_batches` deletes its manifest; trial files are named by their content,
-    so a member with a file has nothing to compute. The file is rewritten when its content changes.
+    so a member with a file has nothing to compute.
     """
-    from snaketune.base.jsonutil import to_jsonable, write_json_atomic
-
     plan, trial_ids = study.plan, study.batches[batch]
-    kwargs = to_jsonable(
-        {
-            "specs": [plan.spec(t) for t in trial_ids],
-            "outputs": [plan.trial_path(t) for t in trial_ids],
-            "manifest": study.batch_manifest(batch),
-        }
+    return call_file(
+        study,
+        specs=[plan.spec(t) for t in trial_ids],
+        outputs=[plan.trial_path(t) for t in trial_ids],
+        manifest=study.batch_manifest(batch),
     )
-    path = Path(study.out) / ".snaketune" / "calls" / f"batch-{batch}.json"
-    try:
-        current = json.loads(path.read_text())
-    except (OSError, ValueError):
-        current = None
-    if current != kwargs:
-        write_json_atomic(path, kwargs)
-    return f"@{path}"
 
 
 def nested_trial_args(study: Study, trial_id: str) -> str:
@@ -607,7 +596,7 @@ def release_broken_batches(study: Study) -> int:
 
     Snakemake tracks a batch by its manifest alone; a trial file deleted by hand (or found
     corrupt and deleted, as the aggregation error says) must still rerun, and so must a
-    configuration new to the batch (its params do not change: see :func:`batch_args`). The batch's remaining
+    configuration new to the batch (its params are not checked: see :func:`batch_args`). The batch's remaining
     trial files are kept as they are (a batch skips trials whose file is a complete record).
     Returns the number of manifests removed.
     """
@@ -720,22 +709,42 @@ def optuna_group_args(study: Study, r: int, trials: list[tuple[int, int]]) -> st
 def optuna_groups(study: Study, workflow=None) -> list[tuple[int, list[tuple[int, int]]]]:
     """Trials per job for a model-based search; empty when every trial is its own job.
 
-    ``auto`` on a local run deals each round's trials into as many jobs as there are cores: one
-    wave of jobs a round, so no core idles while another runs a second wave, and the fewest
+    ``auto`` on a local run deals each round's trials into as many jobs as run at once (cores over
+    a trial's threads): one wave of jobs a round, so no core idles while another runs a second wave, and the fewest
     per-job costs (TPE example, 2 cores: 2 jobs of 15 trials a round 18.7-19.8 s, 6 of 5
-    20.2-20.8 s, 3 of 10 22.9-24.2 s). Elsewhere (a cluster, where a job is one allocation, and the
-    jobs that re-parse the workflow there) a job holds ``n_folds`` trials: decided from the config
-    alone, so every process builds the same rules.
+    20.2-20.8 s, 3 of 10 22.9-24.2 s). The first real run's core count is kept in
+    ``<study>/.snaketune/optuna_jobs_per_round.json``, so a resume with another ``--cores``, a
+    dry run (which Snakemake gives one core) and ``--report`` build the same jobs instead of
+    rerunning every round; delete the file to regroup. Elsewhere (a cluster, where a job is one
+    allocation, and the jobs that re-parse the workflow there) a job holds ``n_folds`` trials:
+    decided from the config alone, so every process builds the same rules.
     """
     setting = study.config.get("trials_per_job", 1)
     jobs_per_round = None
     if setting == "auto" and workflow is not None and workflow.local_exec and is_main_process(workflow):
-        try:
-            jobs_per_round = workflow.cores or None
-        except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
-            jobs_per_round = None
+        jobs_per_round = _jobs_per_round(study, workflow)
     groups = study.rounds.trial_groups(setting, jobs_per_round)
     return [] if all(len(g) == 1 for _, g in groups) else groups
+
+
+def _jobs_per_round(study: Study, workflow) -> int | None:
+    from snaketune.base.jsonutil import write_json_atomic
+
+    memo = Path(study.out) / ".snaketune" / "optuna_jobs_per_round.json"
+    try:
+        return int(json.loads(memo.read_text())["jobs_per_round"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        cores = workflow.cores or None
+    except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
+        cores = None
+    if not cores:
+        return None
+    jobs = max(1, cores // max(1, int(study.config["resources"]["threads"])))  # jobs that fit at once
+    if not workflow.dryrun:
+        write_json_atomic(memo, {"jobs_per_round": jobs})
+    return jobs
 
 
 def round_groups(workflow, n_rounds: int) -> None:

@@ -53,6 +53,8 @@ else:
                 mem_mb=config["resources"]["mem_mb"],
                 runtime=config["resources"]["runtime"],
             params:
-                call=ws.batch_args(STUDY, _batch),
+                # Derived (a function of output): Snakemake's params check skips it, so a batch
+                # that loses members is not rerun; a new member reruns it (release_broken_batches).
+                call=lambda wc, output, batch=_batch: ws.batch_args(STUDY, batch),
             shell:
                 CALL_COMMAND.format(name="trials")
