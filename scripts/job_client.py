@@ -45,7 +45,7 @@ def main() -> int:
         if status is not None:
             return status
     python = os.environ.get("SNAKETUNE_PYTHON") or sys.executable
-    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # base.procs.THREAD_POOL_VARS
         os.environ[pool] = threads  # BLAS/OpenMP pools of the new Python (the worker limits its own)
     os.execv(python, [python, "-m", "snaketune.runtime.calls", name, args, threads])
 

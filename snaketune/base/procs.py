@@ -5,6 +5,20 @@ from __future__ import annotations
 import ctypes
 import signal
 
+# The environment variables that size a new process's native thread pools (OpenMP, OpenBLAS,
+# MKL). scripts/job_client.py keeps its own copy: it imports nothing it does not need.
+THREAD_POOL_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_thread_pools(threads: int = 1) -> None:
+    """Limit every native thread pool loaded in this process to ``threads`` (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+
 
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
     """Ask Linux to send ``sig`` to this process when its parent dies."""
@@ -55,12 +69,7 @@ def call_in_fork(function, timeout: float):
             # that does not exist here (warnings and prints would block on them forever).
             sys.stdout = sys.stderr = open(devnull, "w", closefd=False)  # noqa: SIM115
             logging.disable(logging.CRITICAL)
-            try:
-                from threadpoolctl import threadpool_limits
-
-                threadpool_limits(1)
-            except ImportError:
-                pass
+            limit_thread_pools(1)
             payload = json.dumps(function()).encode() + b"\n"
             with os.fdopen(write_fd, "wb") as fh:
                 fh.write(payload)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from snaketune.base.jsonutil import write_json_atomic
-from snaketune.base.procs import set_parent_death_signal
+from snaketune.base.procs import THREAD_POOL_VARS, set_parent_death_signal
 from snaketune.evaluation.records import TrialSpec, TrialStatus, versions
 from snaketune.search.command import fill
 
@@ -87,7 +87,7 @@ def run_shell(
     this process (``PR_SET_PDEATHSIG``).
     """
     env = dict(os.environ)
-    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for pool in THREAD_POOL_VARS:
         env[pool] = str(threads)
     shell = shutil.which("bash") or "/bin/sh"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -197,7 +197,6 @@ CALLS = {
     "nested_summary": nested_summary,
 }
 
-# Modules a worker imports up front so forked calls start warm.
 # What the warm worker imports for its forked children (runtime/worker.py): first what the
 # calls after the last trial need (no scikit-learn: 0.4 s), then the rest (0.5 s more), which a
 # call outside LIGHT_CALLS waits for. A refit that is not copied from the cache imports

@@ -34,7 +34,7 @@ import time
 import traceback
 from pathlib import Path
 
-from snaketune.base.procs import set_parent_death_signal
+from snaketune.base.procs import THREAD_POOL_VARS, limit_thread_pools, set_parent_death_signal
 from snaketune.runtime.protocol import ENV_ADDRESS, read_args, recv_message, send_message
 
 WARM_UP_SECONDS = 3.0
@@ -76,7 +76,9 @@ class Worker:
 
         for module in LIGHT_MODULES:
             _import(module)
-        _limit_thread_pools()  # numpy's BLAS is loaded: a light call's fork inherits one thread
+        # One thread for every pool loaded so far (see _warm_up: no pool may exist at fork time);
+        # numpy's BLAS is loaded now, so a light call's fork inherits one thread.
+        limit_thread_pools(1)
         self.to_import = list(HEAVY_MODULES)
 
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -110,7 +112,7 @@ class Worker:
     def _import_next(self) -> None:
         _import(self.to_import.pop(0))
         if not self.to_import:
-            _limit_thread_pools()  # scikit-learn's OpenMP is loaded now
+            limit_thread_pools(1)  # scikit-learn's OpenMP is loaded now
 
     def _parent_alive(self) -> bool:
         return os.getppid() == self.parent_pid
@@ -239,16 +241,6 @@ LATER_IMPORTS = {
 }
 
 
-def _limit_thread_pools() -> None:
-    """One thread for every pool loaded so far: see _warm_up, no pool may exist at fork time."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
-
-
 def _import(module: str) -> bool:
     import importlib
 
@@ -305,15 +297,10 @@ def _run_request(request: dict, kwargs: dict) -> tuple[int, str]:
     settings = RunSettings.from_json(request.get("settings"), request.get("threads"))
     # Pools a library loads in this fork (a light call may import scikit-learn itself) start at
     # the job's threads, as in scripts/job_client.py; pools already loaded are limited below.
-    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for pool in THREAD_POOL_VARS:
         os.environ[pool] = str(settings.threads)
     if settings.threads != 1:  # the worker itself is at one thread; OMP_NUM_THREADS cannot reach it
-        try:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(settings.threads)
-        except ImportError:
-            pass
+        limit_thread_pools(settings.threads)
     status, log = run_call(request["call"], kwargs, settings)
     return status, log.replace("\n", " (warm worker)\n") if status == 0 else log
 

@@ -596,8 +596,9 @@ def release_broken_batches(study: Study) -> int:
 
     Snakemake tracks a batch by its manifest alone; a trial file deleted by hand (or found
     corrupt and deleted, as the aggregation error says) must still rerun, and so must a
-    configuration new to the batch (its params are not checked: see :func:`batch_args`). The batch's remaining
-    trial files are kept as they are (a batch skips trials whose file is a complete record).
+    configuration new to the batch (its params are not checked: see :func:`batch_args`). The
+    batch's remaining trial files are kept as they are (a batch skips trials whose file is a
+    complete record).
     Returns the number of manifests removed.
     """
     removed = 0
@@ -709,9 +710,9 @@ def optuna_group_args(study: Study, r: int, trials: list[tuple[int, int]]) -> st
 def optuna_groups(study: Study, workflow=None) -> list[tuple[int, list[tuple[int, int]]]]:
     """Trials per job for a model-based search; empty when every trial is its own job.
 
-    ``auto`` on a local run deals each round's trials into as many jobs as run at once (cores over
-    a trial's threads): one wave of jobs a round, so no core idles while another runs a second wave, and the fewest
-    per-job costs (TPE example, 2 cores: 2 jobs of 15 trials a round 18.7-19.8 s, 6 of 5
+    ``auto`` on a local run deals each round's trials into as many jobs as run at once (cores
+    over a trial's threads): one wave of jobs a round, so no core idles while another runs a
+    second wave, and the fewest per-job costs (TPE example, 2 cores: 2 jobs of 15 trials a round 18.7-19.8 s, 6 of 5
     20.2-20.8 s, 3 of 10 22.9-24.2 s). The first real run's core count is kept in
     ``<study>/.snaketune/optuna_jobs_per_round.json``, so a resume with another ``--cores``, a
     dry run (which Snakemake gives one core) and ``--report`` build the same jobs instead of
