@@ -10,7 +10,7 @@ import os
 import socket
 import sys
 
-sys.path.insert(0, os.environ["SNAKETUNE_HOME"])
+sys.path.insert(0, os.environ["SNAKETUNE_PACKAGE_PARENT"])  # site-packages, or a clone
 from snaketune.runtime.protocol import ENV_ADDRESS, ENV_SETTINGS, recv_message, send_message  # noqa: E402
 
 

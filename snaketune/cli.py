@@ -1,6 +1,7 @@
-"""``snaketune COMMAND`` (same as ``python -m snaketune COMMAND``): the tools beside the workflow.
+"""``snaketune COMMAND`` (same as ``python -m snaketune COMMAND``): run studies from any folder.
 
-Commands: ``check`` (validate config files, run nothing), ``plan`` (what a config would run),
+Commands: ``run`` (Snakemake on the packaged workflow), ``init`` (a starter config, from an
+example), ``check`` (validate config files, run nothing), ``plan`` (what a config would run),
 ``status`` (progress of a running or finished study) and ``report`` (Snakemake's HTML report of a
 study). Help texts are plain text: argparse prints them as written.
 """
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,11 +19,16 @@ DESCRIPTION = """\
 Reproducible, parallel hyperparameter search for scikit-learn, driven by Snakemake.
 
 A study is one config file (config.yaml, or the file given to snakemake --configfile).
-Run it with:  snakemake --cores N [--configfile FILE]
+Run it from any folder with:  snaketune run [CONFIG] --cores N
+(in a clone of the repository, snakemake --cores N [--configfile FILE] does the same).
 """
 
 EPILOG = """\
 examples:
+  snaketune init                        # ./config.yaml: the default study (snaketune init --list)
+  snaketune run --cores 2               # runs ./config.yaml; outputs in ./results/<study>/
+  snaketune run study.yaml -n           # what would run (any snakemake option passes through)
+  snaketune run --profile slurm         # on SLURM, with the shipped profile
   snaketune check config.yaml examples/*.yaml
   snaketune plan examples/svc-digits.yaml
   snaketune status                      # the study running here (or the last one that ran)
@@ -81,7 +87,88 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_USAGE = "snaketune run [CONFIG] [--cores N] [--profile NAME|PATH] [SNAKEMAKE OPTIONS...]"
+RUN_HELP = f"""\
+usage: {RUN_USAGE}
+
+Run a study (what is not done yet) with Snakemake on the workflow shipped in the package, in this
+folder: outputs go to ./<output_dir>/<study>/ (results/<study>/ by default) and relative data paths
+are read from here. The exit status is Snakemake's.
+
+  CONFIG              the study config (default ./config.yaml; `snaketune init` writes one)
+  --cores N           cores for the trials (default: all of this machine's, unless a profile is given)
+  --profile NAME|PATH a Snakemake profile folder, or `slurm` for the shipped SLURM profile
+                      (docs/slurm.md); the shipped default profile applies under it
+  SNAKEMAKE OPTIONS   passed through as they are: -n, --unlock, --rerun-incomplete, --keep-going, ...
+"""
+
+
+def run_command(argv: list[str]) -> list[str]:
+    """The Snakemake command of ``snaketune run ARGV`` (parsed by hand: every option we do not
+    know is Snakemake's and passes through with its values)."""
+    from snaketune.api import snakemake_command
+
+    args = list(argv)
+    config = None
+    if args and not args[0].startswith("-"):
+        config = args.pop(0)
+    profile = None
+    for i, arg in enumerate(args):
+        if arg == "--profile" and i + 1 < len(args):
+            profile = args[i + 1]
+            del args[i : i + 2]
+            break
+        if arg.startswith("--profile="):
+            profile = arg.split("=", 1)[1]
+            del args[i]
+            break
+    if config is None:
+        if not Path("config.yaml").exists():
+            raise FileNotFoundError("no config.yaml here: give a config file, or write one with `snaketune init`")
+        config = "config.yaml"
+    elif not Path(config).is_file():
+        raise FileNotFoundError(f"config file {config!r} not found (relative to {Path.cwd()})")
+    return snakemake_command(config, None if profile else "all", profile, args)
+
+
+def run(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(RUN_HELP, end="")
+        return 0
+    try:
+        cmd = run_command(argv)
+    except FileNotFoundError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 2
+    # Snakemake replaces this process: its exit status, signals and terminal are the user's.
+    os.execv(cmd[0], cmd)
+
+
+def init(args: argparse.Namespace) -> int:
+    from snaketune.api import EXAMPLES, init_example
+
+    if args.list:
+        width = max(map(len, EXAMPLES))
+        for name, (_, about) in EXAMPLES.items():
+            print(f"{name:<{width}}  {about}")
+        return 0
+    try:
+        written = init_example(args.example, Path(args.directory), force=args.force)
+    except (KeyError, FileExistsError) as exc:
+        print(f"init: {exc.args[0]}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    config = written[0]
+    run_cmd = "snaketune run --cores 2" + ("" if config.name == "config.yaml" else f" {config}")
+    print(f"next: {run_cmd}   (or: snaketune plan {config})")
+    return 0
+
+
 def report(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from snaketune.api import snakemake_command
     from snaketune.config.load import ConfigError, read_yaml
 
     configfile = args.configfile or "config.yaml"
@@ -95,10 +182,7 @@ def report(args: argparse.Namespace) -> int:
         print(f"report: {configfile}: no 'study' key", file=sys.stderr)
         return 2
     out = args.output or f"{config.get('output_dir', 'results')}/{study}/report.html"
-    snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--report", out]
-    if args.configfile:
-        cmd += ["--configfile", args.configfile]
+    cmd = snakemake_command(args.configfile, cores=None, snakemake_args=["--report", out])
     code = subprocess.call(cmd)
     if code == 0:
         print(f"report: {out}")
@@ -109,6 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="snaketune", description=DESCRIPTION, epilog=EPILOG, formatter_class=raw)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # Parsed by `run` itself (see main): listed here for --help.
+    commands.add_parser("run", help="run a study here with Snakemake: " + RUN_USAGE.removeprefix("snaketune run "))
+
+    p = commands.add_parser(
+        "init",
+        help="write a starter config (and its data) into this folder, from an example",
+        description="Write a study config that `snaketune run` accepts as is: the default study, or "
+        "an example (--list); an example with data or a script writes those too. Existing files are "
+        "kept unless --force.",
+        formatter_class=raw,
+    )
+    p.add_argument("example", nargs="?", default="default", help="example name (default: the default study)")
+    p.add_argument("--list", action="store_true", help="list the examples")
+    p.add_argument("--directory", "-d", default=".", metavar="DIR", help="where to write (default .)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(run=init)
 
     p = commands.add_parser(
         "check",
@@ -158,5 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     # `snaketune status | head`: end quietly when the reader goes away.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        return run(argv[1:])
     args = build_parser().parse_args(argv)
     return args.run(args)

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
 # Plain-words meaning of the schema's name patterns (jsonschema would only quote the regex).
 _PATTERN_HINTS = {
     "^[A-Za-z0-9_-]+$": "use only letters, digits, '_' and '-' (it names a folder: no '/', '..' or spaces)",
@@ -98,7 +96,9 @@ def read_yaml(path: str | Path) -> dict:
 
 def load_schema() -> dict:
     """The JSON schema of a study config (``workflow/schemas/config.schema.yaml``)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    from snaketune.base.paths import schema_path
+
+    return yaml.safe_load(schema_path().read_text())
 
 
 def _key(path) -> str:

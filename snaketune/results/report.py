@@ -295,9 +295,9 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
     """Search space, CV scheme, trial outcomes and provenance of a study."""
     from html import escape
 
-    import yaml
+    import importlib.metadata
 
-    import snaketune
+    import yaml
 
     ((kind, spec),) = config["search"].items()
     n_folds = len([c for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{config['refit']}")])
@@ -351,7 +351,7 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
     if warned:
         failed_note += "<p>Warnings raised in trials:</p>" + _table(["trials", "warning"], warned)
     versions = dict(best.get("versions") or {})
-    tools = {"snaketune": snaketune.__version__}
+    tools = {"snaketune": importlib.metadata.version("snaketune")}
     try:
         import snakemake
 

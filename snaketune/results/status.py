@@ -98,19 +98,45 @@ def _latest_run(records: dict[str, dict]) -> tuple[float, float, int] | None:
     return block_start, block_end, count
 
 
-def collect(config: dict, plan, now: float | None = None, top_n: int = 5, slots=None) -> Status:
+def study_plan(config: dict, root: Path = Path(".")):
+    """``(plan, slots)`` of a validated config: what :func:`trial_rows` lists (slots: the slot
+    plan of an adaptive or model-based search, else None). Reads no data file."""
+    from types import SimpleNamespace
+
+    from snaketune.evaluation.adaptive import setup
+    from snaketune.evaluation.rounds import setup as rounds_setup
+    from snaketune.search.plan import make_plan
+
+    adaptive = bool({"hyperband", "successive_halving"} & set(config["search"]))
+    model_based = "optuna" in config["search"]
+    plan = make_plan(config, root, candidates=[] if adaptive or model_based else None)
+    if adaptive:
+        return plan, setup(SimpleNamespace(config=config, plan=plan))
+    if model_based:  # configurations by round and index: the same slot interface
+        return plan, rounds_setup(SimpleNamespace(config=config, plan=plan))
+    return plan, None
+
+
+def trial_rows(plan, slots=None) -> list[list[str]]:
+    """The trial files of every leaderboard row, one list per row (paths relative to the study's
+    working folder)."""
+    if slots is not None:
+        return [slots.slot_trials(*s) for s in slots.slots]
+    return [[plan.trial_path(f"{key}_{k}") for k in range(plan.n_folds)] for key in plan.config_keys]
+
+
+def collect(
+    config: dict, plan, now: float | None = None, top_n: int = 5, slots=None, root: Path = Path(".")
+) -> Status:
     """The progress of ``plan`` (and, for adaptive searches, its ``slots``) from its trial files
-    (relative paths: the current folder)."""
+    (relative to ``root``, the folder the study runs in)."""
     from snaketune.results.aggregate import cv_results, to_frame, top_table
     from snaketune.search.space import as_candidate
 
     now = time.time() if now is None else now
     refit = config["refit"]
-    if slots is not None:
-        rows = [slots.slot_trials(*s) for s in slots.slots]
-    else:
-        rows = [[plan.trial_path(f"{key}_{k}") for k in range(plan.n_folds)] for key in plan.config_keys]
-    paths = [p for row in rows for p in row]
+    rows = trial_rows(plan, slots)
+    paths = [Path(root) / p for row in rows for p in row]
     status = Status(config["study"], plan.out, len(paths), refit=refit, n_configs=len(rows))
     records = read_finished(paths)
     outcomes = [r.status.value for r in records.values()]
@@ -344,22 +370,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from types import SimpleNamespace
-
     from snaketune.config.load import ConfigError, load_config
-    from snaketune.evaluation.adaptive import setup
-    from snaketune.evaluation.rounds import setup as rounds_setup
-    from snaketune.search.plan import make_plan
 
     try:
         raw = _find_config(args.study, args.config)
         config = load_config(raw, ".", check_data=False)
-        adaptive = bool({"hyperband", "successive_halving"} & set(config["search"]))
-        model_based = "optuna" in config["search"]
-        plan = make_plan(config, ".", candidates=[] if adaptive or model_based else None)
-        slots = setup(SimpleNamespace(config=config, plan=plan)) if adaptive else None
-        if model_based:  # configurations by round and index: the same slot interface
-            slots = rounds_setup(SimpleNamespace(config=config, plan=plan))
+        plan, slots = study_plan(config)
     except (ConfigError, OSError) as error:
         print(f"status: {error}", file=sys.stderr)
         return 2

@@ -270,9 +270,11 @@ def _plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
         versions = {name: importlib.metadata.version(name) for name in _VERSIONED}
     except Exception:  # noqa: BLE001 - a missing file etc.: validate the slow way, which reports it
         return None
+    from snaketune.base.paths import schema_path
+
     package = Path(__file__).resolve().parents[1]
     code = [file_sha256(p) for p in sorted(package.rglob("*.py"))]
-    code.append(file_sha256(package.parent / "workflow" / "schemas" / "config.schema.yaml"))
+    code.append(file_sha256(schema_path()))
     key = digest({"config": config, "data": data, "versions": versions, "code": code, "main": main_process}, 20)
     return Path(basedir) / folder / ".snaketune" / f"plan-{key}.json"
 
@@ -312,12 +314,21 @@ def _write_plan_cache(path: Path | None, config: dict, plan: Plan) -> None:
         pass
 
 
-def export_job_environment(basedir: str) -> None:
-    """Environment every job inherits: the package on PYTHONPATH, this Python first on PATH,
-    and SNAKETUNE_HOME for the trial client's path (absolute, so --directory works)."""
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (basedir, os.environ.get("PYTHONPATH")) if p)
+def export_job_environment() -> None:
+    """Environment every job inherits: the package on PYTHONPATH (SNAKETUNE_PACKAGE_PARENT for
+    the job client, which runs isolated from it), this Python first on PATH, and SNAKETUNE_HOME,
+    the workflow's folder (the job client's path; absolute, so --directory works).
+
+    Found from the package, not from ``workflow.basedir``: in a Snakemake ``module`` that is the
+    including Snakefile's folder.
+    """
+    from snaketune.base.paths import PACKAGE_PARENT, workflow_root
+
+    parent = str(PACKAGE_PARENT)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH")) if p)
     os.environ["PATH"] = os.pathsep.join((os.path.dirname(sys.executable), os.environ.get("PATH", "")))
-    os.environ["SNAKETUNE_HOME"] = basedir
+    os.environ["SNAKETUNE_HOME"] = str(workflow_root())
+    os.environ["SNAKETUNE_PACKAGE_PARENT"] = parent
 
 
 def set_run_settings(config: dict) -> None:

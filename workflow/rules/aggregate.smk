@@ -152,7 +152,7 @@ rule report_pages:
                 )
             ],
             landing_template=os.path.join(
-                workflow.basedir, "workflow", "report", "workflow.rst"
+                os.environ["SNAKETUNE_HOME"], "workflow", "report", "workflow.rst"
             ),
         ),
     shell:

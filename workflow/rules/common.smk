@@ -1,13 +1,16 @@
 # Config loading, validation and the trial plan; everything rules need at parse time.
+import os
 import sys
 
-sys.path.insert(0, workflow.basedir)
+# A clone runs without installing the package; an installed package ships this file inside it.
+if os.path.isdir(os.path.join(workflow.basedir, "snaketune")):
+    sys.path.insert(0, workflow.basedir)
 
 from snaketune.workflow import support as ws
 from snaketune.workflow import terminal
 
 # Jobs import the package from the workflow folder and run this venv's python.
-ws.export_job_environment(workflow.basedir)
+ws.export_job_environment()
 STUDY = ws.load_study(config, workflow)
 config.clear()
 config.update(STUDY.config)
