@@ -57,14 +57,17 @@ def grid_study(make_study):
 
 
 NASTY = ["a b", "it's", 'say "hi"', "$(touch pwned1)", "`touch pwned2`", "x; touch pwned3 #", "a\nb", "*", "-n"]
+# Values that are not strings reach the command as their JSON text (a grid list arrives as a tuple).
+NOT_STRINGS = [[32, 32], (32, 32), [1], {"a": 1}, None, 1e-3, True]
 
 
-@pytest.mark.parametrize("value", NASTY)
+@pytest.mark.parametrize("value", NASTY + NOT_STRINGS, ids=lambda v: None if isinstance(v, str) else repr(v))
 def test_values_reach_the_shell_as_one_word(value, tmp_path):
-    line = fill("printf '%s' {v}", {"v": value})
+    (tmp_path / "1").write_text("")  # what an unquoted [1] would glob to
+    line = fill("printf '%s\\0' {v}", {"v": value})  # each argument ends in a NUL
     got = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-    assert got == value
-    assert list(tmp_path.iterdir()) == []
+    assert got.split("\0") == [value if isinstance(value, str) else json.dumps(value), ""]
+    assert [p.name for p in tmp_path.iterdir()] == ["1"]
 
 
 def test_placeholders_refuse_format_tricks():

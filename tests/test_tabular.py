@@ -180,7 +180,12 @@ def test_group_kinds_equal_gridsearchcv_with_groups(make_study, kind):
 
 
 @pytest.mark.slow
-def test_time_series_equals_gridsearchcv_with_timeseriessplit(make_study):
+@pytest.mark.parametrize(
+    "cv",
+    [{"gap": 2, "test_size": 15}, {"gap": 2, "test_size": 15, "max_train_size": 30}],
+    ids=["gap", "gap-max_train_size"],
+)
+def test_time_series_equals_gridsearchcv_with_timeseriessplit(make_study, cv):
     rng = np.random.default_rng(7)
     t = np.arange(120)
     frame = pd.DataFrame({"t": t, "lag": np.sin(t / 6) + rng.normal(scale=0.1, size=120)})
@@ -190,7 +195,7 @@ def test_time_series_equals_gridsearchcv_with_timeseriessplit(make_study):
         "data": {"csv": "series.csv", "target": "y", "test_size": 0.2},
         "estimator": {"class": "sklearn.linear_model.Ridge"},
         "search": {"grid": {"alpha": [0.1, 1.0, 100.0]}},
-        "cv": {"kind": "time_series", "n_splits": 4, "gap": 2, "test_size": 15},
+        "cv": {"kind": "time_series", "n_splits": 4, **cv},
         "scoring": ["r2", "neg_mean_absolute_error"],
     }
     study = make_study(config)
@@ -200,10 +205,11 @@ def test_time_series_equals_gridsearchcv_with_timeseriessplit(make_study):
     table = pd.read_csv(study.workdir / "series.csv")
     X, y = table[["t", "lag"]], table["y"].to_numpy()
     n_train = 96  # the last 20 % of the rows are held out, in file order
+    # The first fold trains on 96 - 4 * 15 - 2 = 34 rows: max_train_size 30 shortens every fold.
     search = ms.GridSearchCV(
         Ridge(),
         config["search"]["grid"],
-        cv=ms.TimeSeriesSplit(4, gap=2, test_size=15),
+        cv=ms.TimeSeriesSplit(4, **cv),
         scoring=config["scoring"],
         refit="r2",
     ).fit(X.iloc[:n_train], y[:n_train])
