@@ -145,3 +145,66 @@ def without_timings(frame):
     """A leaderboard minus what legitimately varies between runs: timings and completion order."""
     drop = [c for c in frame.columns if c.endswith("_time") or c in ("completion_order", "completed_at")]
     return frame.drop(columns=drop)
+
+
+class Installed:
+    """snaketune as a user installs it: a wheel built from a copy of this repository (deleted
+    before the install), installed with its pinned dependencies into a new venv."""
+
+    def __init__(self, venv: Path, wheel: Path):
+        self.venv = venv
+        self.wheel = wheel
+        self.bin = venv / "bin"
+
+    def env(self) -> dict:
+        # Nothing of the clone or of the test's own venv on the paths.
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+        env["PATH"] = os.pathsep.join([str(self.bin), env.get("PATH", "")])
+        return env
+
+    def run(self, *cmd: str, cwd: Path, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        """Run an installed command (``snaketune``, ``snakemake``, ``python``) in ``cwd``."""
+        proc = subprocess.run(
+            [str(self.bin / cmd[0]), *cmd[1:]], cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
+
+_SKIP_EVERYWHERE = shutil.ignore_patterns("__pycache__", ".*_cache", "*.egg-info", ".snakemake")
+_SKIP_AT_TOP = {".git", ".venv", "results", "build", "dist"}
+
+
+def _source_skip(folder: str, names: list[str]) -> set[str]:
+    """What a copy of the checkout leaves out: caches anywhere; outputs, venv and builds at its
+    top (``snaketune/results`` is a package)."""
+    skip = set(_SKIP_EVERYWHERE(folder, names))
+    return skip | (_SKIP_AT_TOP & set(names) if Path(folder) == REPO else set())
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Installed:
+    """A non-editable install of this checkout in a fresh venv (~1 min: pip's cache serves the
+    pinned dependencies)."""
+    root = tmp_path_factory.mktemp("installed")
+    source, dist, venv = root / "source", root / "dist", root / "venv"
+    shutil.copytree(REPO, source, ignore=_source_skip)
+    pip = ["pip", "--disable-pip-version-check", "-q"]
+    _quiet([sys.executable, "-m", *pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(source)])
+    shutil.rmtree(source)  # the clone is out of reach: only the wheel is installed
+    (wheel,) = dist.glob("snaketune-*.whl")
+    _quiet([sys.executable, "-m", "venv", str(venv)])
+    _quiet([str(venv / "bin" / "python"), "-m", *pip, "install", "-c", str(REPO / "constraints.txt"), str(wheel)])
+    return Installed(venv, wheel)
+
+
+def _quiet(cmd: list[str]) -> None:
+    """Run a set-up command; its output only when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )

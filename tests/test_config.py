@@ -106,7 +106,8 @@ def test_package_never_evaluates_config_text():
         r"\b(eval|exec)\s*\(|\bcompile\s*\(|__import__|yaml\.(unsafe_)?load\((?![^)]*SafeLoader|[^)]*_StrictLoader)|"
         r"Loader=yaml\.(Full|Unsafe)?Loader\b|pickle\.loads?\("
     )
-    may_unpickle = {"snaketune/evaluation/slots.py", "snaketune/evaluation/rounds.py"}
+    # Models and sampler states the workflow pickled itself; the API's best_estimator_ is model.pkl.
+    may_unpickle = {"snaketune/evaluation/slots.py", "snaketune/evaluation/rounds.py", "snaketune/api.py"}
     sources = [*(REPO / "snaketune").rglob("*.py"), *(REPO / "scripts").glob("*.py"), REPO / "Snakefile"]
     sources += (REPO / "workflow" / "rules").glob("*.smk")
     offenders = []

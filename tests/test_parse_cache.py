@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from snaketune.base import paths
 from snaketune.runtime.protocol import ENV_SETTINGS
 from snaketune.workflow import support
 
@@ -124,6 +125,7 @@ def test_a_code_change_invalidates_the_cache(workdir, validations, monkeypatch, 
     (copy / "workflow" / "schemas").mkdir(parents=True)
     shutil.copy(repo / "workflow" / "schemas" / "config.schema.yaml", copy / "workflow" / "schemas")
     monkeypatch.setattr(support, "__file__", str(copy / "snaketune" / "workflow" / "support.py"))
+    monkeypatch.setattr(paths, "PACKAGE_PARENT", copy)  # the schema: the copy's workflow folder
     n = len(validations)
     _load()
     assert len(validations) == n and _cache_files(workdir) == seen, "an identical copy changed the key"
