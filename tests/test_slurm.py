@@ -284,3 +284,36 @@ def test_optuna_rounds_on_slurm_equal_local(slurm_cluster, make_study):
     pd.testing.assert_frame_equal(
         _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
     )
+
+
+def test_snaketune_run_with_the_slurm_profile_from_a_user_folder(slurm_cluster, installed, tmp_path):
+    """The installed package on the cluster: `snaketune run --profile slurm` in a folder of the
+    user's (the shipped profile, by name) gives the trials and leaderboard of a local run."""
+    import pandas as pd
+    import yaml
+
+    from tests.conftest import full_output
+
+    folders = {}
+    for name in ("local", "cluster"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "study.yaml").write_text(yaml.safe_dump(CONFIG))
+    installed.run("snaketune", "run", "study.yaml", "--cores", "2", cwd=folders["local"])
+    proc = installed.run(
+        "snaketune", "run", "study.yaml", "--profile", "slurm", "--cores", "1",
+        "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
+        cwd=folders["cluster"], timeout=600,
+    )  # fmt: skip
+    assert "workflow/profiles/slurm" in proc.stderr  # Snakemake names the profile it applied
+    submitted = [
+        line
+        for line in full_output(proc).splitlines()
+        if "has been submitted with SLURM jobid" in line and "trials" in line
+    ]
+    out = {name: folder / "results" / CONFIG["study"] for name, folder in folders.items()}
+    trials = {name: sorted(p.name for p in (o / "trials").glob("*.json")) for name, o in out.items()}
+    assert trials["cluster"] == trials["local"] and len(trials["local"]) == 18
+    assert len(submitted) == len(list((out["cluster"] / "batches").glob("*.json"))) >= 2, submitted
+    frames = [without_timings(pd.read_csv(o / "leaderboard.csv", dtype={"config_key": str})) for o in out.values()]
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
