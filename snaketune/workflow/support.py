@@ -314,13 +314,13 @@ def _write_plan_cache(path: Path | None, config: dict, plan: Plan) -> None:
         pass
 
 
-def export_job_environment() -> None:
+def export_job_environment() -> str:
     """Environment every job inherits: the package on PYTHONPATH (SNAKETUNE_PACKAGE_PARENT for
     the job client, which runs isolated from it), this Python first on PATH, and SNAKETUNE_HOME,
     the workflow's folder (the job client's path; absolute, so --directory works).
 
     Found from the package, not from ``workflow.basedir``: in a Snakemake ``module`` that is the
-    including Snakefile's folder.
+    including Snakefile's folder. Returns the workflow's folder.
     """
     from snaketune.base.paths import PACKAGE_PARENT, workflow_root
 
@@ -329,6 +329,7 @@ def export_job_environment() -> None:
     os.environ["PATH"] = os.pathsep.join((os.path.dirname(sys.executable), os.environ.get("PATH", "")))
     os.environ["SNAKETUNE_HOME"] = str(workflow_root())
     os.environ["SNAKETUNE_PACKAGE_PARENT"] = parent
+    return os.environ["SNAKETUNE_HOME"]
 
 
 def set_run_settings(config: dict) -> None:

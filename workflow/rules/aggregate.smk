@@ -151,9 +151,7 @@ rule report_pages:
                     "landing.rst",
                 )
             ],
-            landing_template=os.path.join(
-                os.environ["SNAKETUNE_HOME"], "workflow", "report", "workflow.rst"
-            ),
+            landing_template=os.path.join(HOME, "workflow", "report", "workflow.rst"),
         ),
     shell:
         CALL_COMMAND.format(name="report_pages")

@@ -9,8 +9,9 @@ if os.path.isdir(os.path.join(workflow.basedir, "snaketune")):
 from snaketune.workflow import support as ws
 from snaketune.workflow import terminal
 
-# Jobs import the package from the workflow folder and run this venv's python.
-ws.export_job_environment()
+# Jobs import this package and run this venv's python; HOME: the workflow's folder (the clone, or
+# the installed package's copy), found from the package (a `module` user's basedir is their own).
+HOME = ws.export_job_environment()
 STUDY = ws.load_study(config, workflow)
 config.clear()
 config.update(STUDY.config)
