@@ -108,10 +108,43 @@ def run(
         configfile = Path(workdir, config)
         validated = load_config(read_yaml(configfile), workdir)
     cmd = snakemake_command(configfile, cores, profile, snakemake_args)
-    code = subprocess.call(cmd, cwd=workdir)
+    code = _run_snakemake(cmd, workdir)
     if code != 0:
         raise RunError(f"snakemake exited with status {code} (study {validated['study']!r}; see its output)", code)
     return Study(workdir, validated, configfile)
+
+
+def _run_snakemake(cmd: list[str], workdir: Path) -> int:
+    """Run Snakemake; its output reaches this process's ``sys.stdout``.
+
+    In a terminal it inherits the terminal (the live progress line). Elsewhere (a notebook, whose
+    ``sys.stdout`` is not the process's file 1) its lines are copied to ``sys.stdout``. An
+    interrupt (Ctrl-C, a notebook's stop button) is passed on as SIGINT, so Snakemake stops its
+    jobs and keeps every finished trial, then raises here.
+    """
+    import signal
+
+    terminal = _is_terminal(sys.stdout)
+    pipe = None if terminal else subprocess.PIPE
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=pipe, stderr=None if terminal else subprocess.STDOUT, text=True)
+    try:
+        if proc.stdout is not None:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        return proc.wait()
+    except KeyboardInterrupt:
+        if not terminal:  # a terminal's Ctrl-C reached Snakemake already (one process group)
+            proc.send_signal(signal.SIGINT)
+        proc.wait()
+        raise
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty() and stream.fileno() == 1
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _write_config(path: Path, config: dict) -> None:

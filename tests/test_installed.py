@@ -185,7 +185,9 @@ def test_python_api_run_dict_and_load_equal_gridsearchcv(installed, tmp_path):
     search, X_test = grid_search()
     (folder / "api.py").write_text(API_SCRIPT)
     (folder / "X_test.json").write_text(pd.DataFrame(X_test).to_json())
-    installed.run("python", "api.py", json.dumps(study_config("wine-api")), "X_test.json", cwd=folder)
+    proc = installed.run("python", "api.py", json.dumps(study_config("wine-api")), "X_test.json", cwd=folder)
+    # Snakemake's output reaches Python's sys.stdout (what a notebook shows), not only file 1.
+    assert "snaketune: study wine-api" in proc.stdout
     doc = json.loads((folder / "api.json").read_text())
     assert Path(doc["package"]).is_relative_to(installed.venv)  # the installed package, not the clone
     assert len(doc["errors"]) == 1 and doc["errors"][0].startswith("config error: cv.n_splits"), doc["errors"]
