@@ -48,3 +48,43 @@ def test_svc_digits_example_reduced(make_study):
     params = [json.loads(p) for p in frame["params"]]
     assert all(1e-10 <= p["C"] <= 1e10 and 1e-10 <= p["gamma"] <= 1e10 for p in params)
     assert {p["tol"] for p in params} <= {1e-4, 1e-3, 1e-2, 1e-1}
+
+
+def test_flights_example_reduced_equals_randomizedsearchcv(make_study):
+    """The real regression table (integer target, text columns): the same candidates, held-out
+    rows and folds as RandomizedSearchCV on the user's own pandas code, equal scores."""
+    import shutil
+
+    import pandas as pd
+    from sklearn.model_selection import KFold, RandomizedSearchCV, train_test_split
+
+    from snaketune.base.estimator import build_estimator
+    from snaketune.search.space import expand_space
+    from tests.test_e2e_core import _assert_matches_sklearn
+
+    config = _load("examples/flights.yaml")
+    config["search"]["random"]["n_iter"] = 3
+    config["estimator"]["steps"][1]["params"]["max_iter"] = 10  # the full study runs in bench/
+    study = make_study(config)
+    (study.workdir / "examples" / "data").mkdir(parents=True)
+    shutil.copy(REPO / "examples" / "data" / "flights.parquet", study.workdir / "examples" / "data")
+    study.snakemake()
+
+    data, search = config["data"], config["search"]["random"]
+    frame = pd.read_parquet(REPO / data["parquet"])
+    X, y = frame.drop(columns=data["target"]), frame[data["target"]].to_numpy()
+    X, X_test, y, y_test = train_test_split(X, y, test_size=data["test_size"], random_state=data["seed"])
+    reference = RandomizedSearchCV(
+        build_estimator(config["estimator"]),
+        expand_space(search["params"]),
+        n_iter=search["n_iter"],
+        random_state=search["seed"],
+        scoring=config["scoring"],
+        refit=config["refit"],
+        cv=KFold(3, shuffle=True, random_state=config["cv"]["seed"]),
+    ).fit(X, y)
+    _assert_matches_sklearn(study.leaderboard(), reference.cv_results_, config["scoring"], 3)
+    refit = json.loads((study.out / "refit.json").read_text())
+    assert refit["n_test"] == len(y_test) == 10_000
+    expected = reference.score(X_test, y_test)
+    assert abs(refit["test_scores"][config["refit"]] - expected) <= 1e-9, (refit["test_scores"], expected)
