@@ -46,7 +46,7 @@ def snakemake_command(
     profile (quiet terminal, greedy scheduler) applies under it, as Snakemake applies a workflow's
     ``profiles/default``. ``cores=None`` leaves the core count to the profile or the arguments.
     """
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile())]
+    cmd = [sys.executable, "-m", "snaketune.runtime.snakemake_cli", "-s", str(snakefile())]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
     if profile is not None:

@@ -306,7 +306,7 @@ def _snakemake_commands(directory: Path = Path(".")):
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if not any(part.endswith(b"snakemake") for part in cmdline[:3]):
+            if not any(part.endswith((b"snakemake", b"snakemake_cli")) for part in cmdline[:3]):
                 continue
             if Path(os.readlink(entry / "cwd")).resolve() == here:
                 yield [part.decode(errors="replace") for part in cmdline if part]  # it ends in NUL

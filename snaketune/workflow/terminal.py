@@ -27,6 +27,8 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
+from snaketune.runtime import snakemake_cli
+
 # Snakemake's plain info messages: while jobs run only these show (the rest is per-job chatter;
 # it still goes to .snakemake/log/); before (dry runs, --report, --unlock, ...) all but set-up detail.
 SETUP_INFO = (
@@ -48,6 +50,11 @@ KEEP_INFO = (
     "Unlocked working directory",
     "Unlocking working directory",
 )
+INTERRUPTED = (
+    "interrupted: {done} of {total} trials done and kept ({this_run} in this run); run the same command "
+    "again to go on; progress: snaketune status"
+)
+INTERRUPTED_EARLY = snakemake_cli.EARLY
 STOPPED = (
     "the run stopped (errors above); finished trials are kept: run the same command again to go on "
     "(after a kill: --unlock, then --rerun-incomplete); progress: snaketune status"
@@ -259,10 +266,55 @@ class LogHandler(LogHandlerBase):
         self.last_decile = 0
         self.stats_shown = False
         self.ended = False
+        self.interrupted = False
+        self._watch_interrupt()
         # Between Snakemake's events: keep the time left moving, print a line that waited.
         import threading
 
         threading.Thread(target=self._tick, name="snaketune-progress", daemon=True).start()
+
+    def _watch_interrupt(self) -> None:
+        """Note a Ctrl-C (then Snakemake's own handling goes on as before).
+
+        After it, the jobs that die of it and Snakemake's tracebacks say nothing the user needs:
+        they are left out, and one line says what was kept and how to go on (:meth:`close`, or
+        the end of the run).
+        """
+        import signal
+
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+        except ValueError:
+            return
+
+        def noted(signum, frame):
+            self.interrupted = True
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt
+
+        try:
+            signal.signal(signal.SIGINT, noted)
+        except ValueError:  # not the main thread: no note, Snakemake's output as it is
+            pass
+
+    def interrupted_line(self) -> str:
+        p = self.progress
+        if p is None:
+            return INTERRUPTED_EARLY
+        # Counted on disk: jobs killed by the interrupt report nothing, and a batch's trials that
+        # finished before it are whole files all the same.
+        kept = sum(os.path.exists(os.path.join(p.info.workdir, t)) for t in p.planned)
+        return INTERRUPTED.format(done=kept, total=p.total, this_run=max(0, kept - p.cached))
+
+    def close(self) -> None:
+        if self.interrupted and not self.ended:
+            self.ended = True
+            self.end_live()
+            if snakemake_cli.tell_interrupt():
+                self.write(self.interrupted_line())
+        super().close()
 
     def _tick(self) -> None:
         while True:
@@ -357,9 +409,14 @@ class LogHandler(LogHandlerBase):
         if isinstance(message, RunEnd):
             self.ended = True
             self.end_live()
-            if not self.silent:
+            if self.interrupted:
+                if snakemake_cli.tell_interrupt():
+                    self.write(self.interrupted_line())
+            elif not self.silent:
                 self.write(self.end_text(message))
             return
+        if self.interrupted and record.levelno >= logging.WARNING:
+            return  # jobs killed by the Ctrl-C, Snakemake's traceback: the end line says it all
         event = getattr(record, "event", None)
         if event == LogEvent.JOB_INFO:
             outputs = [str(f).split(" (")[0] for f in getattr(record, "output", None) or []]
