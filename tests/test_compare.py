@@ -164,3 +164,58 @@ def test_ranks_equal_scipys_rankdata_min_with_ties_and_nan():
             continue
         filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
         np.testing.assert_array_equal(rank_scores(means), rankdata(-filled, method="min"))
+
+
+def advised_section(warning: str) -> dict:
+    """The ``cv: {...}`` a warning advises, read as YAML (as a user would paste it)."""
+    import re
+
+    import yaml
+
+    return yaml.safe_load(re.search(r"cv: (\{[^}]*\})", warning).group(1))
+
+
+@pytest.mark.parametrize(
+    ("study", "kind"),
+    [
+        ({"data": {"loader": "iris"}, "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"}}, None),
+        ({"data": {"loader": "diabetes"}, "estimator": {"class": "sklearn.linear_model.Ridge"}}, None),
+        (
+            {"data": {"loader": "diabetes"}, "estimator": {"class": "sklearn.linear_model.Ridge"}},
+            {"kind": "shuffle_split", "n_splits": 5},
+        ),
+        (
+            {
+                "data": {"csv": "grouped.csv", "target": "y", "groups": "patient"},
+                "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+            },
+            {"kind": "group_kfold", "n_splits": 4},
+        ),
+        (
+            {"data": {"loader": "diabetes"}, "estimator": {"class": "sklearn.linear_model.Ridge"}},
+            {"kind": "time_series", "n_splits": 4},
+        ),
+    ],
+    ids=["classifier", "regressor", "regressor-shuffle-split", "grouped", "time-series"],
+)
+def test_advised_cv_passes_the_checker(tmp_path, study, kind):
+    """The warning's advice for too few folds, substituted into the study's config, passes the
+    real checker (repeated stratified CV is refused for a regressor and ignores groups)."""
+    from snaketune.config.load import load_config
+    from snaketune.results.compare import summarize
+    from snaketune.search.plan import make_plan
+
+    rows = "".join(f"{i % 7 * 0.5},{i % 3},{i % 2},p{i % 10}\n" for i in range(80))
+    (tmp_path / "grouped.csv").write_text("a,b,y,patient\n" + rows)
+    search = {"grid": {"alpha": [1.0]}} if "Ridge" in study["estimator"]["class"] else {"grid": {"C": [1.0]}}
+    search = {"grid": {"n_neighbors": [1]}} if "KNeighbors" in study["estimator"]["class"] else search
+    config = load_config(dict(study, study="s", search=search, **({"cv": kind} if kind else {})), tmp_path)
+    plan = make_plan(config, tmp_path)  # the classifier flag aggregation gets (plan_summary)
+    warning = summarize(np.array([np.nan, 0.3]), metric=config["refit"], n_folds=config["cv"]["n_splits"],
+                        n_train=100, n_test=20, alpha=0.05, rope=0.01, cv=config["cv"],
+                        classifier=plan.classifier).warning  # fmt: skip
+    section = advised_section(warning)
+    assert section != (kind or {}) and section["kind"] != "auto"
+    if study["estimator"]["class"].endswith("Ridge") or "groups" in study["data"]:
+        assert "stratified" not in section["kind"]
+    load_config(dict(config, cv=section), tmp_path)  # raises ConfigError if the checker refuses it

@@ -447,6 +447,13 @@ def test_integer_regression_target_equals_gridsearchcv(make_study):
     _assert_matches_sklearn(study.leaderboard(), search.cv_results_, scoring, 5)
     refit = _assert_refit_matches(study, search, X_test, y_test, scoring)
     assert (refit["n_train"], refit["n_test"]) == (353, 89)
+    # 5 folds: the warning advises repeated k-fold, which the checker accepts for this regressor.
+    from snaketune.config.load import load_config
+    from tests.test_compare import advised_section
+
+    section = advised_section(study.best()["comparison"]["warning"])
+    assert section["kind"] == "repeated_kfold"
+    load_config(dict(study.config, cv=section), study.workdir)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

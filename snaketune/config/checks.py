@@ -18,10 +18,8 @@ from snaketune.base.estimator import (
     fixed_params,
     import_class,
 )
-from snaketune.base.splits import GROUP_KINDS
+from snaketune.base.splits import GROUP_KINDS, STRATIFIED_KINDS
 from snaketune.search.nested import nested_problems, nested_split_problems
-
-CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
@@ -512,7 +510,7 @@ def _cv_problems(config: dict, y, estimator, classification: bool, source=None) 
         ]
     if source is not None and (kind in GROUP_KINDS or kind == "time_series" or config["data"].get("groups")):
         return _ordered_cv_problems(config, source, classification)
-    if kind in CV_STRATIFIED and estimator is not None and is_regressor(estimator):
+    if kind in STRATIFIED_KINDS and estimator is not None and is_regressor(estimator):
         return [f"cv.kind: {kind!r} stratifies by class, but {type(estimator).__name__} is a regressor; use kfold"]
     if kind not in ("shuffle_split", "stratified_shuffle_split") and cv["n_splits"] > n:
         return [f"cv.n_splits: {cv['n_splits']} is more than the {n} training samples"]
@@ -524,7 +522,7 @@ def _cv_problems(config: dict, y, estimator, classification: bool, source=None) 
             f"data.test_size: the held-out split is stratified by class ({why}), but a class has only "
             "1 member; use test_size: 0"
         ]
-    stratified = kind in CV_STRATIFIED or (kind == "auto" and classifier)
+    stratified = kind in STRATIFIED_KINDS or (kind == "auto" and classifier)
     if not stratified:
         return []
     if not classification:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from snaketune.base.splits import GROUP_KINDS, STRATIFIED_KINDS
+
 MIN_FOLDS = 10
 COLUMNS = ("p_vs_best", "prob_best_better", "prob_equivalent")
 
@@ -150,10 +152,55 @@ def indistinguishable(p_values: np.ndarray, alpha: float) -> np.ndarray:
     return np.isfinite(p) & (p >= alpha)
 
 
+def advised_cv(cv: dict, classifier: bool | None) -> dict:
+    """The ``cv`` section to advise for a test with power, valid for this study's kind of CV.
+
+    10 x 10 repeated k-fold (Bouckaert & Frank 2004), stratified only where the study stratifies
+    (a classifier's ``auto``, or a stratified kind): the checker refuses stratified CV for a
+    regressor. Grouped and time-ordered CV cannot be repeated in scikit-learn (no repeated
+    grouped splitter; time order does not shuffle), so more folds is all there is: one per group
+    (``leave_one_group_out``), or 10 time-ordered ones.
+    """
+    kind = cv.get("kind", "auto")
+    if kind in GROUP_KINDS:
+        return {"kind": "leave_one_group_out"}
+    if kind == "time_series":
+        return {"kind": "time_series", "n_splits": max(10, cv.get("n_splits", 5))}
+    stratified = kind in STRATIFIED_KINDS or (kind == "auto" and bool(classifier))
+    return {"kind": "repeated_stratified" if stratified else "repeated_kfold", "n_splits": 10, "n_repeats": 10}
+
+
+def advice(cv: dict, classifier: bool | None) -> str:
+    """What to do about too few folds, naming :func:`advised_cv`'s section as YAML."""
+    section = advised_cv(cv, classifier)
+    text = "cv: {" + ", ".join(f"{k}: {v}" for k, v in section.items()) + "}"
+    if section["kind"] == "leave_one_group_out":
+        return (
+            "scikit-learn has no repeated grouped CV, so more folds means fewer groups per fold: raise "
+            f"cv.n_splits towards the number of groups, or use one fold per group ({text})."
+        )
+    if section["kind"] == "time_series":
+        return f"time-ordered folds cannot be shuffled and repeated; use more of them ({text})."
+    return f"For a test that means something use 10 x 10 repeated CV ({text})."
+
+
 def summarize(
-    p_values: np.ndarray, *, metric: str, n_folds: int, n_train: float, n_test: float, alpha: float, rope: float
+    p_values: np.ndarray,
+    *,
+    metric: str,
+    n_folds: int,
+    n_train: float,
+    n_test: float,
+    alpha: float,
+    rope: float,
+    cv: dict | None = None,
+    classifier: bool | None = None,
 ) -> Summary:
-    """The one sentence (and a warning when the folds are too few for the test to mean much)."""
+    """The one sentence (and a warning when the folds are too few for the test to mean much).
+
+    ``cv`` (the config's section) and ``classifier`` (the estimator is one) choose the advice in
+    the warning (:func:`advised_cv`); without ``cv`` the warning gives none.
+    """
     compared = int(np.isfinite(np.asarray(p_values, dtype=float)).sum())
     same = int(indistinguishable(p_values, alpha).sum())
     noun = "configuration is" if same == 1 else "configurations are"
@@ -166,7 +213,8 @@ def summarize(
     if n_folds < MIN_FOLDS:
         warning = (
             f"only {n_folds} folds: the corrected t-test has {n_folds - 1} degrees of freedom and "
-            "little power, so 'indistinguishable' means 'not shown worse'. For a test that means "
-            "something use 10 x 10 repeated CV (cv: {kind: repeated_stratified, n_splits: 10, n_repeats: 10})."
+            "little power, so 'indistinguishable' means 'not shown worse'."
         )
+        if cv is not None:
+            warning += " " + advice(cv, classifier)
     return Summary(metric, n_folds, n_train, n_test, alpha, rope, compared, same, sentence, warning)

@@ -70,7 +70,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         final = np.flatnonzero(results["final_rung"])
         means = results[f"mean_test_{refit}"][final]
         best = int(final[0] if np.isnan(means).all() else final[np.nanargmax(means)])
-    comparison = add_comparison(frame, results, records, trial_ids, best, config)
+    comparison = add_comparison(frame, results, records, trial_ids, best, config, plan.get("classifier"))
     shown = frame[frame["final_rung"]] if "slots" in plan else frame
     frame.to_csv(outputs[0], index=False)
     top_n = config["report"]["top_n"]
@@ -114,7 +114,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     return f"Top 5 by {refit}:\n{top}{best_line}\n{comparison_text(comparison)}"
 
 
-def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, config: dict):
+def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, config: dict, classifier=None):
     """Add ``p_vs_best``, ``prob_best_better`` and ``prob_equivalent`` (see
     :mod:`snaketune.results.compare`) to ``frame``; return the :class:`~snaketune.results.compare.Summary`.
 
@@ -140,7 +140,15 @@ def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, co
     for name, values in columns.items():
         frame[name] = values
     summary = summarize(
-        columns["p_vs_best"], metric=refit, n_folds=k, n_train=n_train, n_test=n_test, alpha=alpha, rope=rope
+        columns["p_vs_best"],
+        metric=refit,
+        n_folds=k,
+        n_train=n_train,
+        n_test=n_test,
+        alpha=alpha,
+        rope=rope,
+        cv=config.get("cv"),  # a command study has none
+        classifier=classifier,
     )
     if rows is not None:
         from dataclasses import replace

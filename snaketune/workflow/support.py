@@ -112,17 +112,19 @@ class Study:
         return files + ([f"{out}/history.csv"] if self.adaptive else [])
 
     def plan_summary(self) -> dict:
-        """What aggregation needs of the plan (JSON-able)."""
+        """What aggregation needs of the plan (JSON-able); ``classifier`` chooses the CV advice
+        (aggregation does not import scikit-learn to ask the estimator)."""
         if self.optuna:
-            return self.rounds.to_summary()
+            return dict(self.rounds.to_summary(), classifier=self.plan.classifier)
         if self.adaptive:
-            return self.slots.to_summary()
+            return dict(self.slots.to_summary(), classifier=self.plan.classifier)
         from snaketune.base.jsonutil import to_jsonable
 
         return {
             "candidates": to_jsonable(self.plan.candidates),
             "config_keys": self.plan.config_keys,
             "n_folds": self.plan.n_folds,
+            "classifier": self.plan.classifier,
         }
 
     def refit_budget(self) -> dict | None:
