@@ -257,3 +257,22 @@ def test_one_configuration_is_singular():
         assert "1 configurations" not in text, (name, text)
         assert layout_problems(fig) == [], name
         plt.close(fig)
+
+
+def test_hyperband_history_reads_well(tmp_path):
+    """Score against resource (adaptive searches): rungs 1 … 81 on a log axis, a legend of five
+    brackets right of the axes."""
+    import pandas as pd
+
+    metric = "mean_test_neg_root_mean_squared_error"
+    rows = [
+        {"bracket": m % 5, "model_id": f"m{m}", "rung": 0, "units": u, metric: -60 + 0.1 * u - m}
+        for m in range(10)
+        for u in (1, 3, 9, 27, 81)[: 1 + m % 5]
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "history.csv", index=False)
+    pd.DataFrame({"n_resources": [1, 3, 9, 27, 81]}).to_csv(tmp_path / "leaderboard.csv", index=False)
+    plt = plots._style()
+    fig = plots.draw_history(plt, str(tmp_path / "history.csv"), "neg_root_mean_squared_error", "study: every model")
+    assert len(fig.axes[0].lines) > 10 and layout_problems(fig) == []
+    plt.close(fig)
