@@ -451,6 +451,8 @@ def test_integer_regression_target_equals_gridsearchcv(make_study):
     from snaketune.config.load import load_config
     from tests.test_compare import advised_section
 
+    # The ROPE is in the metric's units: 1 % of the best RMSE (about 0.6), not 0.01.
+    assert study.best()["comparison"]["rope"] == float(f"{0.01 * abs(search.best_score_):.3g}")
     section = advised_section(study.best()["comparison"]["warning"])
     assert section["kind"] == "repeated_kfold"
     load_config(dict(study.config, cv=section), study.workdir)

@@ -120,6 +120,25 @@ class Summary:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+# The ROPE when report.rope is not set: for a score bounded by 1 a hundredth is a percentage
+# point; an unbounded score (an error in the target's units) gets the same share of its size.
+ROPE_BOUNDED = 0.01
+ROPE_FRACTION = 0.01
+
+
+def default_rope(metric: str, best_score: float) -> tuple[float, str | None]:
+    """The region of practical equivalence for ``metric`` when the config sets none: 0.01 for
+    scores bounded by 1 (accuracy, roc_auc, r2, ...), else 1 % of the best configuration's |mean
+    score| (an RMSE of 550 gets 5.5). Returns it and, when it was scaled, the words that say so."""
+    from snaketune.results.plots import metric_bounds
+
+    bounded = not metric.startswith("neg_") and metric_bounds(metric)[1] <= 1
+    if bounded or not np.isfinite(best_score) or best_score == 0:
+        return ROPE_BOUNDED, None
+    rope = float(f"{ROPE_FRACTION * abs(best_score):.3g}")
+    return rope, f"{rope:g} ({ROPE_FRACTION:.0%} of the best's |mean {metric}|; report.rope sets it)"
+
+
 def compare_with_best(
     scores: np.ndarray,
     best: int,
@@ -195,11 +214,13 @@ def summarize(
     rope: float,
     cv: dict | None = None,
     classifier: bool | None = None,
+    rope_note: str | None = None,
 ) -> Summary:
     """The one sentence (and a warning when the folds are too few for the test to mean much).
 
     ``cv`` (the config's section) and ``classifier`` (the estimator is one) choose the advice in
-    the warning (:func:`advised_cv`); without ``cv`` the warning gives none.
+    the warning (:func:`advised_cv`); without ``cv`` the warning gives none. ``rope_note`` (how
+    a default ROPE was chosen, :func:`default_rope`) ends the sentence.
     """
     compared = int(np.isfinite(np.asarray(p_values, dtype=float)).sum())
     same = int(indistinguishable(p_values, alpha).sum())
@@ -209,6 +230,8 @@ def summarize(
         f"(one-sided corrected resampled t-test on {metric}, alpha {alpha:g}, {n_folds} folds; "
         f"{compared} compared)."
     )
+    if rope_note:
+        sentence += f" Region of practical equivalence: ±{rope_note}."
     warning = None
     if n_folds < MIN_FOLDS:
         warning = (

@@ -122,13 +122,15 @@ def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, co
     sizes (read from the splits by its trials). Adaptive searches compare among the rows the best
     is chosen from: the final rung of every bracket (all trained on the same budget).
     """
-    from snaketune.results.compare import compare_with_best, summarize
+    from snaketune.results.compare import compare_with_best, default_rope, summarize
 
     refit = config["refit"]
     report = config.get("report", {})
-    alpha, rope = report.get("alpha", 0.05), report.get("rope", 0.01)
+    alpha, rope, rope_note = report.get("alpha", 0.05), report.get("rope"), None
     k = len(trial_ids[0])
     scores = np.column_stack([results[f"split{j}_test_{refit}"] for j in range(k)])
+    if rope is None:  # scaled to the metric (compare.default_rope), and said so
+        rope, rope_note = default_rope(refit, float(results[f"mean_test_{refit}"][best]))
     best_records = [records[t] for t in trial_ids[best]]
     n_train = float(np.mean([r.n_train or 0 for r in best_records]))
     n_test = float(np.mean([r.n_test or 0 for r in best_records]))
@@ -149,6 +151,7 @@ def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, co
         rope=rope,
         cv=config.get("cv"),  # a command study has none
         classifier=classifier,
+        rope_note=rope_note,
     )
     if rows is not None:
         from dataclasses import replace

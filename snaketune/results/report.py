@@ -173,7 +173,9 @@ def comparison_html(frame, config: dict, best: dict | None = None) -> str:
         return ""
     refit = config["refit"]
     report = config.get("report", {})
-    alpha, rope = report.get("alpha", 0.05), report.get("rope", 0.01)
+    # The ROPE aggregation used (scaled to the metric when report.rope is not set).
+    rope = ((best or {}).get("comparison") or {}).get("rope", report.get("rope", 0.01))
+    alpha = report.get("alpha", 0.05)
     k = sum(1 for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{refit}"))
     p = frame["p_vs_best"].to_numpy(dtype=float)
     summary = summarize(p, metric=refit, n_folds=k, n_train=math.nan, n_test=math.nan, alpha=alpha, rope=rope)
