@@ -276,3 +276,35 @@ def test_hyperband_history_reads_well(tmp_path):
     fig = plots.draw_history(plt, str(tmp_path / "history.csv"), "neg_root_mean_squared_error", "study: every model")
     assert len(fig.axes[0].lines) > 10 and layout_problems(fig) == []
     plt.close(fig)
+
+
+def test_nested_and_optuna_figures_read_well(tmp_path):
+    """The nested CV figure (outer score against inner best, five folds) and the model-based
+    search's history (four rounds, one failed configuration) pass the same checks."""
+    import pandas as pd
+
+    from snaketune.results.nested import draw_outer_vs_inner
+    from snaketune.results.optuna_study import draw_history
+
+    refit = "neg_root_mean_squared_error"
+    inner, outer = [-551.2, -560.4, -548.9, -570.3, -555.0], [-580.1, -562.3, -590.7, -575.5, -566.8]
+    doc = {
+        "refit": refit,
+        "outer_folds": [{"outer_fold": k, "inner_best": {refit: v}} for k, v in enumerate(inner)],
+        "outer_scores": {refit: outer},
+        "mean": {refit: float(np.mean(outer))},
+        "study_cv_best": -549.5,
+    }
+    plt = plots._style()
+    fig = draw_outer_vs_inner(plt, doc, "study: nested cross-validation")
+    assert layout_problems(fig) == []
+    plt.close(fig)
+    scores = np.linspace(-600, -550, 24)
+    scores[5] = np.nan
+    pd.DataFrame({"number": range(24), "round": np.arange(24) // 6, f"mean_test_{refit}": scores}).to_csv(
+        tmp_path / "leaderboard.csv", index=False
+    )
+    config = {"study": "s", "refit": refit, "search": {"optuna": {"sampler": "tpe"}}}
+    fig = draw_history(plt, str(tmp_path / "leaderboard.csv"), config)
+    assert len(fig.axes[0].collections) >= 2 and layout_problems(fig) == []
+    plt.close(fig)
