@@ -95,27 +95,33 @@ def test_degenerate_comparisons():
     )
 
 
-def test_leaderboard_columns_from_trial_files(tmp_path, sklearn_example):
-    """write_leaderboard adds the three columns, marks the table and says the sentence."""
+def _leaderboard_of(folder, scores, params, n_train, n_test, metric, report) -> tuple[list[str], str]:
+    """Trial files of ``scores`` (configurations x folds), then ``write_leaderboard`` on them."""
     from snaketune.base.jsonutil import write_json_atomic
     from snaketune.results.leaderboard import write_leaderboard
 
-    scores, ranks, n_train, n_test, params = sklearn_example
-    scores = scores[:, :20]  # two repeats of 10 folds, as trial files
     keys = [f"{i:012x}" for i in range(len(scores))]
     for i, key in enumerate(keys):
         for k in range(scores.shape[1]):
             write_json_atomic(
-                tmp_path / "trials" / f"{key}_{k}.json",
+                folder / "trials" / f"{key}_{k}.json",
                 {"trial_id": f"{key}_{k}", "config_key": key, "fold": k, "params": params[i], "status": "ok",
-                 "test_scores": {"roc_auc": scores[i, k]}, "fit_time": 0.1, "score_time": 0.01,
+                 "test_scores": {metric: scores[i, k]}, "fit_time": 0.1, "score_time": 0.01,
                  "n_train": n_train, "n_test": n_test, "end": f"2026-01-01T00:00:{i:02d}"},
             )  # fmt: skip
-    config = {"scoring": ["roc_auc"], "refit": "roc_auc", "error_score": "nan", "return_train_score": False,
-              "report": {"top_n": 20, "alpha": 0.05, "rope": 0.01}}  # fmt: skip
+    config = {"scoring": [metric], "refit": metric, "error_score": "nan", "return_train_score": False,
+              "report": {"top_n": 20, "alpha": 0.05, **report}}  # fmt: skip
     plan = {"candidates": params, "config_keys": keys, "n_folds": scores.shape[1]}
-    outputs = [str(tmp_path / n) for n in ("leaderboard.csv", "leaderboard.md", "best.json")]
-    log = write_leaderboard(plan=plan, config=config, outputs=outputs)
+    outputs = [str(folder / n) for n in ("leaderboard.csv", "leaderboard.md", "best.json")]
+    return outputs, write_leaderboard(plan=plan, config=config, outputs=outputs)
+
+
+def test_leaderboard_columns_from_trial_files(tmp_path, sklearn_example):
+    """write_leaderboard adds the three columns, marks the table and says the sentence."""
+
+    scores, ranks, n_train, n_test, params = sklearn_example
+    scores = scores[:, :20]  # two repeats of 10 folds, as trial files
+    outputs, log = _leaderboard_of(tmp_path, scores, params, n_train, n_test, "roc_auc", {"rope": 0.01})
     import pandas as pd
 
     frame = pd.read_csv(outputs[0])
@@ -164,3 +170,81 @@ def test_ranks_equal_scipys_rankdata_min_with_ties_and_nan():
             continue
         filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
         np.testing.assert_array_equal(rank_scores(means), rankdata(-filled, method="min"))
+
+
+def advised_section(warning: str) -> dict:
+    """The ``cv: {...}`` a warning advises, read as YAML (as a user would paste it)."""
+    import re
+
+    import yaml
+
+    return yaml.safe_load(re.search(r"cv: (\{[^}]*\})", warning).group(1))
+
+
+@pytest.mark.parametrize(
+    ("study", "kind"),
+    [
+        ({"data": {"loader": "iris"}, "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"}}, None),
+        ({"data": {"loader": "diabetes"}, "estimator": {"class": "sklearn.linear_model.Ridge"}}, None),
+        (
+            {"data": {"loader": "diabetes"}, "estimator": {"class": "sklearn.linear_model.Ridge"}},
+            {"kind": "shuffle_split", "n_splits": 5},
+        ),
+        (
+            {
+                "data": {"csv": "grouped.csv", "target": "y", "groups": "patient"},
+                "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+            },
+            {"kind": "group_kfold", "n_splits": 4},
+        ),
+        (
+            {"data": {"loader": "diabetes"}, "estimator": {"class": "sklearn.linear_model.Ridge"}},
+            {"kind": "time_series", "n_splits": 4},
+        ),
+    ],
+    ids=["classifier", "regressor", "regressor-shuffle-split", "grouped", "time-series"],
+)
+def test_advised_cv_passes_the_checker(tmp_path, study, kind):
+    """The warning's advice for too few folds, substituted into the study's config, passes the
+    real checker (repeated stratified CV is refused for a regressor and ignores groups)."""
+    from snaketune.config.load import load_config
+    from snaketune.results.compare import summarize
+    from snaketune.search.plan import make_plan
+
+    rows = "".join(f"{i % 7 * 0.5},{i % 3},{i % 2},p{i % 10}\n" for i in range(80))
+    (tmp_path / "grouped.csv").write_text("a,b,y,patient\n" + rows)
+    search = {"grid": {"alpha": [1.0]}} if "Ridge" in study["estimator"]["class"] else {"grid": {"C": [1.0]}}
+    search = {"grid": {"n_neighbors": [1]}} if "KNeighbors" in study["estimator"]["class"] else search
+    config = load_config(dict(study, study="s", search=search, **({"cv": kind} if kind else {})), tmp_path)
+    plan = make_plan(config, tmp_path)  # the classifier flag aggregation gets (plan_summary)
+    warning = summarize(np.array([np.nan, 0.3]), metric=config["refit"], n_folds=config["cv"]["n_splits"],
+                        n_train=100, n_test=20, alpha=0.05, rope=0.01, cv=config["cv"],
+                        classifier=plan.classifier).warning  # fmt: skip
+    section = advised_section(warning)
+    assert section != (kind or {}) and section["kind"] != "auto"
+    if study["estimator"]["class"].endswith("Ridge") or "groups" in study["data"]:
+        assert "stratified" not in section["kind"]
+    load_config(dict(config, cv=section), tmp_path)  # raises ConfigError if the checker refuses it
+
+
+@pytest.mark.parametrize("report", [{}, {"rope": 0.01}], ids=["default", "set"])
+def test_default_rope_scales_with_an_error_in_the_targets_units(tmp_path, sklearn_example, report):
+    """An RMSE of about 560 (neg_root_mean_squared_error): without report.rope the region of
+    practical equivalence is 1 % of the best's |mean score|, 5.64, not 0.01 (which no difference
+    in dollars could fall within), and the sentence says so; a ROPE set in the config is kept."""
+    import pandas as pd
+
+    scores, _, n_train, n_test, params = sklearn_example
+    scores = -550.0 - 200.0 * (1 - scores[:, :10])  # same ranking, in "dollars", best near -550
+    outputs, log = _leaderboard_of(tmp_path, scores, params, n_train, n_test, "neg_root_mean_squared_error", report)
+    comparison = json.loads((tmp_path / "best.json").read_text())["comparison"]
+    best = int(np.argmax(scores.mean(axis=1)))
+    rope = report.get("rope", round(0.01 * abs(scores[best].mean()), 2))  # 5.64 for a best of -563.6
+    assert 550 < abs(scores[best].mean()) < 600 and comparison["rope"] == rope
+    frame = pd.read_csv(outputs[0])
+    for i in range(len(scores)):
+        if i != best:
+            expected = by_hand(scores[best], scores[i], n_train, n_test, rope=rope)[3]
+            assert frame["prob_equivalent"][i] == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    said = f"Region of practical equivalence: ±{rope:g} (1% of the best's |mean neg_root_mean_squared_error|"
+    assert (said in comparison["sentence"] and said in log) == (not report)

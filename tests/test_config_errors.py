@@ -36,6 +36,9 @@ TABLES = {
     "good.csv": "a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)),
     "text.csv": "a,colour,y\n" + "".join(f"{i},{'red' if i % 2 else 'blue'},{i % 2}\n" for i in range(20)),
     "holes.csv": "a,b,y\n" + "".join(f"{i},{'' if i == 4 else i},{i % 2}\n" for i in range(20)),
+    # A regression target stored as integers: every price occurs once, so stratifying would fail.
+    "prices.csv": "a,b,price\n" + "".join(f"{i},{i % 3},{100 + 7 * i}\n" for i in range(20)),
+    "floats.csv": "a,b,y\n" + "".join(f"{i},{i % 3},{i * 0.37:.3f}\n" for i in range(20)),
 }
 
 
@@ -109,6 +112,12 @@ CASES = [
         "is a regressor",
     ),
     ("classifier-on-continuous-target", make(data=REGRESSION["data"]), "estimator.class", "is a classifier"),
+    (
+        "classifier-on-float-column",
+        make(data={"csv": "floats.csv", "target": "y", "test_size": 0.2}),
+        "estimator.class",
+        "KNeighborsClassifier is a classifier, but the target 'y' is continuous",
+    ),
     ("cv-test-size-over-one", make(cv={"kind": "shuffle_split", "test_size": 1.5}), "cv.test_size", "must be"),
     # data source
     ("unknown-loader", make(data={"loader": "mnist"}), "data.loader", "'mnist' is not one of"),
@@ -492,6 +501,23 @@ def test_one_line_per_problem_naming_the_key(config, key, fragment, data_dir, mo
     assert main(["case.yaml"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines() == [line], (out, err)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "data"),
+    [
+        # An integer target with a regressor is a regression target: the held-out split is not
+        # stratified (each price occurs once) and cv.kind auto is k-fold.
+        ("sklearn.linear_model.Ridge", {"csv": "prices.csv", "target": "price", "test_size": 0.2}),
+        ("sklearn.neighbors.KNeighborsRegressor", {"csv": "prices.csv", "target": "price", "test_size": 0.2}),
+        # Text labels with a classifier are classes.
+        ("sklearn.neighbors.KNeighborsClassifier", {"csv": "text.csv", "target": "colour", "test_size": 0.2}),
+    ],
+)
+def test_target_type_follows_the_estimator(estimator, data, data_dir):
+    search = grid(alpha=[1.0]) if "Ridge" in estimator else grid(n_neighbors=[1, 3])
+    config = make(data=data, estimator={"class": estimator}, search=search)
+    assert load_config(config, data_dir)["data"]["target"] == data["target"]
 
 
 def test_all_problems_reported_at_once(data_dir):

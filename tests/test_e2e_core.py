@@ -416,6 +416,48 @@ def test_regression_equals_gridsearchcv(make_study):
     assert (refit["n_train"], refit["n_test"]) == (353, 89)
 
 
+def test_integer_regression_target_equals_gridsearchcv(make_study):
+    """An integer target with a regressor is a regression target (the estimator decides, as
+    ``check_cv`` does): ``test_size: 0.2`` holds out rows with a plain ``train_test_split`` (most
+    values occur once, so a stratified split would fail) and ``cv.kind: auto`` is ``KFold``."""
+    import pandas as pd
+    from sklearn.neighbors import KNeighborsRegressor
+
+    X, y = datasets.load_diabetes(return_X_y=True, as_frame=True)
+    table = X.assign(progression=y.astype(int))
+    grid = {"n_neighbors": [3, 10, 30], "weights": ["uniform", "distance"]}
+    scoring = ["neg_root_mean_squared_error", "r2"]
+    study = make_study(
+        {
+            "study": "int-target",
+            "data": {"csv": "diabetes.csv", "target": "progression", "test_size": 0.2, "seed": 3},
+            "estimator": {"class": "sklearn.neighbors.KNeighborsRegressor"},
+            "search": {"grid": grid},
+            "scoring": scoring,
+        }
+    )
+    table.to_csv(study.workdir / "diabetes.csv", index=False)
+    study.snakemake()
+
+    table = pd.read_csv(study.workdir / "diabetes.csv")
+    y = table.pop("progression").to_numpy()
+    assert y.dtype.kind == "i" and np.unique(y, return_counts=True)[1].min() == 1
+    X, X_test, y, y_test = ms.train_test_split(table, y, test_size=0.2, random_state=3)
+    search = ms.GridSearchCV(KNeighborsRegressor(), grid, cv=ms.KFold(5), scoring=scoring, refit=scoring[0]).fit(X, y)
+    _assert_matches_sklearn(study.leaderboard(), search.cv_results_, scoring, 5)
+    refit = _assert_refit_matches(study, search, X_test, y_test, scoring)
+    assert (refit["n_train"], refit["n_test"]) == (353, 89)
+    # 5 folds: the warning advises repeated k-fold, which the checker accepts for this regressor.
+    from snaketune.config.load import load_config
+    from tests.test_compare import advised_section
+
+    # The ROPE is in the metric's units: 1 % of the best RMSE (about 0.6), not 0.01.
+    assert study.best()["comparison"]["rope"] == float(f"{0.01 * abs(search.best_score_):.3g}")
+    section = advised_section(study.best()["comparison"]["warning"])
+    assert section["kind"] == "repeated_kfold"
+    load_config(dict(study.config, cv=section), study.workdir)
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_table_file_with_string_labels_equals_gridsearchcv(make_study, fmt):
     """A Parquet (or CSV) file whose target holds strings, end to end. The labels' alphabetical

@@ -119,6 +119,28 @@ def test_pages_hold_leaderboard_best_and_provenance(tmp_path):
     assert report.leaderboard_html(frame, config, top_n=1).count("<tr") == 2
 
 
+@pytest.mark.parametrize(
+    ("trials_per_job", "says"),
+    [
+        (1, "each ran as its own Snakemake job (``trials_per_job: 1``)"),
+        ("auto", "the trials ran in batches, several to a Snakemake job (``trials_per_job: auto``"),
+        (6, "the trials ran in batches, several to a Snakemake job (``trials_per_job: 6``)."),
+    ],
+)
+def test_landing_template_says_how_trials_ran(trials_per_job, says):
+    """The landing page's description (workflow/report/workflow.rst, rendered by Snakemake's Jinja)
+    says whether trials ran one a job or in batches, as the config made them run."""
+    import types
+
+    import jinja2
+
+    config = {"study": "s", "estimator": {"class": "sklearn.svm.SVC"}, "refit": "accuracy"}
+    config["trials_per_job"] = trials_per_job
+    template = (REPO / "workflow" / "report" / "workflow.rst").read_text()
+    text = " ".join(jinja2.Template(template).render(snakemake=types.SimpleNamespace(config=config)).split())
+    assert says in text and "ranked by mean **accuracy**" in text
+
+
 def test_failures_page_and_landing_page(tmp_path):
     from snaketune.results import report
 

@@ -168,18 +168,25 @@ def stored_files(data: dict) -> list[str]:
     return [x[0], "y.npy", x[1], "y_test.npy", *groups, "meta.json"]
 
 
-def is_classification(y: np.ndarray) -> bool:
-    """True for integer, boolean or label targets; float targets are regression targets.
-
-    ``type_of_target`` alone calls whole-number floats (diabetes) "multiclass".
+def is_classification(y: np.ndarray, task: str | None = None) -> bool:
+    """Whether the target holds classes: the estimator's ``task`` decides (see
+    ``base.estimator.estimator_task``), as ``check_cv`` asks ``is_classifier``; an integer price
+    with a regressor is a regression target. Only when the estimator says neither (``task`` None)
+    the target itself: integer, boolean or label targets that ``type_of_target`` calls binary or
+    multiclass (it alone calls whole-number floats, such as diabetes', "multiclass").
     """
+    if task is not None:
+        return task == "classification"
     from sklearn.utils.multiclass import type_of_target
 
     return y.dtype.kind in "biuUSO" and type_of_target(y) in ("binary", "multiclass")
 
 
-def prepare(data: dict, basedir: Path, out_dir: Path, ordered: bool = False) -> dict:
+def prepare(data: dict, basedir: Path, out_dir: Path, ordered: bool = False, task: str | None = None) -> dict:
     """Load the source once, hold out the test set (see :func:`holdout`), write the files.
+
+    ``task`` is the estimator's (:func:`is_classification`): only a classification target's
+    held-out split is stratified.
 
     Arrays go to ``.npy`` files; a table's features to uncompressed Arrow IPC files (``.arrow``),
     which trials open memory-mapped. Groups (codes, training rows) go to ``groups.npy``. The
@@ -187,7 +194,7 @@ def prepare(data: dict, basedir: Path, out_dir: Path, ordered: bool = False) -> 
     """
     source = load_dataset(data, Path(basedir))
     y = source.y
-    classification = is_classification(y)
+    classification = is_classification(y, task)
     train, test = holdout(source, data, classification, ordered)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -121,6 +121,16 @@ def class_entries(spec: dict) -> list[tuple[str, str]]:
     return out
 
 
+def estimator_task(estimator) -> str | None:
+    """``"classification"`` for a classifier, ``"regression"`` for a regressor, ``None`` when the
+    estimator says neither (scikit-learn's ``is_classifier``/``is_regressor``, as ``check_cv`` asks)."""
+    from sklearn.base import is_classifier, is_regressor
+
+    if is_classifier(estimator):
+        return "classification"
+    return "regression" if is_regressor(estimator) else None
+
+
 def estimator_classes(spec: dict) -> list[str]:
     """Dotted class paths named by an estimator spec."""
     return [path for _, path in class_entries(spec)]

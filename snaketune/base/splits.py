@@ -8,6 +8,8 @@ import numpy as np
 
 # Kinds that split by data.groups (GridSearchCV's ``groups``); time_series keeps rows in file order.
 GROUP_KINDS = ("group_kfold", "stratified_group_kfold", "leave_one_group_out")
+# Kinds that stratify by class without groups (refused for a regressor).
+STRATIFIED_KINDS = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 # cv.test_size had the schema default 0.2 before time_series gave it a second meaning (a number of
 # rows); the kinds that existed then keep it in their identity, so their trials keep their names.
 _OLD_TEST_SIZE = 0.2

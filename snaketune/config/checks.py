@@ -18,10 +18,8 @@ from snaketune.base.estimator import (
     fixed_params,
     import_class,
 )
-from snaketune.base.splits import GROUP_KINDS
+from snaketune.base.splits import GROUP_KINDS, STRATIFIED_KINDS
 from snaketune.search.nested import nested_problems, nested_split_problems
-
-CV_STRATIFIED = ("stratified", "repeated_stratified", "stratified_shuffle_split")
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
@@ -435,20 +433,22 @@ def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True
         key = "data.params" if "generator" in data else "data"
         return [f"{key}: cannot load the data set: {_one_line(exc)}"]
     y = source.y
+    from snaketune.base.estimator import estimator_task
+
+    # The target's type follows the estimator (a regressor's integer target is not classes).
+    task = estimator_task(estimator) if estimator is not None else None
+    classification = is_classification(y, task)
     out = (
         _group_column_problems(config["estimator"], source.feature_names) if "csv" in data or "parquet" in data else []
     )
     if estimator is not None and not out:
         from snaketune.config.columns import unprepared_columns
 
-        out += unprepared_columns(estimator, source.X, y, is_classification(y))
+        out += unprepared_columns(estimator, source.X, y, classification)
     if not check_cv:
         return out
-    problems = out + _cv_problems(config, y, estimator, is_classification(y), source)
-    from sklearn.base import is_classifier
-
-    classifier = estimator is not None and is_classifier(estimator)
-    return problems or _guarded("nested", nested_split_problems, config, y, classifier)
+    problems = out + _cv_problems(config, y, estimator, classification, source)
+    return problems or _guarded("nested", nested_split_problems, config, y, task == "classification")
 
 
 def _table_problems(data: dict, key: str, basedir: Path) -> list[str]:
@@ -495,31 +495,34 @@ def _table_problems(data: dict, key: str, basedir: Path) -> list[str]:
 def _cv_problems(config: dict, y, estimator, classification: bool, source=None) -> list[str]:
     import numpy as np
     from sklearn.base import is_classifier, is_regressor
+    from sklearn.utils.multiclass import type_of_target
 
     cv = config["cv"]
     kind = cv["kind"]
     test_size = config["data"].get("test_size") or 0
     n = int(len(y) * (1 - test_size))
     classifier = estimator is not None and is_classifier(estimator)
-    if classifier and not classification:
+    if classifier and type_of_target(y) not in ("binary", "multiclass"):
+        target = f"the target {config['data']['target']!r}" if "target" in config["data"] else "the target"
         return [
-            f"{_source_class_key(config)}: {type(estimator).__name__} is a classifier, but the target "
-            "is continuous; use a regressor"
+            f"{_source_class_key(config)}: {type(estimator).__name__} is a classifier, but {target} is "
+            f"{type_of_target(y)} (type_of_target); use a regressor"
         ]
     if source is not None and (kind in GROUP_KINDS or kind == "time_series" or config["data"].get("groups")):
         return _ordered_cv_problems(config, source, classification)
-    if kind in CV_STRATIFIED and estimator is not None and is_regressor(estimator):
+    if kind in STRATIFIED_KINDS and estimator is not None and is_regressor(estimator):
         return [f"cv.kind: {kind!r} stratifies by class, but {type(estimator).__name__} is a regressor; use kfold"]
     if kind not in ("shuffle_split", "stratified_shuffle_split") and cv["n_splits"] > n:
         return [f"cv.n_splits: {cv['n_splits']} is more than the {n} training samples"]
     counts = np.unique(y, return_counts=True)[1] if classification else None
     if test_size and classification and counts.min() < 2:
         # snaketune.data.prepare stratifies the held-out split, which needs 2 members per class.
+        why = f"{type(estimator).__name__} is a classifier" if classifier else "the target looks like classes"
         return [
-            "data.test_size: the held-out split is stratified by class (this target looks like classes), "
-            "but a class has only 1 member; use test_size: 0"
+            f"data.test_size: the held-out split is stratified by class ({why}), but a class has only "
+            "1 member; use test_size: 0"
         ]
-    stratified = kind in CV_STRATIFIED or (kind == "auto" and classifier)
+    stratified = kind in STRATIFIED_KINDS or (kind == "auto" and classifier)
     if not stratified:
         return []
     if not classification:

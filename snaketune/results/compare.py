@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from snaketune.base.splits import GROUP_KINDS, STRATIFIED_KINDS
+
 MIN_FOLDS = 10
 COLUMNS = ("p_vs_best", "prob_best_better", "prob_equivalent")
 
@@ -118,6 +120,25 @@ class Summary:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+# The ROPE when report.rope is not set: for a score bounded by 1 a hundredth is a percentage
+# point; an unbounded score (an error in the target's units) gets the same share of its size.
+ROPE_BOUNDED = 0.01
+ROPE_FRACTION = 0.01
+
+
+def default_rope(metric: str, best_score: float) -> tuple[float, str | None]:
+    """The region of practical equivalence for ``metric`` when the config sets none: 0.01 for
+    scores bounded by 1 (accuracy, roc_auc, r2, ...), else 1 % of the best configuration's |mean
+    score| (an RMSE of 550 gets 5.5). Returns it and, when it was scaled, the words that say so."""
+    from snaketune.results.plots import metric_bounds
+
+    bounded = not metric.startswith("neg_") and metric_bounds(metric)[1] <= 1
+    if bounded or not np.isfinite(best_score) or best_score == 0:
+        return ROPE_BOUNDED, None
+    rope = float(f"{ROPE_FRACTION * abs(best_score):.3g}")
+    return rope, f"{rope:g} ({ROPE_FRACTION:.0%} of the best's |mean {metric}|; report.rope sets it)"
+
+
 def compare_with_best(
     scores: np.ndarray,
     best: int,
@@ -150,10 +171,57 @@ def indistinguishable(p_values: np.ndarray, alpha: float) -> np.ndarray:
     return np.isfinite(p) & (p >= alpha)
 
 
+def advised_cv(cv: dict, classifier: bool | None) -> dict:
+    """The ``cv`` section to advise for a test with power, valid for this study's kind of CV.
+
+    10 x 10 repeated k-fold (Bouckaert & Frank 2004), stratified only where the study stratifies
+    (a classifier's ``auto``, or a stratified kind): the checker refuses stratified CV for a
+    regressor. Grouped and time-ordered CV cannot be repeated in scikit-learn (no repeated
+    grouped splitter; time order does not shuffle), so more folds is all there is: one per group
+    (``leave_one_group_out``), or 10 time-ordered ones.
+    """
+    kind = cv.get("kind", "auto")
+    if kind in GROUP_KINDS:
+        return {"kind": "leave_one_group_out"}
+    if kind == "time_series":
+        return {"kind": "time_series", "n_splits": max(10, cv.get("n_splits", 5))}
+    stratified = kind in STRATIFIED_KINDS or (kind == "auto" and bool(classifier))
+    return {"kind": "repeated_stratified" if stratified else "repeated_kfold", "n_splits": 10, "n_repeats": 10}
+
+
+def advice(cv: dict, classifier: bool | None) -> str:
+    """What to do about too few folds, naming :func:`advised_cv`'s section as YAML."""
+    section = advised_cv(cv, classifier)
+    text = "cv: {" + ", ".join(f"{k}: {v}" for k, v in section.items()) + "}"
+    if section["kind"] == "leave_one_group_out":
+        return (
+            "scikit-learn has no repeated grouped CV, so more folds means fewer groups per fold: raise "
+            f"cv.n_splits towards the number of groups, or use one fold per group ({text})."
+        )
+    if section["kind"] == "time_series":
+        return f"time-ordered folds cannot be shuffled and repeated; use more of them ({text})."
+    return f"For a test that means something use 10 x 10 repeated CV ({text})."
+
+
 def summarize(
-    p_values: np.ndarray, *, metric: str, n_folds: int, n_train: float, n_test: float, alpha: float, rope: float
+    p_values: np.ndarray,
+    *,
+    metric: str,
+    n_folds: int,
+    n_train: float,
+    n_test: float,
+    alpha: float,
+    rope: float,
+    cv: dict | None = None,
+    classifier: bool | None = None,
+    rope_note: str | None = None,
 ) -> Summary:
-    """The one sentence (and a warning when the folds are too few for the test to mean much)."""
+    """The one sentence (and a warning when the folds are too few for the test to mean much).
+
+    ``cv`` (the config's section) and ``classifier`` (the estimator is one) choose the advice in
+    the warning (:func:`advised_cv`); without ``cv`` the warning gives none. ``rope_note`` (how
+    a default ROPE was chosen, :func:`default_rope`) ends the sentence.
+    """
     compared = int(np.isfinite(np.asarray(p_values, dtype=float)).sum())
     same = int(indistinguishable(p_values, alpha).sum())
     noun = "configuration is" if same == 1 else "configurations are"
@@ -162,11 +230,14 @@ def summarize(
         f"(one-sided corrected resampled t-test on {metric}, alpha {alpha:g}, {n_folds} folds; "
         f"{compared} compared)."
     )
+    if rope_note:
+        sentence += f" Region of practical equivalence: ±{rope_note}."
     warning = None
     if n_folds < MIN_FOLDS:
         warning = (
             f"only {n_folds} folds: the corrected t-test has {n_folds - 1} degrees of freedom and "
-            "little power, so 'indistinguishable' means 'not shown worse'. For a test that means "
-            "something use 10 x 10 repeated CV (cv: {kind: repeated_stratified, n_splits: 10, n_repeats: 10})."
+            "little power, so 'indistinguishable' means 'not shown worse'."
         )
+        if cv is not None:
+            warning += " " + advice(cv, classifier)
     return Summary(metric, n_folds, n_train, n_test, alpha, rope, compared, same, sentence, warning)

@@ -70,7 +70,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         final = np.flatnonzero(results["final_rung"])
         means = results[f"mean_test_{refit}"][final]
         best = int(final[0] if np.isnan(means).all() else final[np.nanargmax(means)])
-    comparison = add_comparison(frame, results, records, trial_ids, best, config)
+    comparison = add_comparison(frame, results, records, trial_ids, best, config, plan.get("classifier"))
     shown = frame[frame["final_rung"]] if "slots" in plan else frame
     frame.to_csv(outputs[0], index=False)
     top_n = config["report"]["top_n"]
@@ -114,7 +114,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     return f"Top 5 by {refit}:\n{top}{best_line}\n{comparison_text(comparison)}"
 
 
-def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, config: dict):
+def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, config: dict, classifier=None):
     """Add ``p_vs_best``, ``prob_best_better`` and ``prob_equivalent`` (see
     :mod:`snaketune.results.compare`) to ``frame``; return the :class:`~snaketune.results.compare.Summary`.
 
@@ -122,13 +122,15 @@ def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, co
     sizes (read from the splits by its trials). Adaptive searches compare among the rows the best
     is chosen from: the final rung of every bracket (all trained on the same budget).
     """
-    from snaketune.results.compare import compare_with_best, summarize
+    from snaketune.results.compare import compare_with_best, default_rope, summarize
 
     refit = config["refit"]
     report = config.get("report", {})
-    alpha, rope = report.get("alpha", 0.05), report.get("rope", 0.01)
+    alpha, rope, rope_note = report.get("alpha", 0.05), report.get("rope"), None
     k = len(trial_ids[0])
     scores = np.column_stack([results[f"split{j}_test_{refit}"] for j in range(k)])
+    if rope is None:  # scaled to the metric (compare.default_rope), and said so
+        rope, rope_note = default_rope(refit, float(results[f"mean_test_{refit}"][best]))
     best_records = [records[t] for t in trial_ids[best]]
     n_train = float(np.mean([r.n_train or 0 for r in best_records]))
     n_test = float(np.mean([r.n_test or 0 for r in best_records]))
@@ -140,7 +142,16 @@ def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, co
     for name, values in columns.items():
         frame[name] = values
     summary = summarize(
-        columns["p_vs_best"], metric=refit, n_folds=k, n_train=n_train, n_test=n_test, alpha=alpha, rope=rope
+        columns["p_vs_best"],
+        metric=refit,
+        n_folds=k,
+        n_train=n_train,
+        n_test=n_test,
+        alpha=alpha,
+        rope=rope,
+        cv=config.get("cv"),  # a command study has none
+        classifier=classifier,
+        rope_note=rope_note,
     )
     if rows is not None:
         from dataclasses import replace

@@ -122,10 +122,17 @@ def plot_outer_vs_inner(doc: dict, path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = draw_outer_vs_inner(plt, doc, title)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def draw_outer_vs_inner(plt, doc: dict, title: str):
+    """The figure of :func:`plot_outer_vs_inner` (tests read it); the legend sits below the axes."""
     refit = doc["refit"]
     inner = [f["inner_best"][refit] for f in doc["outer_folds"]]
     outer = doc["outer_scores"][refit]
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(5.2, 4.9), dpi=110, layout="constrained")
     lo, hi = min(inner + outer), max(inner + outer)
     pad = (hi - lo) * 0.08 or 0.01
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#999999", lw=1, ls="--", label="outer = inner")
@@ -139,10 +146,9 @@ def plot_outer_vs_inner(doc: dict, path: str, title: str) -> None:
     ax.set_xlabel(f"inner CV {refit} of the fold's winner (chose it)")
     ax.set_ylabel(f"outer test {refit} (unbiased)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="outside lower left", ncol=2)  # off the points
+    return fig
 
 
 def nested_html(doc: dict, config: dict) -> str:

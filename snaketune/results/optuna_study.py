@@ -82,11 +82,19 @@ def study_summary(plan: dict, results: dict, best: int) -> dict:
 
 def plot_history(leaderboard_csv: str, config: dict, output: str) -> None:
     """Mean CV score of every configuration in the order Optuna asked them, the best so far as a
-    step line and round boundaries; failed configurations are crosses at the bottom."""
+    step line and round boundaries; failed configurations are crosses at the bottom (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    fig = draw_history(plt, leaderboard_csv, config)
+    fig.savefig(output, bbox_inches="tight")
+    plt.close(fig)
+
+
+def draw_history(plt, leaderboard_csv: str, config: dict):
+    """The figure of :func:`plot_history` (tests read it); the legend sits right of the axes."""
     import pandas as pd
 
     from snaketune.results.plots import BEST, MUTED, PALETTE
@@ -111,6 +119,6 @@ def plot_history(leaderboard_csv: str, config: dict, output: str) -> None:
     ax.set_xlabel("configuration (Optuna trial number; vertical lines: rounds)")
     ax.set_ylabel(f"mean test {refit}")
     ax.set_title(f"{config['study']}: {config['search']['optuna']['sampler']} sampler", fontweight="bold")
-    ax.legend(loc="lower right", frameon=False, fontsize=8)
-    fig.savefig(output, bbox_inches="tight")
-    plt.close(fig)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)  # off the points
+    fig.tight_layout()
+    return fig

@@ -234,6 +234,27 @@ def _label(params_json: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _count(n: int, noun: str = "configuration") -> str:
+    """``1 configuration``, ``3 configurations``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _log_axis(axis, values) -> None:
+    """A log scale whose tick labels do not run together: over two decades or less the ticks
+    are 1, 2 and 5 (and 3) times a power of ten, written as plain numbers (0.02, 0.05, 0.1), and
+    unlabelled minor ticks; wider ranges keep matplotlib's decades (10⁻², 10⁰, 10²)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    decades = np.log10(v.max() / v.min()) if len(v) else np.inf
+    if decades <= 2:  # within one decade 3 too, so a panel gets three labels or more
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0) if decades < 1 else (1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda x, _pos: _short(float(x))))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _no_data(plt, title: str, message: str):
     fig, ax = plt.subplots(figsize=(6, 2.5))
     ax.axis("off")
@@ -312,14 +333,14 @@ def robust_limits(values, bounds=(-np.inf, np.inf), keep_top: bool = True, k: fl
     return float(low), float(high), int((v < low).sum()), int((v > high).sum())
 
 
-def _off_axis_note(n_below: int, n_above: int, values, what: str = "configurations") -> str:
+def _off_axis_note(n_below: int, n_above: int, values, what: str = "configuration") -> str:
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     parts = []
     if n_below:
-        parts.append(f"{n_below} {what} below the axis (lowest {_short(float(v.min()))}, marked ▼)")
+        parts.append(f"{_count(n_below, what)} below the axis (lowest {_short(float(v.min()))}, marked ▼)")
     if n_above:
-        parts.append(f"{n_above} {what} above the axis (highest {_short(float(v.max()))}, marked ▲)")
+        parts.append(f"{_count(n_above, what)} above the axis (highest {_short(float(v.max()))}, marked ▲)")
     return "; ".join(parts)
 
 
@@ -379,6 +400,7 @@ def draw_marginal(plt, frame, config, refit):
         return _no_data(plt, PLOT_TITLES["marginal"], "every configuration failed")
     bounds = metric_bounds(refit)
     low, high, n_below, _ = robust_limits(mean, bounds)
+    low, high = _at_least_fold_noise(low, high, np.nanmedian(std[~np.isnan(mean)]), bounds)
     grid = _search_kind(config) == "grid"
     logs = log_parameters(config)
     best_i = int(np.nanargmax(mean))
@@ -403,7 +425,7 @@ def draw_marginal(plt, frame, config, refit):
         ms, ss = mean[rows], std[rows]
         lo_err = ms - np.maximum(ms - ss, bounds[0])
         hi_err = np.minimum(ms + ss, bounds[1]) - ms
-        ax.errorbar(xs, ms, yerr=[lo_err, hi_err], fmt="none", ecolor=PALETTE[0], alpha=0.35, lw=0.8, zorder=1)
+        ax.errorbar(xs, ms, yerr=[lo_err, hi_err], fmt="none", ecolor=PALETTE[0], alpha=0.5, lw=0.9, zorder=1)
         ax.scatter(xs, ms, s=14, color=PALETTE[0], alpha=0.75, zorder=2, clip_on=True)
         _mark_off_axis(ax, xs, ms, low, high)
         if grid and rows:  # the best score reached at each value (a grid has several per value)
@@ -420,7 +442,7 @@ def draw_marginal(plt, frame, config, refit):
                 [xs[j]], [ms[j]], marker="*", s=200, facecolor="none", edgecolor=BEST, lw=1.5, zorder=5, clip_on=False
             )
         if numeric and name in logs:
-            ax.set_xscale("log")
+            _log_axis(ax.xaxis, xs)
         if not numeric:
             ax.set_xticks(range(len(cats)))
             ax.set_xticklabels(cats, rotation=30 if max(map(len, cats), default=0) > 6 else 0, ha="right")
@@ -438,13 +460,25 @@ def draw_marginal(plt, frame, config, refit):
     note = _off_axis_note(n_below, 0, mean)
     n_nan = int(np.isnan(mean).sum())
     if n_nan:
-        note = "; ".join(filter(None, [note, f"{n_nan} failed configurations not shown"]))
+        note = "; ".join(filter(None, [note, f"{_count(n_nan, 'failed configuration')} not shown"]))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=len(handles))
     fig.suptitle(f"{refit} per parameter, every configuration", x=0.01, ha="left", fontweight="bold")
     if note:
         fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=7.5, color="#52606d")
     fig.tight_layout(rect=(0, 0.08 / nrows, 1, 1))
     return fig
+
+
+def _at_least_fold_noise(low: float, high: float, fold_std: float, bounds) -> tuple[float, float]:
+    """Widen a score axis to at least ± the typical fold std around its middle (clipped to the
+    metric's bounds), so means that differ by less than their noise do not fill the panel."""
+    if not np.isfinite(fold_std) or high - low >= 2 * fold_std:
+        return low, high
+    middle = (low + high) / 2
+    low, high = middle - fold_std, middle + fold_std
+    if high > bounds[1]:  # against the top of the metric: keep the width, shift it down
+        low, high = low - (high - bounds[1]), bounds[1]
+    return max(low, bounds[0]), high
 
 
 def _pick_map_parameters(frame, config) -> tuple[str, str]:
@@ -456,9 +490,20 @@ def _pick_map_parameters(frame, config) -> tuple[str, str]:
     return ordered[0], ordered[1]
 
 
+def _cell_text(m: float) -> str:
+    """A score map cell's value in about four digits, sign included (−59.5, 0.973, −1234)."""
+    digits = 3 if abs(m) < 10 else (1 if abs(m) < 1000 else 0)
+    return f"{m:.{digits}f}".replace("-", "\u2212")
+
+
 def draw_score_map(plt, frame, config, refit):
     """Mean score over two numeric parameters (best over the other parameters at each point);
-    the best configuration marked, log axes for log-spaced parameters."""
+    the best configuration marked, log axes for log-spaced parameters. A grid is drawn as
+    cells, with their values when there are at most 36; sampled configurations as dots."""
+    import textwrap
+
+    from matplotlib.lines import Line2D
+
     params = _params(frame)
     x_name, y_name = _pick_map_parameters(frame, config)
     cells: dict[tuple, float] = {}
@@ -473,9 +518,12 @@ def draw_score_map(plt, frame, config, refit):
     ms = np.array(list(cells.values()))
     ok = ~np.isnan(ms)
     logs = log_parameters(config)
-    fig, ax = plt.subplots(figsize=(6.2, 4.8))
-    grid = len(cells) <= 120
-    size = 420 if len(cells) <= 36 else (160 if grid else 40)
+    # Constrained layout keeps the colour bar's label and the title inside the figure.
+    fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
+    # Cells only where the points lie on a lattice (a grid); sampled points would overlap.
+    grid = _search_kind(config) == "grid" and len(cells) <= 120
+    labelled = grid and len(cells) <= 36
+    size = 480 if labelled else (160 if grid else 40)
     # Colour over the interesting range: a few terrible configurations share the darkest colour.
     vmin, vmax, _, _ = robust_limits(ms, metric_bounds(refit)) if ok.any() else (0, 1, 0, 0)
     sc = ax.scatter(
@@ -488,31 +536,37 @@ def draw_score_map(plt, frame, config, refit):
         s=size,
         marker="s" if grid else "o",
         edgecolor="white",
+        zorder=2,
     )
+    handles = []
     if (~ok).any():
-        ax.scatter(xs[~ok], ys[~ok], marker="x", s=50, color=MUTED, label="failed")
-    if grid and len(cells) <= 36 and ok.any():
-        lo, hi = np.nanmin(ms), np.nanmax(ms)
+        ax.scatter(xs[~ok], ys[~ok], marker="x", s=50, color=MUTED, label="failed", zorder=2)
+        handles.append(Line2D([], [], ls="", marker="x", color=MUTED, label="failed"))
+    if labelled and ok.any():
         for x, y, m in zip(xs[ok], ys[ok], ms[ok], strict=False):
-            dark = hi > lo and (m - lo) / (hi - lo) < 0.5
-            ax.annotate(f"{m:.3f}", (x, y), ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
+            dark = sc.norm(m) < 0.5
+            ax.annotate(_cell_text(m), (x, y), ha="center", va="center", fontsize=6.5, zorder=4,
+                        color="white" if dark else "black")  # fmt: skip
     if ok.any():
         b = int(np.nanargmax(np.where(ok, ms, -np.inf)))
-        ax.scatter(
-            [xs[b]], [ys[b]], marker="*", s=420, facecolor="none", edgecolor=BEST, linewidth=2, label="best", zorder=3
-        )
+        # The best cell is outlined, under its value; a dot gets a hollow star.
+        marker, msize = ("s", size * 1.25) if grid else ("*", 320)
+        ax.scatter([xs[b]], [ys[b]], marker=marker, s=msize, facecolor="none", edgecolor=BEST, linewidth=2.2,
+                   label="best", zorder=3)  # fmt: skip
+        handles.append(Line2D([], [], ls="", marker=marker, mfc="none", mec=BEST, mew=2, ms=10, label="best"))
     if x_name in logs:
-        ax.set_xscale("log")
+        _log_axis(ax.xaxis, xs)
     if y_name in logs:
-        ax.set_yscale("log")
+        _log_axis(ax.yaxis, ys)
     ax.margins(0.08)
     ax.set_xlabel(x_name + (" (log)" if x_name in logs else ""))
     ax.set_ylabel(y_name + (" (log)" if y_name in logs else ""))
     if ok.any():
-        fig.colorbar(sc, ax=ax, label=f"mean {refit} (best over other parameters)")
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncol=2)
-    ax.set_title(f"{refit} over {x_name} × {y_name}")
-    fig.tight_layout()
+        fig.colorbar(sc, ax=ax, label="\n".join(textwrap.wrap(f"mean {refit}", 34)))
+    fig.legend(handles=handles, loc="outside lower left", ncol=2)
+    title = f"{refit} over {x_name} × {y_name}"
+    ax.set_title("\n".join(textwrap.wrap(title, 60)) + "\nat each point: the best over the other parameters",
+                 fontsize=10)  # fmt: skip
     return fig
 
 
@@ -522,7 +576,7 @@ def draw_fold_spread(plt, frame, config, refit, n=15):
     split_cols = [c for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{refit}")]
     if top[f"mean_test_{refit}"].isna().all():
         return _no_data(plt, PLOT_TITLES["fold_spread"], "every configuration failed")
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(top) + 1.6))
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(top) + 1.8), layout="constrained")
     rng = np.random.default_rng(0)
     for i, (_, row) in enumerate(top.iterrows()):
         vals = row[split_cols].to_numpy(dtype=float)
@@ -549,9 +603,8 @@ def draw_fold_spread(plt, frame, config, refit, n=15):
         Line2D([], [], ls="", marker="o", color=BEST, label="one fold of the best"),
         Line2D([], [], color="black", marker="|", ms=10, mew=2, label="mean ± std"),
     ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, -0.6 / (0.32 * len(top) + 1.6)), ncol=3)
-    ax.set_title(f"Fold spread of the top {len(top)} configurations")
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower right", ncol=3)  # below the axis label, never on it
+    ax.set_title(f"Fold spread of the top {_count(len(top))}" if len(top) > 1 else "Fold spread of the configuration")
     return fig
 
 
@@ -647,7 +700,9 @@ def draw_fit_time(plt, frame, config, refit):
         ax.set_xlim(0, t_high)
         _mark_off_axis(ax, m[ok], t[ok], 0, t_high, horizontal=True)
         if n_right:
-            notes.append(f"{n_right} slower configurations right of the axis (slowest {t[ok].max():.3g} s, marked ▶)")
+            notes.append(
+                f"{_count(n_right, 'slower configuration')} right of the axis (slowest {t[ok].max():.3g} s, marked ▶)"
+            )
     note = "; ".join(n for n in notes if n)
     ax.set_xlabel("mean fit time per fold (s)" + (f"\n{note}" if note else ""))
     ax.set_ylabel(f"mean {refit}")
@@ -674,7 +729,8 @@ def draw_parallel(plt, frame, config, refit, n=20):
     params = _params(top)
     names = sorted({k for p in params for k in p})
     logs = log_parameters(config)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * len(names) + 2.2), 4.4))
+    # Constrained layout: the colour bar's ticks and the legend below stay inside the figure.
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * len(names) + 2.2), 4.6), layout="constrained")
     cols, ticks = [], []
     for name in names:
         vals = [p.get(name) for p in params]
@@ -697,16 +753,15 @@ def draw_parallel(plt, frame, config, refit, n=20):
             ticks.append((tick_pos, cats, False))
         cols.append(pos)
     scores = top[f"mean_test_{refit}"].to_numpy(dtype=float)
-    norm = mpl.colors.Normalize(
-        np.nanmin(scores), np.nanmax(scores) if np.nanmax(scores) > np.nanmin(scores) else np.nanmin(scores) + 1e-9
-    )
+    spread = np.nanmax(scores) > np.nanmin(scores)
+    norm = mpl.colors.Normalize(np.nanmin(scores), np.nanmax(scores) if spread else np.nanmin(scores) + 1)
     cmap = plt.get_cmap(CMAP)
     x = np.arange(len(names))
     for i in np.argsort(scores):  # best drawn last, on top
         ax.plot(x, [c[i] for c in cols], color=cmap(norm(scores[i])), alpha=0.85, lw=1.4)
     ranks = top[f"rank_test_{refit}"].to_numpy()
     for i in np.flatnonzero(ranks == ranks.min())[:1]:
-        ax.plot(x, [c[i] for c in cols], color=BEST, lw=3, label=f"best ({scores[i]:.4f})", zorder=4)
+        ax.plot(x, [c[i] for c in cols], color=BEST, lw=3, label=f"best ({_short(float(scores[i]))})", zorder=4)
     for j, (tick_pos, labels, _log) in enumerate(ticks):
         ax.axvline(j, color="black", lw=0.8, zorder=1)
         for tp, lab in zip(tick_pos, labels, strict=False):
@@ -727,10 +782,10 @@ def draw_parallel(plt, frame, config, refit, n=20):
     ax.set_xlim(-0.2, len(names) - 0.5)
     ax.grid(False)
     ax.spines["left"].set_visible(False)
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"mean {refit}", pad=0.02)
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12))
-    ax.set_title(f"Top {len(top)} configurations by {refit}")
-    fig.tight_layout()
+    if spread:  # one score (one configuration, or all equal) needs no colour scale
+        fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"mean {refit}", pad=0.02)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower left")  # below the axis labels
+    ax.set_title(f"Top {_count(len(top))} by {refit}" if len(top) > 1 else f"The only configuration, by {refit}")
     return fig
 
 
@@ -798,32 +853,50 @@ def parameter_importance(frame, config, n_repeats: int = 10, seed: int = 0) -> d
 
 def draw_importance(plt, frame, config, refit):
     """Which parameters matter: permutation importance of a random-forest surrogate of the
-    score (not fANOVA), one bar per parameter, most important on top."""
+    score (not fANOVA), one bar per parameter, most important on top. A surrogate whose
+    out-of-bag R² is <= 0 predicts the score no better than its mean: its importances mean
+    nothing, so none are drawn and the figure says the score is not explained."""
+    import textwrap
+
     n_ok = int(frame[f"mean_test_{refit}"].notna().sum())
     if n_ok < 8:
         return _no_data(plt, PLOT_TITLES["importance"], f"too few scored configurations ({n_ok} < 8)")
     result = parameter_importance(frame, config)
     order = np.argsort(result["importance"])
     names = [result["names"][i] for i in order]
-    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.8))
-    ax.barh(
-        range(len(names)),
-        result["importance"][order],
-        xerr=result["std"][order],
-        color=PALETTE[0],
-        ecolor="black",
-        capsize=3,
-    )
+    r2 = result["r2_oob"]
+    explained = not np.isfinite(r2) or r2 > 0
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 2.0), layout="constrained")
+    if explained:
+        ax.barh(
+            range(len(names)),
+            result["importance"][order],
+            xerr=result["std"][order],
+            color=PALETTE[0],
+            ecolor="black",
+            capsize=3,
+        )
+        ax.axvline(0, color="black", lw=0.8)
+    else:
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
+        message = (
+            f"not explained: the surrogate's out-of-bag R² is {_cell_text(r2)} ≤ 0, it predicts the score "
+            "no better than the mean score does, so no importance is drawn"
+        )
+        ax.text(0.5, (len(names) - 1) / 2, "\n".join(textwrap.wrap(message, 56)), ha="center", va="center",
+                fontsize=9, color="#52606d")  # fmt: skip
+    ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels(names)
-    ax.axvline(0, color="black", lw=0.8)
-    r2 = result["r2_oob"]
     trust = f"surrogate's out-of-bag R² = {r2:.2f}" if np.isfinite(r2) else "surrogate not validated (< 10 configurations)"
     if result["n_rows"] < result["n_scored"]:
         trust += f"; learnt from a random {result['n_rows']} of the {result['n_scored']} scored configurations"
-    ax.set_xlabel(f"drop in the surrogate's R² when the parameter is shuffled (± std, 10 repeats)\n{trust}")
-    ax.set_title(f"Parameter importance for {refit} (permutation importance, random-forest surrogate)")
-    fig.tight_layout()
+    what = "drop in the surrogate's R² when the parameter is shuffled (± std, 10 repeats)"
+    ax.set_xlabel(f"{what}\n{trust}" if explained else trust)
+    title = f"Parameter importance for {refit}"
+    ax.set_title("\n".join(textwrap.wrap(title, 56)) + "\n(permutation importance, random-forest surrogate)",
+                 fontsize=10)  # fmt: skip
     return fig
 
 
@@ -878,7 +951,7 @@ def draw_history(plt, history_csv: str, refit: str, title: str = ""):
         ax.xaxis.set_minor_locator(NullLocator())
         low, high, n_below, _ = robust_limits(history[column], metric_bounds(refit))
         ax.set_ylim(low, high)
-        note = _off_axis_note(n_below, 0, history[column], what="points")
+        note = _off_axis_note(n_below, 0, history[column], what="point")
         ax.set_xlabel("units of training (resource); ticks at the rungs" + (f"\n{note}" if note else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:

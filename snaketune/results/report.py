@@ -120,8 +120,9 @@ def _fmt_value(v) -> str:
     return json.dumps(v) if not isinstance(v, str) else v
 
 
-def leaderboard_html(frame, config: dict, top_n: int | None = None) -> str:
-    """The top ``top_n`` configurations as a self-contained HTML page with a sortable table."""
+def leaderboard_html(frame, config: dict, top_n: int | None = None, best: dict | None = None) -> str:
+    """The top ``top_n`` configurations as a self-contained HTML page with a sortable table
+    (``best``, best.json, gives the comparison's warning as aggregation wrote it)."""
     from html import escape
 
     refit, scoring = config["refit"], config["scoring"]
@@ -154,14 +155,16 @@ def leaderboard_html(frame, config: dict, top_n: int | None = None) -> str:
         "Click a column header to sort. The full table, with every fold's score, is "
         "<code>leaderboard.csv</code> (download it from the report's Leaderboard category).</p>"
         + _table(headers, rows, sortable=True, row_classes=classes)
-        + comparison_html(frame, config)
+        + comparison_html(frame, config, best)
     )
     return _page(f"Leaderboard: {config['study']}", body, _SORT_JS)
 
 
-def comparison_html(frame, config: dict) -> str:
+def comparison_html(frame, config: dict, best: dict | None = None) -> str:
     """Section "Is the best really better?": the sentence, the warning, and the configurations
-    not significantly worse than the best with their p-values and posterior probabilities."""
+    not significantly worse than the best with their p-values and posterior probabilities.
+
+    The warning is best.json's (its advice knows whether the estimator is a classifier)."""
     from html import escape
 
     from snaketune.results.compare import indistinguishable, summarize
@@ -170,7 +173,9 @@ def comparison_html(frame, config: dict) -> str:
         return ""
     refit = config["refit"]
     report = config.get("report", {})
-    alpha, rope = report.get("alpha", 0.05), report.get("rope", 0.01)
+    # The ROPE aggregation used (scaled to the metric when report.rope is not set).
+    rope = ((best or {}).get("comparison") or {}).get("rope", report.get("rope", 0.01))
+    alpha = report.get("alpha", 0.05)
     k = sum(1 for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{refit}"))
     p = frame["p_vs_best"].to_numpy(dtype=float)
     summary = summarize(p, metric=refit, n_folds=k, n_train=math.nan, n_test=math.nan, alpha=alpha, rope=rope)
@@ -187,7 +192,8 @@ def comparison_html(frame, config: dict) -> str:
         for _, r in same.head(report.get("top_n", 20)).iterrows()
     ]
     headers = ["rank", f"mean {refit}", "p vs best", "P(best better)", f"P(|diff| < {rope:g})", "params"]
-    warning = f'<p class="bad">warning: {escape(summary.warning)}</p>' if summary.warning else ""
+    text = ((best or {}).get("comparison") or {}).get("warning", summary.warning)
+    warning = f'<p class="bad">warning: {escape(text)}</p>' if text else ""
     return (
         "<h2>Is the best really better?</h2>"
         f"<p>{escape(summary.sentence)}</p>{warning}"
@@ -530,7 +536,7 @@ def write_pages(
     best_summary = json.loads(Path(best).read_text())
     refit_summary = json.loads(Path(refit).read_text())
     pages = {
-        "leaderboard": lambda: leaderboard_html(frame, config),
+        "leaderboard": lambda: leaderboard_html(frame, config, best=best_summary),
         "best": lambda: best_html(best_summary, refit_summary, config),
         "study": lambda: study_html(frame, best_summary, refit_summary, config),
         "failures": lambda: failures_html(frame, best_summary, config),

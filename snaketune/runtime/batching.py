@@ -83,7 +83,7 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
     """
     import numpy as np
 
-    from snaketune.base.data import is_classification, load_dataset
+    from snaketune.base.data import load_dataset
     from snaketune.base.estimator import build_estimator
     from snaketune.base.jsonutil import to_jsonable
     from snaketune.base.splits import compute_splits
@@ -94,7 +94,7 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
     from sklearn.base import is_classifier
 
     estimator = build_estimator(config["estimator"], config["allowed_modules"], config["seed"])
-    splits = compute_splits(config["cv"], y, bool(is_classifier(estimator)) and is_classification(y), source.groups)
+    splits = compute_splits(config["cv"], y, bool(is_classifier(estimator)), source.groups)
     train, test = splits[0]
     scorers = make_scorers(config["scoring"])
     times = []

@@ -51,10 +51,10 @@ def ask(**kwargs) -> str:
     )
 
 
-def prepare_data(*, data: dict, outputs: list[str], ordered: bool = False) -> str:
+def prepare_data(*, data: dict, outputs: list[str], ordered: bool = False, task: str | None = None) -> str:
     from snaketune.base.data import prepare
 
-    meta = prepare(data, Path.cwd(), Path(outputs[0]).parent, ordered=ordered)
+    meta = prepare(data, Path.cwd(), Path(outputs[0]).parent, ordered=ordered, task=task)
     return (
         f"prepared {meta['n_samples']} x {meta['n_features']} ({meta['n_test']} held out), "
         f"fingerprint {meta['fingerprint'][:16]}"

@@ -83,7 +83,9 @@ def make_nested_plan(config: dict, main: Plan) -> NestedPlan | None:
                          "outer": outer_key, "outer_fold": o})  # fmt: skip
         base = dict(main.trial_spec_base, splits=f"{out}/splits/{cv_key}.npz")
         keys = make_config_keys(config, main.data_key, cv_key, main.candidates)
-        inner.append(Plan(out, main.data_key, cv_key, main.n_folds, main.candidates, keys, base, main.classifier))
+        inner.append(
+            Plan(out, main.data_key, cv_key, main.n_folds, main.candidates, keys, base, main.classifier, main.task)
+        )
     return NestedPlan(out, outer_key, inner)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from snaketune.base.jsonutil import digest, to_jsonable
-from snaketune.base.splits import n_folds
+from snaketune.base.splits import n_folds, ordered
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Plan:
     config_keys: list[str]
     trial_spec_base: dict = field(repr=False)
     classifier: bool = True
+    # The estimator's task (base.estimator.estimator_task): what the target is, not its dtype.
+    task: str | None = None
 
     @property
     def data_dir(self) -> str:
@@ -77,7 +79,7 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         Parameter configurations; by default those of the grid or random search.
     """
     from snaketune.base.data import source_digest
-    from snaketune.base.splits import cv_identity, ordered
+    from snaketune.base.splits import cv_identity
     from snaketune.search.space import candidates as space_candidates
 
     if "command" in config:  # your own training script as the trial (search/command.py)
@@ -88,8 +90,13 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
     source = source_digest(config["data"], Path(basedir))
     if ordered(config["cv"]) and config["data"].get("test_size"):
         source["holdout"] = "last rows"  # a different held-out set: a different data folder
+    task = _task(config)
+    if task == "regression" and stratified_holdout_possible(config):
+        # A regressor's held-out split is never stratified; an integer target's once was (a
+        # different held-out set, so a different data folder and trial names).
+        source["holdout"] = "not stratified"
     data_key = digest(source)
-    classifier = _is_classifier(config)
+    classifier = task == "classification"
     cv_spec = dict(cv_identity(config["cv"]), classifier=classifier)
     cv_key = digest({"data": data_key, "cv": cv_spec})
     if candidates is None:
@@ -105,7 +112,14 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         "splits": f"{out}/splits/{cv_key}.npz",
     }
     folds = n_folds(config["cv"], _n_groups(config, basedir) if config["cv"]["kind"] == "leave_one_group_out" else None)
-    return Plan(out, data_key, cv_key, folds, list(candidates), config_keys, base, classifier)
+    return Plan(out, data_key, cv_key, folds, list(candidates), config_keys, base, classifier, task)
+
+
+def stratified_holdout_possible(config: dict) -> bool:
+    """Whether the target's type decides the held-out split: a shuffled ``data.test_size``
+    without groups (groups hold out whole groups, time series the last rows)."""
+    data = config["data"]
+    return bool(data.get("test_size")) and not data.get("groups") and not ordered(config["cv"])
 
 
 def _n_groups(config: dict, basedir) -> int:
@@ -142,9 +156,7 @@ def config_key(defining: dict, params: dict) -> str:
     return digest(dict(defining, params=to_jsonable(params)))
 
 
-def _is_classifier(config: dict) -> bool:
-    from sklearn.base import is_classifier
+def _task(config: dict) -> str | None:
+    from snaketune.base.estimator import build_estimator, estimator_task
 
-    from snaketune.base.estimator import build_estimator
-
-    return bool(is_classifier(build_estimator(config["estimator"], config["allowed_modules"])))
+    return estimator_task(build_estimator(config["estimator"], config["allowed_modules"]))

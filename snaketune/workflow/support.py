@@ -85,10 +85,17 @@ class Study:
         return stored_files(self.config.get("data") or {})  # command studies have none
 
     def prepare_args(self) -> dict:
-        """Extra arguments of the prepare call: time-series CV holds out the last rows."""
+        """Extra arguments of the prepare call: time-series CV holds out the last rows; the
+        estimator's task says whether a shuffled held-out split is stratified (given only then,
+        so studies whose split it cannot change keep their call)."""
         from snaketune.base.splits import ordered
+        from snaketune.search.plan import stratified_holdout_possible
 
-        return {"ordered": True} if ordered(self.config["cv"]) else {}
+        if ordered(self.config["cv"]):
+            return {"ordered": True}
+        if stratified_holdout_possible(self.config) and self.plan.task is not None:
+            return {"task": self.plan.task}
+        return {}
 
     def plot_names(self) -> list[str]:
         from snaketune.results.adaptive import PLOT_NAME
@@ -105,17 +112,19 @@ class Study:
         return files + ([f"{out}/history.csv"] if self.adaptive else [])
 
     def plan_summary(self) -> dict:
-        """What aggregation needs of the plan (JSON-able)."""
+        """What aggregation needs of the plan (JSON-able); ``classifier`` chooses the CV advice
+        (aggregation does not import scikit-learn to ask the estimator)."""
         if self.optuna:
-            return self.rounds.to_summary()
+            return dict(self.rounds.to_summary(), classifier=self.plan.classifier)
         if self.adaptive:
-            return self.slots.to_summary()
+            return dict(self.slots.to_summary(), classifier=self.plan.classifier)
         from snaketune.base.jsonutil import to_jsonable
 
         return {
             "candidates": to_jsonable(self.plan.candidates),
             "config_keys": self.plan.config_keys,
             "n_folds": self.plan.n_folds,
+            "classifier": self.plan.classifier,
         }
 
     def refit_budget(self) -> dict | None:

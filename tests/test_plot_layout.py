@@ -1,0 +1,310 @@
+"""Plots checked as rendered figures: nothing overlaps, nothing is cut off, nothing misleads.
+
+Every plot of a small regression study and a small classification study (real Snakemake on
+scikit-learn's diabetes and iris data) is drawn again from the study's leaderboard and rendered;
+the checks read the text artists' bounding boxes from matplotlib's renderer:
+
+* tick labels of one axis do not overlap each other (log axes over less than a decade);
+* every text lies inside the figure (colour bar labels, long metric names);
+* titles do not overlap colour bars or legends; a legend covers no axis or tick label;
+* no two texts overlap (the score map's cell values, the parallel plot's value labels).
+
+The unit tests below give the same checks awkward leaderboards (fast, no Snakemake).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from snaketune.results import plots
+
+TOLERANCE = 1.0  # pixels: anti-aliasing and rounding, not a real overlap
+
+
+def _overlap(a, b) -> bool:
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > TOLERANCE and min(a.y1, b.y1) - max(a.y0, b.y0) > TOLERANCE
+
+
+def _drawn_tick_labels(axis) -> list:
+    # The ticks matplotlib draws (inside the view), not the spare Tick objects it keeps; label2
+    # is the label on the other side (a colour bar's).
+    ticks = axis._update_ticks()
+    return [label for t in ticks for label in (t.label1, t.label2) if label.get_visible() and label.get_text().strip()]
+
+
+def _name(text) -> str:
+    return repr(text.get_text()[:40])
+
+
+def layout_problems(fig) -> list[str]:
+    """What a reader would see as broken in ``fig``, one line each (empty: it reads well)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    problems = []
+    tick_labels, all_tick_labels = [], set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = _drawn_tick_labels(axis)
+            tick_labels += labels
+            ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+            all_tick_labels |= {id(label) for t in ticks for label in (t.label1, t.label2)}
+            extents = [t.get_window_extent(renderer) for t in labels]
+            for i in range(len(labels)):
+                for j in range(i):
+                    if _overlap(extents[i], extents[j]):
+                        problems.append(f"tick labels {_name(labels[j])} and {_name(labels[i])} overlap")
+    texts = [
+        t
+        for t in fig.findobj(Text)
+        if id(t) not in all_tick_labels and t.get_visible() and t.get_text().strip() and t.figure is fig
+    ]
+    texts = [t for t in texts if not (t.axes is not None and not t.axes.get_visible())]
+    everything = texts + tick_labels
+    for t in everything:
+        e = t.get_window_extent(renderer)
+        if (
+            e.x0 < box.x0 - TOLERANCE
+            or e.y0 < box.y0 - TOLERANCE
+            or e.x1 > box.x1 + TOLERANCE
+            or e.y1 > box.y1 + TOLERANCE
+        ):
+            problems.append(f"text {_name(t)} is outside the figure ({e.bounds} not in {box.bounds})")
+    # No two texts overlap (tick labels against each other were checked per axis above).
+    extents = [t.get_window_extent(renderer) for t in everything]
+    for i in range(len(everything)):
+        for j in range(i):
+            if i >= len(texts) and j >= len(texts):
+                continue
+            if _overlap(extents[i], extents[j]):
+                problems.append(f"texts {_name(everything[j])} and {_name(everything[i])} overlap")
+    # Titles against colour bars and legends; legends against axis and tick labels.
+    legends = [a.get_legend() for a in fig.axes if a.get_legend()] + list(fig.legends)
+    colorbars = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    titles = [a.title for a in fig.axes if a.title.get_text()] + ([fig._suptitle] if fig._suptitle else [])
+    for title in titles:
+        t = title.get_window_extent(renderer)
+        for cb in colorbars:
+            if _overlap(t, cb.get_tightbbox(renderer)):
+                problems.append(f"title {_name(title)} overlaps the colour bar")
+        for legend in legends:
+            if _overlap(t, legend.get_window_extent(renderer)):
+                problems.append(f"title {_name(title)} overlaps a legend")
+    labels = [a.xaxis.label for a in fig.axes] + [a.yaxis.label for a in fig.axes] + tick_labels
+    for legend in legends:
+        lb = legend.get_window_extent(renderer)
+        for label in labels:
+            if label.get_visible() and label.get_text().strip() and _overlap(lb, label.get_window_extent(renderer)):
+                problems.append(f"a legend covers the label {_name(label)}")
+    return sorted(set(problems))
+
+
+# ----------------------------------------------------------------------------------------------
+# every plot of two small real studies
+
+REGRESSION = {
+    "study": "reg",
+    "data": {"loader": "diabetes", "test_size": 0.2},
+    "estimator": {"class": "sklearn.linear_model.ElasticNet", "params": {"max_iter": 5000}},
+    "search": {
+        "random": {
+            "n_iter": 16,
+            "seed": 0,
+            "params": {
+                # Less than a decade on a log axis: the tick labels that used to run together.
+                "alpha": {"loguniform": [0.02, 0.1]},
+                "l1_ratio": {"uniform": [0.0, 1.0]},
+                "selection": ["cyclic", "random"],
+            },
+        }
+    },
+    "cv": {"kind": "kfold", "n_splits": 3, "shuffle": True, "seed": 0},
+    "scoring": ["neg_root_mean_squared_error", "r2"],
+}
+CLASSIFICATION = {
+    "study": "clf",
+    "data": {"loader": "iris"},
+    "estimator": {"class": "sklearn.svm.SVC"},
+    "search": {"grid": {"C": {"logspace": [-2, 2, 5]}, "gamma": {"logspace": [-3, 1, 5]}, "shrinking": [True, False]}},
+    "cv": {"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 0},
+    "scoring": ["accuracy"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [REGRESSION, CLASSIFICATION], ids=["regression", "classification"])
+def test_every_plot_of_a_real_study_reads_well(make_study, config):
+    import pandas as pd
+
+    from snaketune.config.load import load_config
+
+    study = make_study(config)
+    study.snakemake()
+    full = load_config(config, study.workdir)
+    frame = pd.read_csv(study.out / "leaderboard.csv")
+    plt = plots._style()
+    names = plots.plot_names(full)
+    assert {"marginal", "score_map", "parallel"} <= set(names)
+    for name in names:
+        assert (study.out / "plots" / f"{name}.png").stat().st_size > 5000
+        fig = plots.DRAW[name](plt, frame, full, full["refit"])
+        assert layout_problems(fig) == [], name
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# the same checks, and what each plot must say, on awkward leaderboards (unit)
+
+
+def _leaderboard(config, score, std, n_folds=3, seed=0, metric="accuracy"):
+    """A leaderboard of ``config``'s candidates, mean ``score(params)`` and fold spread ``std``."""
+    import pandas as pd
+
+    from snaketune.search.space import candidates
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, p in enumerate(candidates(config["search"])):
+        folds = score(p) + rng.normal(0, std, n_folds)
+        row = {"mean_fit_time": rng.uniform(0.001, 0.2), "params": json.dumps(p, sort_keys=True)}
+        row.update({f"split{k}_test_{metric}": folds[k] for k in range(n_folds)})
+        row.update({f"mean_test_{metric}": folds.mean(), f"std_test_{metric}": folds.std()})
+        row.update(n_failed=0, n_timeout=0, completion_order=i + 1)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame[f"rank_test_{metric}"] = frame[f"mean_test_{metric}"].rank(ascending=False, method="min").astype(int)
+    return frame
+
+
+def _config(search, refit="accuracy"):
+    return {"study": "u", "refit": refit, "scoring": [refit], "search": search}
+
+
+GRID = _config({"grid": {"C": {"logspace": [-2, 2, 5]}, "gamma": {"logspace": [-3, 1, 5]}, "kernel": ["rbf", "poly"]}})
+
+
+def test_score_map_cells_show_their_values_with_signs():
+    """A 5 x 5 grid of an error (negative scores): every cell's value is readable, its minus sign
+    included, the best cell's too (marked by an outline, not a star over its value)."""
+    config = _config(GRID["search"], refit="neg_mean_absolute_error")
+    frame = _leaderboard(config, lambda p: -55.0 - 3 * abs(np.log10(p["C"])), 2.0, metric="neg_mean_absolute_error")
+    plt = plots._style()
+    fig = plots.draw_score_map(plt, frame, config, "neg_mean_absolute_error")
+    assert layout_problems(fig) == []
+    ax = fig.axes[0]
+    values = [float(t.get_text().replace("−", "-")) for t in ax.texts]
+    assert len(values) == 25 and all(v < 0 for v in values)
+    best = frame["mean_test_neg_mean_absolute_error"].max()
+    (best_text,) = [t for t in ax.texts if abs(float(t.get_text().replace("−", "-")) - best) < 0.01]
+    star = [c for c in ax.collections if c.get_label() == "best"]
+    assert all(best_text.get_zorder() > c.get_zorder() for c in star)
+    plt.close(fig)
+
+
+def test_marginal_log_axis_within_a_decade_and_noise_not_signal():
+    """Four panels a row, log axes over less than a decade or two: their tick labels do not run
+    together (``2×10⁻²3×10⁻²4×10⁻²``). The means differ by 0.01 while the folds spread by 0.027:
+    the score axis spans at least ± one fold std, so the noise does not fill the panel."""
+    params = {
+        "alpha": {"loguniform": [0.02, 0.1]},
+        "beta": {"loguniform": [0.002, 0.03]},
+        "gamma": {"loguniform": [3, 40]},
+        "l1_ratio": {"uniform": [0, 1]},
+    }
+    config = _config({"random": {"n_iter": 30, "seed": 0, "params": params}})
+    frame = _leaderboard(config, lambda p: 0.8, 0.01)
+    frame["mean_test_accuracy"] = np.linspace(0.727, 0.737, len(frame))
+    frame["std_test_accuracy"] = 0.027
+    plt = plots._style()
+    fig = plots.draw_marginal(plt, frame, config, "accuracy")
+    assert layout_problems(fig) == []
+    low, high = fig.axes[0].get_ylim()
+    assert high - low >= 2 * 0.027
+    plt.close(fig)
+
+
+def test_importance_draws_nothing_when_the_surrogate_explains_nothing():
+    """Scores that are pure noise: the surrogate's out-of-bag R² is <= 0, so no bars, and the
+    figure says the score is not explained."""
+    config = _config(
+        {"random": {"n_iter": 40, "seed": 0, "params": {"C": {"loguniform": [1e-3, 1e3]}, "tol": {"uniform": [0, 1]}}}}
+    )
+    rng = np.random.default_rng(3)
+    frame = _leaderboard(config, lambda p: 0.8 + rng.normal(0, 0.01), 0.01)
+    assert plots.parameter_importance(frame, config)["r2_oob"] <= 0
+    plt = plots._style()
+    fig = plots.draw_importance(plt, frame, config, "accuracy")
+    ax = fig.axes[0]
+    assert not ax.patches, "bars drawn for a surrogate that explains nothing"
+    text = " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+    assert "not explained" in text
+    assert layout_problems(fig) == []
+    plt.close(fig)
+
+
+def test_one_configuration_is_singular():
+    config = _config({"grid": {"C": [1.0], "gamma": [0.1], "kernel": ["rbf"]}})
+    frame = _leaderboard(config, lambda p: 0.9, 0.01)
+    plt = plots._style()
+    for name in ("parallel", "fold_spread", "best_so_far"):
+        fig = plots.DRAW[name](plt, frame, config, "accuracy")
+        text = " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+        assert "1 configurations" not in text, (name, text)
+        assert layout_problems(fig) == [], name
+        plt.close(fig)
+
+
+def test_hyperband_history_reads_well(tmp_path):
+    """Score against resource (adaptive searches): rungs 1 … 81 on a log axis, a legend of five
+    brackets right of the axes."""
+    import pandas as pd
+
+    metric = "mean_test_neg_root_mean_squared_error"
+    rows = [
+        {"bracket": m % 5, "model_id": f"m{m}", "rung": 0, "units": u, metric: -60 + 0.1 * u - m}
+        for m in range(10)
+        for u in (1, 3, 9, 27, 81)[: 1 + m % 5]
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "history.csv", index=False)
+    pd.DataFrame({"n_resources": [1, 3, 9, 27, 81]}).to_csv(tmp_path / "leaderboard.csv", index=False)
+    plt = plots._style()
+    fig = plots.draw_history(plt, str(tmp_path / "history.csv"), "neg_root_mean_squared_error", "study: every model")
+    assert len(fig.axes[0].lines) > 10 and layout_problems(fig) == []
+    plt.close(fig)
+
+
+def test_nested_and_optuna_figures_read_well(tmp_path):
+    """The nested CV figure (outer score against inner best, five folds) and the model-based
+    search's history (four rounds, one failed configuration) pass the same checks."""
+    import pandas as pd
+
+    from snaketune.results.nested import draw_outer_vs_inner
+    from snaketune.results.optuna_study import draw_history
+
+    refit = "neg_root_mean_squared_error"
+    inner, outer = [-551.2, -560.4, -548.9, -570.3, -555.0], [-580.1, -562.3, -590.7, -575.5, -566.8]
+    doc = {
+        "refit": refit,
+        "outer_folds": [{"outer_fold": k, "inner_best": {refit: v}} for k, v in enumerate(inner)],
+        "outer_scores": {refit: outer},
+        "mean": {refit: float(np.mean(outer))},
+        "study_cv_best": -549.5,
+    }
+    plt = plots._style()
+    fig = draw_outer_vs_inner(plt, doc, "study: nested cross-validation")
+    assert layout_problems(fig) == []
+    plt.close(fig)
+    scores = np.linspace(-600, -550, 24)
+    scores[5] = np.nan
+    pd.DataFrame({"number": range(24), "round": np.arange(24) // 6, f"mean_test_{refit}": scores}).to_csv(
+        tmp_path / "leaderboard.csv", index=False
+    )
+    config = {"study": "s", "refit": refit, "search": {"optuna": {"sampler": "tpe"}}}
+    fig = draw_history(plt, str(tmp_path / "leaderboard.csv"), config)
+    assert len(fig.axes[0].collections) >= 2 and layout_problems(fig) == []
+    plt.close(fig)
