@@ -490,3 +490,24 @@ def test_snakemake_report_renders_in_chromium(make_study, browser):
         assert category in seen["menu"], category
     assert SCREENSHOT.stat().st_size > 10_000 and PLOT_SCREENSHOT.stat().st_size > 10_000
     assert LANDING_SCREENSHOT.stat().st_size > 10_000
+
+
+def test_landing_page_prose_with_a_bar_is_valid_restructuredtext():
+    """A '|' in the comparison sentence or the warning ("1 % of the best's |mean score|") is text,
+    not a substitution reference, which Snakemake's report would flag as an error."""
+    import docutils.core
+
+    from snaketune.results import report
+
+    best = {
+        "params": {"C": 1.0},
+        "mean_test_score": -8.25,
+        "std_test_score": 0.06,
+        "comparison": {"sentence": "ROPE: 1% of the best's |mean neg_root_mean_squared_error|."},
+        "warning": "only 3 folds: |t| has 2 degrees of freedom",
+    }
+    text = report.landing_rst(best, {"refit": "neg_root_mean_squared_error"}, "")
+    body = text.replace("{% raw %}", "").replace("{% endraw %}", "")
+    # halt_level 2: any warning or error while parsing raises instead of being printed.
+    tree = docutils.core.publish_doctree(body, settings_overrides={"halt_level": 2, "report_level": 5})
+    assert "|mean neg_root_mean_squared_error|" in tree.astext()

@@ -498,6 +498,11 @@ def runners_up_sentence(best: dict) -> str:
     return (best.get("comparison") or {}).get("sentence", "")
 
 
+def _rst_text(text: str) -> str:
+    """Prose for reStructuredText: a '|' would start a substitution ("|mean score|": an error)."""
+    return text.replace("|", "\\|")
+
+
 def landing_rst(best: dict, config: dict, template: str) -> str:
     """The report's landing page (reStructuredText): the winner and its score first, then the
     workflow's description ``template`` (``workflow/report/workflow.rst``, Jinja, left as is)."""
@@ -511,13 +516,13 @@ def landing_rst(best: dict, config: dict, template: str) -> str:
         f"**Mean {refit}** over the CV folds: **{score}** (± std over folds); rank 1 of "
         f"{best.get('n_candidates', '?')} configurations, {best.get('n_trials', '?')} trials.",
     ]
-    extra = runners_up_sentence(best)
+    extra = _rst_text(runners_up_sentence(best))
     if extra:
         lines += ["", extra]
     if failed:
         lines += ["", f"{failed} trials failed or timed out: see Failures_."]
     if best.get("warning"):
-        lines += ["", f"**Warning**: {best['warning']}"]
+        lines += ["", f"**Warning**: {_rst_text(best['warning'])}"]
     # Parameter values are user text: keep Jinja (which renders this file) away from them.
     return "{% raw %}\n" + "\n".join(lines) + "\n{% endraw %}\n\n" + template
 
