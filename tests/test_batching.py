@@ -233,3 +233,30 @@ def test_error_score_raise_names_configuration_fold_and_exception(make_study, ex
     # A failed trial is not recorded as a result: a rerun with error_score: nan computes it.
     for path in study.trial_files():
         assert json.loads(path.read_text())["status"] == "ok"
+
+
+def test_dry_run_and_report_show_the_batches_the_real_run_chose(make_study):
+    """auto batching chooses from the cores; a dry run and --report parse with one core and
+    cannot tell they are not real: they must show the real run's batches, not regroup them."""
+    config = {
+        "study": "auto-batches",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+        "search": {"grid": {"n_neighbors": list(range(1, 31)), "weights": ["uniform", "distance"]}},
+        "cv": {"n_splits": 5},
+    }
+    study = make_study(config)
+    study.snakemake("--cores", "2")
+    memo = study.out / ".snaketune" / "trials_per_job.json"
+    chosen = memo.read_bytes()
+    batches = sorted(p.name for p in (study.out / "batches").glob("*.json"))
+    assert json.loads(chosen)["cores"] == 2 and len(batches) > 1
+
+    dry = study.snakemake("-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+    report = study.snakemake("--report", "report.html", "--cores", "1")
+    assert "Missing metadata" not in report.stdout + report.stderr
+    assert memo.read_bytes() == chosen
+    assert sorted(p.name for p in (study.out / "batches").glob("*.json")) == batches
+    # A real run with one core keeps them too; more cores than the choice was made for re-choose.
+    assert "Nothing to be done" in (p := study.snakemake("--cores", "1")).stdout + p.stderr

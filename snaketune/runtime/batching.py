@@ -117,6 +117,11 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
     the process the user started (``measure``) measures and chooses; every other process (cluster
     jobs re-parsing the workflow) reads the saved choice, so all agree on the batches. Jobs aim at
     ``job_seconds`` from the config (the SLURM profile sets minutes), else :func:`job_seconds`.
+
+    A saved choice is kept unless this run has more cores than the one that chose it: a dry run
+    or ``--report`` (Snakemake gives them one core, and a parse cannot tell them from a real
+    run) then shows the batches the last real run chose, instead of showing every batch as new
+    and making the next run regroup; a run with fewer cores keeps batches that suit more.
     """
     setting = config.get("trials_per_job", "auto")
     if setting != "auto":
@@ -133,7 +138,7 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
             saved = {}
         if saved.get("key") != key:
             saved = {}
-    if not measure:
+    if not measure or (saved and cores <= saved.get("cores", 1)):
         return int(saved.get("trials_per_job", 1))
     if not plan.config_keys:
         return 1
@@ -142,7 +147,7 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
         seconds = measure_isolated(config, basedir, plan.candidates)
     target = config.get("job_seconds") or job_seconds(seconds, len(plan.trial_ids), cores)
     chosen = choose_trials_per_job(seconds, len(plan.trial_ids), cores, target)
-    record = {"key": key, "trial_seconds": seconds, "target_seconds": target, "trials_per_job": chosen}
+    record = {"key": key, "trial_seconds": seconds, "target_seconds": target, "trials_per_job": chosen, "cores": cores}
     if record != saved:
         write_json_atomic(memo, record)
     return chosen
