@@ -483,7 +483,7 @@ def test_snakemake_report_renders_in_chromium(make_study, browser):
     assert f"Mean accuracy over the CV folds: {score}" in seen["landing"], seen["landing"]
     assert seen["landing"].index("Winner") < seen["landing"].index("Where to look")
     assert seen["rows"] == 8  # every configuration (8 < top_n = 20)
-    assert seen["headers"][:3] == ["rank", "mean accuracy", "mean f1_macro"]
+    assert seen["headers"][:3] == ["rank", "mean accuracy", "mean F1 (macro)"]
     assert seen["first_rank"] == "1" and seen["first_rank_desc"] != "1"
     assert seen["plot"][0] > 200
     for category in ("Leaderboard", "Best configuration", "Plots", "Study", "Failures"):
