@@ -90,3 +90,21 @@ def test_arrays_are_shown_elementwise_and_not_changed():
     shown = metric("neg_root_mean_squared_error").shown(stored)
     assert np.array_equal(shown, [550.0, 600.0, np.nan], equal_nan=True)
     assert stored[0] == -550.0
+
+
+@pytest.mark.parametrize(
+    ("refit", "best", "said"),
+    [("neg_root_mean_squared_error", -550.67, "best RMSE 550.6700"), ("accuracy", 0.97, "best accuracy 0.9700")],
+)
+def test_terminal_progress_line_shows_a_loss_as_a_loss(refit, best, said):
+    """The live progress line names the metric short and a loss positive (the best is kept as
+    scikit-learn's score, greater is better)."""
+    from snaketune.workflow.terminal import Progress, RunInfo
+
+    info = RunInfo(
+        study="s", out="results/s", workdir=".", trial_paths=[], n_configs=1, n_folds=1, refit=refit, where="1 core"
+    )
+    progress = Progress(info)
+    progress.best = best
+    line = progress.line(live=True)
+    assert said in line and "neg_" not in line

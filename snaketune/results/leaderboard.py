@@ -113,8 +113,8 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         history.to_csv(outputs[3], index=False)
     write_json_atomic(outputs[2], summary)
     top = top_table(shown, refit, scoring, n=5, alpha=alpha)
-    shown = metric(refit).shown(summary["mean_test_score"])
-    best_line = json.dumps({"best": summary["params"], metric(refit).label: shown}, default=str, ensure_ascii=False)
+    best_shown = metric(refit).shown(summary["mean_test_score"])  # a loss positive
+    best_line = json.dumps({"best": summary["params"], metric(refit).label: best_shown}, default=str, ensure_ascii=False)
     return f"Top 5 by {by}:\n{top}{best_line}\n{comparison_text(comparison)}"
 
 
