@@ -88,6 +88,28 @@ def _score(name: str, value) -> str:
         return "nan"
 
 
+def _label(name: str) -> str:
+    from snaketune.results.metrics import label
+
+    return label(name)
+
+
+def _loss_note(scoring) -> str:
+    """What the tables do to losses (empty when no metric is one)."""
+    from html import escape
+
+    from snaketune.results.metrics import metric
+
+    losses = [metric(m) for m in scoring if metric(m).is_loss]
+    if not losses:
+        return ""
+    names = ", ".join(f"{escape(m.label)} (<code>{escape(m.name)}</code>)" for m in losses)
+    return (
+        f"Losses are shown as losses, lower is better: {names}; <code>leaderboard.csv</code> keeps "
+        "scikit-learn's negated <code>neg_*</code> columns. "
+    )
+
+
 def _score_cell(name: str, value) -> str:
     """A table cell of a shown score, sorting by the shown value."""
     from snaketune.results.metrics import metric
@@ -503,28 +525,6 @@ def failures_html(frame, best: dict, config: dict) -> str:
                 + _table(["rank", f"mean {_label(refit)}", "folds warned", "parameters"], rows)
             )
     return _page(f"Failures: {config['study']}", "".join(parts))
-
-
-def _label(name: str) -> str:
-    from snaketune.results.metrics import label
-
-    return label(name)
-
-
-def _loss_note(scoring) -> str:
-    """What the tables do to losses (empty when no metric is one)."""
-    from html import escape
-
-    from snaketune.results.metrics import metric
-
-    losses = [metric(m) for m in scoring if metric(m).is_loss]
-    if not losses:
-        return ""
-    names = ", ".join(f"{escape(m.label)} (<code>{escape(m.name)}</code>)" for m in losses)
-    return (
-        f"Losses are shown as losses, lower is better: {names}; <code>leaderboard.csv</code> keeps "
-        "scikit-learn's negated <code>neg_*</code> columns. "
-    )
 
 
 def _params_text(params: dict) -> str:
