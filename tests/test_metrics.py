@@ -108,3 +108,19 @@ def test_terminal_progress_line_shows_a_loss_as_a_loss(refit, best, said):
     progress.best = best
     line = progress.line(live=True)
     assert said in line and "neg_" not in line
+
+
+@pytest.mark.parametrize(
+    ("refit", "mean", "cv_best", "said"),
+    [
+        ("accuracy", 0.9533, 0.98, "accuracy 0.9533 ± 0.0189 over 3 outer folds (2 distinct winners); "
+         "the study's best CV score 0.9800 is +0.0267 above it."),
+        ("neg_root_mean_squared_error", -575.5, -549.5, "RMSE 575.5000 ± 0.0189 over 3 outer folds (2 distinct "
+         "winners); the study's best CV RMSE 549.5000 is 26.0000 below it."),
+    ],
+)  # fmt: skip
+def test_nested_sentence_says_a_loss_as_a_loss(refit, mean, cv_best, said):
+    from snaketune.results.nested import sentence
+
+    doc = {"refit": refit, "mean": {refit: mean}, "std": {refit: 0.0189}, "n_outer": 3, "n_distinct_winners": 2}
+    assert sentence(dict(doc, study_cv_best=cv_best)) == f"Nested CV estimate of the tuned model: {said}"

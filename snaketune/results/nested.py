@@ -117,7 +117,11 @@ def sentence(doc: dict) -> str:
     )
     if doc.get("study_cv_best") is not None:
         gap = m.shown(doc["study_cv_best"]) - m.shown(doc["mean"][refit])
-        text += f"; the study's best CV score {m.text(doc['study_cv_best'])} is {gap:+.4f} {'above' if gap >= 0 else 'below'} it"
+        if m.is_loss:  # an optimistic loss is lower: "12.3000 below it", not "-12.3000 above it"
+            text += f"; the study's best CV {m.label} {m.text(doc['study_cv_best'])} is {abs(gap):.4f} "
+            text += "below it" if gap <= 0 else "above it"
+        else:
+            text += f"; the study's best CV score {m.text(doc['study_cv_best'])} is {gap:+.4f} above it"
     return text + "."
 
 
