@@ -354,3 +354,13 @@ def test_nested_and_optuna_figures_read_well(tmp_path):
     fig = draw_history(plt, str(tmp_path / "leaderboard.csv"), config)
     assert len(fig.axes[0].collections) >= 2 and layout_problems(fig) == []
     plt.close(fig)
+
+
+def test_robust_limits_of_a_loss_mirror_those_of_a_score():
+    """A loss keeps its lowest (best) value on the axis and cuts the terrible high ones, exactly
+    as a score keeps its highest and cuts the low ones."""
+    losses = np.array([1.0, 2.0, 3.0, 4.0, 50.0])
+    low, high, n_below, n_above = plots.robust_limits(-losses, (-np.inf, 0.0))
+    mirrored = plots.robust_limits(losses, (0.0, np.inf), lower_is_better=True)
+    assert mirrored == (-high, -low, n_above, n_below)
+    assert mirrored[0] < 1.0 < 4.0 < mirrored[1] < 50.0 and mirrored[2:] == (0, 1)
