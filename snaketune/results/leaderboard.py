@@ -18,6 +18,7 @@ import numpy as np
 from snaketune.base.jsonutil import to_jsonable, write_json_atomic
 from snaketune.evaluation.records import TrialStatus, read_records
 from snaketune.results.aggregate import best_index, cv_results, to_frame, top_table
+from snaketune.results.metrics import metric, titled
 from snaketune.search.space import as_candidate
 
 SELECTION = "best of the final rung of every bracket (mean test score of the refit metric; ties: first)"
@@ -95,7 +96,9 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     }
     summary.update(explain(records.values()))
     summary["comparison"] = comparison.to_dict()
-    markdown = f"# Leaderboard (top {top_n} by {refit}{kind})\n\n{table}\n{comparison_text(comparison)}"
+    by = titled(refit)  # losses as losses, short names (results/metrics.py); the csv keeps neg_*
+    heading = f"top {top_n} by {metric(refit).label}{kind}" + ("; lower is better" if metric(refit).is_loss else "")
+    markdown = f"# Leaderboard ({heading})\n\n{table}\n{comparison_text(comparison)}"
     Path(outputs[1]).write_text(markdown + failures_markdown(summary, config["error_score"]))
     if np.isnan(summary["mean_test_score"]):
         summary["warning"] = "every configuration failed on some fold; see n_failed in the leaderboard"
@@ -110,8 +113,9 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         history.to_csv(outputs[3], index=False)
     write_json_atomic(outputs[2], summary)
     top = top_table(shown, refit, scoring, n=5, alpha=alpha)
-    best_line = json.dumps({"best": summary["params"], refit: summary["mean_test_score"]}, default=str)
-    return f"Top 5 by {refit}:\n{top}{best_line}\n{comparison_text(comparison)}"
+    best_shown = metric(refit).shown(summary["mean_test_score"])  # a loss positive
+    best_line = json.dumps({"best": summary["params"], metric(refit).label: best_shown}, default=str, ensure_ascii=False)
+    return f"Top 5 by {by}:\n{top}{best_line}\n{comparison_text(comparison)}"
 
 
 def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, config: dict, classifier=None):

@@ -216,7 +216,9 @@ class Progress:
         if self.timeout:
             parts.append(f"{self.timeout} timed out")
         if self.best is not None:
-            parts.append(f"best {self.info.refit} {self.best:.4f}")
+            from snaketune.results.metrics import metric  # a loss shown as a loss, short name
+
+            parts.append(f"best {metric(self.info.refit).label} {metric(self.info.refit).text(self.best)}")
         if 0 < self.done < self.to_run:
             parts.append(f"about {clock(elapsed / self.done * (self.to_run - self.done))} left")
         if steps and self.done == self.to_run:
