@@ -129,11 +129,14 @@ class Worker:
     def _reap(self) -> None:
         for pid in list(self.children):
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                done = pid
+                done, status = pid, 0
             if done:
-                self.children.pop(pid).close()
+                conn = self.children.pop(pid)
+                if os.WIFSIGNALED(status):
+                    _report_killed(conn, pid, os.WTERMSIG(status))
+                conn.close()
 
     def _handle(self, conn: socket.socket, listener: socket.socket) -> None:
         try:
@@ -314,6 +317,17 @@ def _foreign_peer(conn: socket.socket) -> str | None:
     return None if uid == os.getuid() else f"worker serves uid {os.getuid()} only"
 
 
+def _report_killed(conn: socket.socket, pid: int, signum: int) -> None:
+    """A handler killed before its reply (OOM killer, kill -9): its job fails with a log that says
+    so, not an empty one; the worker serves on. A client that already has its reply reads no more."""
+    what = f"the job's handler {pid} in the warm worker was killed by {signal.Signals(signum).name}"
+    print(what, flush=True)
+    try:
+        send_message(conn, {"status": 1, "log": f"snaketune: {what} before it replied (see logs/worker.log)\n"})
+    except OSError:
+        pass
+
+
 def _peek(conn: socket.socket) -> bytes:
     try:
         return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) or b""
@@ -333,6 +347,7 @@ def _kill_group(pid: int) -> None:
 def worker_address(study_dir: str, parent_pid: int) -> str:
     from snaketune.base.jsonutil import digest
 
+    # Ends with the Snakemake pid: a client that loses the worker checks that the run still exists.
     return f"snaketune-{digest(os.path.abspath(study_dir), 10)}-{parent_pid}"
 
 
@@ -378,8 +393,66 @@ def wait_ready(address: str, timeout: float = 10.0) -> bool:
     return False
 
 
-def stop(proc: subprocess.Popen | None) -> None:
-    """Stop a worker started by :func:`start` and forget its address."""
+# How often one run starts its worker again after it died (the OOM killer, a kill -9); past that
+# the worker is taken to be what fails and the run goes on without one. A client that lost its
+# worker runs its call in a new Python (scripts/job_client.py), so a death costs the jobs in flight
+# one slower start each, and a restart keeps the jobs after them on the fast path.
+MAX_RESTARTS = 3
+
+
+class Keeper:
+    """The run's worker, started again when it dies, at most :data:`MAX_RESTARTS` times.
+
+    Lives in the Snakemake process (a thread polling the worker) and keeps the address, which
+    every job inherited: the restarted worker listens where the old one did.
+    """
+
+    def __init__(self, proc: subprocess.Popen, study_dir: str, log_path: str, max_restarts: int = MAX_RESTARTS):
+        import threading
+
+        self.proc, self.study_dir, self.log_path = proc, study_dir, log_path
+        self.max_restarts, self.restarts = max_restarts, 0
+        self._stopping = threading.Event()
+        # The restarted worker's PR_SET_PDEATHSIG fires when this thread ends: it ends only with
+        # stop() or once no worker is left to watch.
+        self._thread = threading.Thread(target=self._watch, name="snaketune-worker-keeper", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.1):
+            code = self.proc.poll()
+            if code is None:
+                continue
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+            if self.restarts >= self.max_restarts:
+                os.environ.pop(ENV_ADDRESS, None)
+                self._note(
+                    f"worker {self.proc.pid} ended ({how}) after {self.restarts} restarts: "
+                    "the rest of the run runs each call in a new Python"
+                )
+                return
+            self.restarts += 1
+            self._note(
+                f"worker {self.proc.pid} ended ({how}); starting another ({self.restarts} of {self.max_restarts})"
+            )
+            self.proc = start(self.study_dir, self.log_path)
+
+    def _note(self, line: str) -> None:
+        with open(self.log_path, "a") as log:
+            log.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+    def stop(self) -> None:
+        """Stop watching, then stop the worker."""
+        self._stopping.set()
+        self._thread.join()
+        stop(self.proc)
+
+
+def stop(proc: subprocess.Popen | Keeper | None) -> None:
+    """Stop a worker started by :func:`start` (or kept by a :class:`Keeper`) and forget its address."""
+    if isinstance(proc, Keeper):
+        proc.stop()
+        return
     os.environ.pop(ENV_ADDRESS, None)
     if proc is None or proc.poll() is not None:
         return

@@ -1,0 +1,149 @@
+"""The warm worker dies (kill -9, as the OOM killer would) in the middle of a run: the jobs in flight
+run their call in a new Python, the worker is started again, and the run ends by itself with the
+leaderboard of a run nobody disturbed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from tests import killing
+from tests.conftest import REPO, SNAKEMAKE, without_timings
+
+pytestmark = pytest.mark.slow
+
+LOST = "worker connection lost before the reply"
+
+
+def knn_config(**extra) -> dict:
+    # 60 configurations x 5 folds = 300 trials; the sleep makes the trials phase last long enough
+    # to kill the worker twice while a job is in it.
+    config = {
+        "study": "death",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "tests.estimators.SleepyClassifier"},
+        "allowed_modules": ["tests.estimators"],
+        "search": {"grid": {"delay": [0.01], "n_neighbors": {"range": [1, 61]}}},
+        "cv": {"n_splits": 5},
+    }
+    config.update(extra)
+    return config
+
+
+def hyperband_config() -> dict:
+    return {
+        "study": "death-hb",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "tests.estimators.SleepySGD", "params": {"delay": 0.02}},
+        "allowed_modules": ["tests.estimators"],
+        "search": {
+            "hyperband": {
+                "max_iter": 9,
+                "aggressiveness": 3,
+                "resource": "partial_fit",
+                "params": {"alpha": {"loguniform": [1e-5, 1e-1]}},
+            }
+        },
+        "cv": {"n_splits": 3},
+    }
+
+
+def _worker(root: psutil.Process) -> psutil.Process | None:
+    for p in killing._descendants(root):
+        try:
+            if p.ppid() == root.pid and "snaketune.runtime.worker" in p.cmdline():
+                return p
+        except psutil.Error:
+            continue
+    return None
+
+
+def _handling(worker: psutil.Process) -> bool:
+    """The worker has a forked handler (its own process group) running a job's call."""
+    for p in worker.children():
+        try:
+            if os.getpgid(p.pid) == p.pid and p.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return False
+
+
+def _kill_worker_twice(study, deadline: float = 240) -> tuple[subprocess.Popen, list[int]]:
+    """Start the run, kill -9 its worker twice while a handler runs a job; return the run."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir), "--cores", "2"]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    root = psutil.Process(run.pid)
+    killed: list[int] = []
+    end = time.monotonic() + deadline
+    while len(killed) < 2 and run.poll() is None and time.monotonic() < end:
+        worker = _worker(root)
+        if worker is not None and worker.pid not in killed and _handling(worker):
+            if killing.freeze(worker):  # no reply can leave it between the look and the kill
+                killing.kill_and_confirm(worker)
+                killed.append(worker.pid)
+        time.sleep(0.02)
+    return run, killed
+
+
+def _check_recovered(study, clean, run, killed) -> None:
+    out, _ = run.communicate(timeout=300)
+    assert len(killed) == 2, f"the run ended before two kills: {killed}\n{out[-3000:]}"
+    assert run.returncode == 0, out[-5000:]
+    logs = list((study.out / "logs").rglob("*.log"))
+    assert logs and not [p for p in logs if p.stat().st_size == 0]
+    fell_back = [p for p in logs if LOST in p.read_text()]
+    assert fell_back, "no job lost its worker mid-call"
+    worker_log = (study.out / "logs" / "worker.log").read_text()
+    assert "killed by SIGKILL); starting another (1 of 3)" in worker_log
+    assert "(2 of 3)" in worker_log
+    assert without_timings(study.leaderboard()).equals(without_timings(clean.leaderboard()))
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "one-trial-a-job"])
+def test_killing_the_worker_twice_costs_retries_not_the_run(make_study, batched):
+    extra = {} if batched else {"trials_per_job": 1}
+    clean = make_study(knn_config(**extra), "clean")
+    clean.snakemake()
+    study = make_study(knn_config(**extra), "killed")
+    run, killed = _kill_worker_twice(study)
+    _check_recovered(study, clean, run, killed)
+    assert len(study.trial_files()) == 300
+
+
+def test_killing_the_worker_twice_in_a_hyperband_study(make_study):
+    clean = make_study(hyperband_config(), "clean")
+    clean.snakemake()
+    study = make_study(hyperband_config(), "killed")
+    run, killed = _kill_worker_twice(study)
+    _check_recovered(study, clean, run, killed)
+
+
+def test_a_worker_that_keeps_dying_leaves_the_run_without_one(make_study):
+    """After MAX_RESTARTS restarts the run goes on with a new Python a job."""
+    from snaketune.runtime import worker
+
+    # 6 one-trial jobs: after the last restart each costs a new Python (1-2 s).
+    grid = {"delay": [0.01], "n_neighbors": [1, 2]}
+    study = make_study(knn_config(search={"grid": grid}, cv={"n_splits": 3}, trials_per_job=1))
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir), "--cores", "2"]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    root = psutil.Process(run.pid)
+    killed: list[int] = []
+    end = time.monotonic() + 120
+    while len(killed) <= worker.MAX_RESTARTS and run.poll() is None and time.monotonic() < end:
+        found = _worker(root)
+        # Only once jobs run: the worker started during the parse is not yet the Keeper's.
+        if found is not None and found.pid not in killed and killing.jobs(root):
+            killing.kill_and_confirm(found)
+            killed.append(found.pid)
+        time.sleep(0.01)
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out[-5000:]
+    assert len(killed) == worker.MAX_RESTARTS + 1
+    assert "the rest of the run runs each call in a new Python" in (study.out / "logs" / "worker.log").read_text()
+    assert len(study.trial_files()) == 6
