@@ -63,6 +63,7 @@ class Worker:
         self.cwd = os.getcwd()
         # Handler pid -> the client's connection; a client that hangs up cancels its handler.
         self.children: dict[int, socket.socket] = {}
+        self.cancelled: set[int] = set()  # handlers the worker killed itself (their client hung up)
         self.warmed: set = set()
         self.to_import: list[str] = []
 
@@ -94,7 +95,9 @@ class Worker:
                 self._reap()
                 for pid, conn in list(self.children.items()):
                     if conn in ready and not _peek(conn):
-                        _kill_group(pid)  # the Snakemake job died: stop its trial now
+                        # The client hung up (its job died, or it has its reply): stop the handler.
+                        _kill_group(pid)
+                        self.cancelled.add(pid)
                 if listener not in ready and self.to_import:
                     self._import_next()
                 if listener in ready:
@@ -104,7 +107,15 @@ class Worker:
                     except OSError as exc:  # e.g. out of file descriptors: the client retries in-process
                         print(f"accept failed: {exc}", flush=True)
                         continue
-                    self._handle(conn, listener)
+                    try:
+                        self._handle(conn, listener)
+                    except Exception:  # noqa: BLE001 - one request's failure must not end the worker
+                        # The client reads EOF and runs its call in a new Python.
+                        print(f"request not handled:\n{traceback.format_exc()}", flush=True)
+                        if conn not in self.children.values():
+                            conn.close()
+            why = "Snakemake is gone" if not self._parent_alive() else f"not adopted within {ADOPT_SECONDS:g} s"
+            print(f"worker {os.getpid()} exiting: {why}", flush=True)
         finally:
             listener.close()
             self._kill_children()
@@ -118,6 +129,8 @@ class Worker:
         return os.getppid() == self.parent_pid
 
     def _terminate(self, signum, frame):
+        # stop() at the end of the run, or PR_SET_PDEATHSIG: the Snakemake thread that started us ended.
+        print(f"worker {os.getpid()} stopping: {signal.Signals(signum).name}", flush=True)
         self._kill_children()
         os._exit(0)
 
@@ -134,8 +147,9 @@ class Worker:
                 done, status = pid, 0
             if done:
                 conn = self.children.pop(pid)
-                if os.WIFSIGNALED(status):
+                if os.WIFSIGNALED(status) and pid not in self.cancelled:
                     _report_killed(conn, pid, os.WTERMSIG(status))
+                self.cancelled.discard(pid)
                 conn.close()
 
     def _handle(self, conn: socket.socket, listener: socket.socket) -> None:
@@ -168,6 +182,11 @@ class Worker:
             return
         if pid == 0:
             listener.close()
+            # Not the worker's: its SIGTERM handler (which kills the handlers) and the other jobs'
+            # connections (held open here, their clients would wait for this handler too).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for other in self.children.values():
+                other.close()
             os.setpgid(0, 0)  # own process group: the worker can kill a handler and its trial
             status = 1
             try:
