@@ -302,7 +302,9 @@ def handle_request(request: dict, conn: socket.socket, study_dir: str) -> int:
             send_message(conn, {"refused": f"worker writes inside {study_dir} only"})
             return 0
         status, log = _run_request(request, kwargs)
-    except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
+    except BaseException:  # noqa: BLE001 - reported to the job's log, the job fails
+        # BaseException too: a sys.exit() in user code used to end the handler with no reply (an
+        # empty job log).
         status, log = 1, traceback.format_exc()
     try:
         send_message(conn, {"status": status, "log": log})
