@@ -14,8 +14,6 @@ import pytest
 from tests import killing
 from tests.conftest import REPO, SNAKEMAKE, without_timings
 
-pytestmark = pytest.mark.slow
-
 LOST = "worker connection lost before the reply"
 
 
@@ -104,6 +102,7 @@ def _check_recovered(study, clean, run, killed) -> None:
     assert without_timings(study.leaderboard()).equals(without_timings(clean.leaderboard()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "one-trial-a-job"])
 def test_killing_the_worker_twice_costs_retries_not_the_run(make_study, batched):
     extra = {} if batched else {"trials_per_job": 1}
@@ -115,6 +114,7 @@ def test_killing_the_worker_twice_costs_retries_not_the_run(make_study, batched)
     assert len(study.trial_files()) == 300
 
 
+@pytest.mark.slow
 def test_killing_the_worker_twice_in_a_hyperband_study(make_study):
     clean = make_study(hyperband_config(), "clean")
     clean.snakemake()
@@ -123,6 +123,7 @@ def test_killing_the_worker_twice_in_a_hyperband_study(make_study):
     _check_recovered(study, clean, run, killed)
 
 
+@pytest.mark.slow
 def test_a_worker_that_keeps_dying_leaves_the_run_without_one(make_study):
     """After MAX_RESTARTS restarts the run goes on with a new Python a job."""
     from snaketune.runtime import worker
@@ -147,3 +148,50 @@ def test_a_worker_that_keeps_dying_leaves_the_run_without_one(make_study):
     assert len(killed) == worker.MAX_RESTARTS + 1
     assert "the rest of the run runs each call in a new Python" in (study.out / "logs" / "worker.log").read_text()
     assert len(study.trial_files()) == 6
+
+
+def test_a_job_run_again_after_losing_its_worker_keeps_the_trials_already_written(monkeypatch):
+    from snaketune.evaluation import trial
+    from snaketune.runtime import calls
+    from snaketune.runtime.protocol import ENV_RETRY
+
+    seen = []
+    monkeypatch.setattr(
+        trial, "execute_many", lambda specs, outputs, settings, keep_existing: seen.append(keep_existing) or (0, "")
+    )
+    calls.trials(specs=[], outputs=[], settings=None)
+    monkeypatch.setenv(ENV_RETRY, "1")
+    calls.trials(specs=[], outputs=[], settings=None)
+    assert seen == [False, True]
+
+
+def test_the_client_falls_back_with_one_line_and_fails_when_the_run_is_gone(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import socket
+    import threading
+
+    spec = importlib.util.spec_from_file_location("job_client", REPO / "scripts" / "job_client.py")
+    monkeypatch.setenv("SNAKETUNE_HOME", str(REPO))
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    monkeypatch.delenv("SNAKETUNE_RETRY", raising=False)
+    # Nobody listens: refused, one line, fall back.
+    assert client.ask_worker(f"snaketune-test-nobody-{os.getpid()}", {"call": "trials"}) is None
+    assert "no worker at" in capsys.readouterr().err and os.environ["SNAKETUNE_RETRY"] == "1"
+
+    def accept_and_drop(listener):
+        conn, _ = listener.accept()
+        conn.recv(1 << 16)
+        conn.close()  # closed before the reply, as when the worker dies mid-job
+
+    for owner, expected in ((os.getpid(), None), (2**22 + 1, 1)):  # a live run's pid; a pid no process has
+        address = f"snaketune-test-{os.getpid()}-{owner}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind("\0" + address)
+            listener.listen(1)
+            thread = threading.Thread(target=accept_and_drop, args=(listener,))
+            thread.start()
+            assert client.ask_worker(address, {"call": "trials"}) == expected
+            thread.join()
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "worker connection lost" in err
