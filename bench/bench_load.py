@@ -65,13 +65,21 @@ def inspect(workdir: Path, study: dict, rc: int, wall: float) -> dict:
         "failed_jobs": text.count("Error in rule"),
         "empty_logs": [str(p.relative_to(out)) for p in job_logs if p.stat().st_size == 0],
         "fallbacks": sum(FALLBACK in p.read_text(errors="replace") for p in job_logs),
-        "worker_notes": [line for line in worker_log.splitlines() if " serving " not in line],
+        "worker_notes": worker_notes(worker_log),
         "folder": str(workdir),
     }
     if rc == 0 and not result["empty_logs"]:
         shutil.rmtree(workdir, ignore_errors=True)
         result["folder"] = None
     return result
+
+
+def worker_notes(text: str) -> list[str]:
+    """Every line of a worker log but "serving" and the stop at the end of the run (onsuccess)."""
+    lines = text.splitlines()
+    if lines and lines[-1].endswith("stopping: SIGTERM"):
+        lines = lines[:-1]
+    return [line for line in lines if " serving " not in line]
 
 
 def main(argv=None) -> int:

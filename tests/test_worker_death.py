@@ -195,3 +195,22 @@ def test_the_client_falls_back_with_one_line_and_fails_when_the_run_is_gone(tmp_
             thread.join()
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "worker connection lost" in err
+
+
+@pytest.mark.slow
+def test_user_code_that_calls_sys_exit_fails_its_job_with_a_log(make_study):
+    """The worker's handler used to end with no reply (an empty job log, as seen under load)."""
+    config = {
+        "study": "exits",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "tests.estimators.FlakyClassifier"},
+        "allowed_modules": ["tests.estimators"],
+        "search": {"grid": {"fail": ["exit"], "n_neighbors": [3]}},
+        "cv": {"n_splits": 2},
+        "trials_per_job": 1,
+    }
+    study = make_study(config)
+    proc = study.snakemake(check=False)
+    assert proc.returncode != 0
+    logs = list((study.out / "logs" / "trials").glob("*.log"))
+    assert logs and all("SystemExit: 3" in p.read_text() for p in logs), [p.read_text() for p in logs]

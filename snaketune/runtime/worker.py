@@ -457,6 +457,8 @@ class Keeper:
                 f"worker {self.proc.pid} ended ({how}); starting another ({self.restarts} of {self.max_restarts})"
             )
             self.proc = start(self.study_dir, self.log_path)
+            # A connection adopts it: else a run whose next job comes after ADOPT_SECONDS would lose it.
+            wait_ready(os.environ[ENV_ADDRESS], timeout=15)
 
     def _note(self, line: str) -> None:
         with open(self.log_path, "a") as log:
