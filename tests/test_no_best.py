@@ -55,7 +55,7 @@ def test_a_refit_over_its_limit_is_killed_and_recorded(make_study):
     study = make_study(config)
     proc = study.snakemake()
     refit = json.loads((study.out / "refit.json").read_text())
-    assert refit["status"] == "timeout" and refit["skipped"]
+    assert refit["status"] == "timeout" and refit["skipped"] and refit["limit"] == 0.5
     assert "over its limit of 0.5 s" in refit["reason"] and "refit_timeout" in refit["reason"]
     assert refit["params"] == study.best()["params"]
     assert pickle.loads((study.out / "model.pkl").read_bytes()) is None

@@ -55,7 +55,11 @@ def refit_best(
     data = load_prepared(data_dir, mmap=False)
     budget = Budget.from_dict(budget)
     limit = refit_limit(best, len(data["y"]), trial_timeout, refit_timeout)
-    fit = partial(_fit_and_test, data, best, estimator, allowed_modules, seed, scoring, budget, model_path)
+    # Imports and the estimator before the fork (as for a trial): the limit is the fit's own.
+    import sklearn.metrics  # noqa: F401
+
+    model = build_estimator(estimator, allowed_modules, seed).set_params(**search_parameters(best["params"]))
+    fit = partial(_fit_and_test, model, data, best, seed, scoring, budget, model_path)
     if limit is None:
         done = fit()
     else:
@@ -63,7 +67,9 @@ def refit_best(
         done = call_in_fork(partial(_reporting_errors, fit), limit)
         if done is None and time.monotonic() - started >= limit:
             reason = f"the refit ran over its limit of {limit:.3g} s and was killed ({limit_source(refit_timeout)})"
-            return _not_fitted(model_path, summary_path, status="timeout", reason=reason, params=best["params"])
+            return _not_fitted(
+                model_path, summary_path, status="timeout", reason=reason, params=best["params"], limit=limit
+            )
         if done is None or "error" in done:
             raise RuntimeError(
                 f"refit of the best configuration failed: {(done or {}).get('error', 'its process died')}"
@@ -88,12 +94,11 @@ def refit_best(
     return summary
 
 
-def _fit_and_test(data, best, estimator, allowed_modules, seed, scoring, budget, model_path) -> dict:
+def _fit_and_test(model, data, best, seed, scoring, budget, model_path) -> dict:
     """Fit on all training rows, write the model, score it on the held-out rows (JSON-able)."""
     from sklearn.metrics import get_scorer
 
     X, y = data["X"], data["y"]
-    model = build_estimator(estimator, allowed_modules, seed).set_params(**search_parameters(best["params"]))
     t0 = time.perf_counter()
     if budget is not None and budget.resource == "partial_fit":
         order = row_order(np.arange(len(y)), y, [seed, 2**31 - 1], budget.stratify)
@@ -145,10 +150,10 @@ def limit_source(refit_timeout) -> str:
     return f"trial_timeout x training rows / fold training rows x {REFIT_MARGIN:g}; set refit_timeout to change it"
 
 
-def _not_fitted(model_path, summary_path, *, status: str, reason: str, params) -> dict:
+def _not_fitted(model_path, summary_path, *, status: str, reason: str, params, **extra) -> dict:
     """refit.json that says why there is no model; model.pkl holds None (Snakemake needs the file)."""
     write_bytes_atomic(model_path, pickle.dumps(None))
-    summary = {"status": status, "skipped": True, "reason": reason, "params": params, "test_scores": {}}
+    summary = {"status": status, "skipped": True, "reason": reason, "params": params, "test_scores": {}, **extra}
     summary["versions"] = versions()
     write_json_atomic(summary_path, summary)
     return summary
