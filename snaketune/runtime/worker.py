@@ -401,10 +401,11 @@ def start(study_dir: str, log_path: str) -> subprocess.Popen:
     return proc
 
 
-def wait_ready(address: str, timeout: float = 10.0) -> bool:
-    """Wait until the worker accepts connections (it imports scikit-learn first)."""
+def wait_ready(address: str, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> bool:
+    """Wait until the worker accepts connections (it imports scikit-learn first); False at once
+    if ``proc`` (the worker) ends first."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             try:
                 sock.connect("\0" + address)
@@ -458,7 +459,7 @@ class Keeper:
             )
             self.proc = start(self.study_dir, self.log_path)
             # A connection adopts it: else a run whose next job comes after ADOPT_SECONDS would lose it.
-            wait_ready(os.environ[ENV_ADDRESS], timeout=15)
+            wait_ready(os.environ[ENV_ADDRESS], timeout=15, proc=self.proc)
 
     def _note(self, line: str) -> None:
         with open(self.log_path, "a") as log:
