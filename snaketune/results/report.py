@@ -273,6 +273,13 @@ def best_html(best: dict, refit_summary: dict, config: dict) -> str:
     from snaketune.results.metrics import label, titled
 
     refit = config["refit"]
+    if best.get("no_best"):
+        body = (
+            f"<h1>No best configuration in study {escape(config['study'])}</h1>"
+            f'<p class="bad">{escape(best["no_best"])}</p>'
+            "<p>Nothing was refit. Why the trials failed: the Failures page.</p>"
+        )
+        return _page(f"Best configuration: {config['study']}", body)
     test = refit_summary.get("test_scores") or {}
     cards = [
         (f"CV mean {label(refit)}", _score(refit, best["mean_test_score"]), False),
@@ -558,6 +565,9 @@ def landing_rst(best: dict, config: dict, template: str) -> str:
     from snaketune.results.metrics import titled
 
     refit = config["refit"]
+    if best.get("no_best"):
+        lines = [f"**No best configuration**: {best['no_best']}. Nothing was refit; see Failures_."]
+        return "{% raw %}\n" + "\n".join(lines) + "\n{% endraw %}\n\n" + template
     params = ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(best["params"].items())) or "(defaults)"
     score = f"{_score(refit, best['mean_test_score'])} ± {_fmt(best['std_test_score'])}"
     failed = best.get("n_failed", 0) + best.get("n_timeout", 0)

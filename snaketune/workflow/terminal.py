@@ -477,6 +477,11 @@ def end_of_run(study, ok: bool) -> None:
     outputs = ["leaderboard.md", "leaderboard.csv", "best.json", "model.pkl", "plots/", "report/study.html"]
     end = RunEnd(ok=ok, out=study.out, summary=summary, outputs=outputs)
     send(end, summary if ok else STOPPED)
+    no_best = support.no_best(study) if ok else None
+    if no_best:
+        # Every job succeeded, but the study has no result: one line and a failed run, no traceback.
+        print(f"snaketune: {no_best}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
 
 def start_of_run(study, workflow) -> None:
