@@ -15,23 +15,49 @@ from snaketune.runtime.protocol import ENV_ADDRESS, ENV_SETTINGS, recv_message, 
 
 
 def ask_worker(address: str, request: dict):
-    """Send one request; return the job's exit status, or None when no worker takes it."""
+    """Send one request; return the job's exit status, or None when no worker serves it.
+
+    None comes with one line on stderr (the job's log) saying why: the call then runs in a new
+    Python, so a worker that died (OOM killer, kill -9) costs this job a slower start, not the run.
+    """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect("\0" + address)
-    except OSError:
-        return None
+    except OSError as exc:
+        return _fallback(f"no worker at @{address} ({exc.strerror or exc})")
     with sock:
-        send_message(sock, dict(request, cwd=os.getcwd()))
         try:
+            send_message(sock, dict(request, cwd=os.getcwd()))
             reply = recv_message(sock)
-        except (ConnectionError, ValueError):
-            # The worker died mid-job (e.g. the run is being torn down): fail, let a rerun redo it.
-            return 1
+        except (OSError, ValueError) as exc:  # ConnectionError is an OSError
+            # The worker (and so its handler, PR_SET_PDEATHSIG) died before replying; once the
+            # socket reads EOF no process of it holds the connection, so none still writes.
+            if not _run_alive(address):  # Snakemake itself was killed: its jobs end with it
+                sys.stderr.write(f"snaketune: worker connection lost and the run is gone ({exc})\n")
+                return 1
+            return _fallback(f"worker connection lost before the reply ({exc})")
     if reply.get("refused"):
-        return None
+        return _fallback(f"worker refused the call ({reply['refused']})")
     sys.stderr.write(reply.get("log", ""))
     return int(reply["status"])
+
+
+def _run_alive(address: str) -> bool:
+    """Whether the Snakemake process that owns the worker runs (its pid ends the address)."""
+    try:
+        os.kill(int(address.rsplit("-", 1)[1]), 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fallback(reason: str) -> None:
+    sys.stderr.write(f"snaketune: {reason}; running the call in a new Python\n")
+    sys.stderr.flush()
+    os.environ["SNAKETUNE_RETRY"] = "1"  # protocol.ENV_RETRY: the new Python keeps finished trials
+    return None
 
 
 def main() -> int:

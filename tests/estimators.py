@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 
@@ -29,13 +30,16 @@ class SleepyClassifier(ClassifierMixin, BaseEstimator):
 
 
 class FlakyClassifier(ClassifierMixin, BaseEstimator):
-    """Raises in fit when ``fail`` is true; warns (ConvergenceWarning) otherwise."""
+    """Raises in fit when ``fail`` is true (calls ``sys.exit`` when it is "exit"); warns
+    (ConvergenceWarning) otherwise."""
 
     def __init__(self, fail=False, n_neighbors=5):
         self.fail = fail
         self.n_neighbors = n_neighbors
 
     def fit(self, X, y):
+        if self.fail == "exit":  # user code that ends the process it runs in
+            sys.exit(3)
         if self.fail:
             raise FloatingPointError("diverged on purpose")
         warnings.warn("did not converge (on purpose)", ConvergenceWarning, stacklevel=2)

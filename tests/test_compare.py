@@ -246,5 +246,33 @@ def test_default_rope_scales_with_an_error_in_the_targets_units(tmp_path, sklear
         if i != best:
             expected = by_hand(scores[best], scores[i], n_train, n_test, rope=rope)[3]
             assert frame["prob_equivalent"][i] == pytest.approx(expected, rel=1e-9, abs=1e-300)
-    said = f"Region of practical equivalence: ±{rope:g} (1% of the best's |mean neg_root_mean_squared_error|"
+    said = f"Region of practical equivalence: ±{rope:g} (1% of the best's mean RMSE; report.rope sets it)"
     assert (said in comparison["sentence"] and said in log) == (not report)
+
+
+def test_a_loss_is_shown_as_a_loss_in_tables_and_sentence(tmp_path, sklearn_example):
+    """RMSE stored as scikit-learn stores it (``neg_root_mean_squared_error``, about -560): the
+    leaderboard.csv and best.json keep the negated values; leaderboard.md, the log's top-5 table
+    and the comparison sentence say "RMSE", positive, the best (the lowest) first."""
+    import pandas as pd
+
+    scores, _, n_train, n_test, params = sklearn_example
+    scores = -550.0 - 200.0 * (1 - scores[:, :10])
+    refit = "neg_root_mean_squared_error"
+    outputs, log = _leaderboard_of(tmp_path, scores, params, n_train, n_test, refit, {})
+    frame = pd.read_csv(outputs[0])
+    assert np.allclose(frame[f"mean_test_{refit}"], scores.mean(axis=1))  # the csv: scikit-learn's signs
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["mean_test_score"] == pytest.approx(scores.mean(axis=1).max()) and best["mean_test_score"] < 0
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    for text in (markdown, log):
+        assert "neg_root_mean_squared_error" not in text
+        assert "by RMSE; lower is better)" in text if text is markdown else "by RMSE (lower is better):" in text
+        header = next(line for line in text.splitlines() if line.startswith("| rank"))
+        assert [c.strip() for c in header.strip("|").split("|")][1:3] == ["mean RMSE", "std RMSE"]
+        rows = [line for line in text.splitlines() if line.startswith("|") and line[2:3].isdigit()]
+        shown = [float(r.strip("|").split("|")[1]) for r in rows]
+        assert shown == sorted(shown) and shown[0] == pytest.approx(-best["mean_test_score"], abs=5e-5)
+        assert "t-test on RMSE, alpha" in text
+    assert "t-test on RMSE, alpha" in best["comparison"]["sentence"]
+    assert f'"RMSE": {-best["mean_test_score"]}' in log

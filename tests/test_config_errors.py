@@ -452,6 +452,8 @@ CASES = [
     # run settings
     ("trial-timeout-zero", make(trial_timeout=0), "trial_timeout", "less than or equal to the minimum"),
     ("trial-timeout-negative", make(trial_timeout=-5), "trial_timeout", "less than or equal to the minimum"),
+    ("refit-timeout-zero", make(refit_timeout=0), "refit_timeout", "less than or equal to the minimum"),
+    ("refit-timeout-text", make(refit_timeout="1h"), "refit_timeout", "is not of type"),
     ("trials-per-job-zero", make(trials_per_job=0), "trials_per_job", "must be an integer >= 1 or 'auto'"),
     ("trials-per-job-word", make(trials_per_job="many"), "trials_per_job", "must be an integer >= 1 or 'auto'"),
 ]

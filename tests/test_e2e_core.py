@@ -447,6 +447,17 @@ def test_integer_regression_target_equals_gridsearchcv(make_study):
     _assert_matches_sklearn(study.leaderboard(), search.cv_results_, scoring, 5)
     refit = _assert_refit_matches(study, search, X_test, y_test, scoring)
     assert (refit["n_train"], refit["n_test"]) == (353, 89)
+    # leaderboard.md shows the loss as a loss, RMSE, positive, the best (lowest) first, while
+    # leaderboard.csv keeps scikit-learn's neg_* column (compared above).
+    lines = (study.out / "leaderboard.md").read_text().splitlines()
+    assert lines[0] == "# Leaderboard (top 20 by RMSE; lower is better)"
+    header = next(line for line in lines if line.startswith("| rank"))
+    assert [c.strip() for c in header.strip("|").split("|")][1:4] == ["mean RMSE", "mean R²", "std RMSE"]
+    rows = [line.strip("|").split("|") for line in lines if line.startswith("|") and line[2:3].isdigit()]
+    rmse = [float(r[1]) for r in rows]
+    assert rmse == sorted(rmse) and all(v > 0 for v in rmse) and len(rmse) == 6
+    best_rmse = -search.cv_results_["mean_test_neg_root_mean_squared_error"][search.best_index_]
+    assert rmse[0] == pytest.approx(best_rmse, abs=5e-5)
     # 5 folds: the warning advises repeated k-fold, which the checker accepts for this regressor.
     from snaketune.config.load import load_config
     from tests.test_compare import advised_section

@@ -154,6 +154,11 @@ def test_every_plot_of_a_real_study_reads_well(make_study, config):
         assert (study.out / "plots" / f"{name}.png").stat().st_size > 5000
         fig = plots.DRAW[name](plt, frame, full, full["refit"])
         assert layout_problems(fig) == [], name
+        if config is REGRESSION:  # RMSE, a loss shown as a loss under its short name
+            text = " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+            assert "RMSE" in text and "neg_root_mean_squared_error" not in text, (name, text)
+            if name in ("marginal", "best_so_far", "fit_time"):
+                assert fig.axes[0].get_ylabel().startswith("mean RMSE (lower is better)"), name
         plt.close(fig)
 
 
@@ -188,9 +193,14 @@ def _config(search, refit="accuracy"):
 GRID = _config({"grid": {"C": {"logspace": [-2, 2, 5]}, "gamma": {"logspace": [-3, 1, 5]}, "kernel": ["rbf", "poly"]}})
 
 
-def test_score_map_cells_show_their_values_with_signs():
-    """A 5 x 5 grid of an error (negative scores): every cell's value is readable, its minus sign
-    included, the best cell's too (marked by an outline, not a star over its value)."""
+def _texts(fig) -> str:
+    return " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+
+
+def test_score_map_cells_show_a_loss_as_a_loss():
+    """A 5 x 5 grid of an error (stored negated, ``neg_mean_absolute_error``): every cell's value
+    is readable and shown as the loss, positive; the best cell is the lowest MAE, its value above
+    its outline (not under a star); the colour bar says MAE, lower is better."""
     config = _config(GRID["search"], refit="neg_mean_absolute_error")
     frame = _leaderboard(config, lambda p: -55.0 - 3 * abs(np.log10(p["C"])), 2.0, metric="neg_mean_absolute_error")
     plt = plots._style()
@@ -198,11 +208,47 @@ def test_score_map_cells_show_their_values_with_signs():
     assert layout_problems(fig) == []
     ax = fig.axes[0]
     values = [float(t.get_text().replace("−", "-")) for t in ax.texts]
-    assert len(values) == 25 and all(v < 0 for v in values)
-    best = frame["mean_test_neg_mean_absolute_error"].max()
-    (best_text,) = [t for t in ax.texts if abs(float(t.get_text().replace("−", "-")) - best) < 0.01]
-    star = [c for c in ax.collections if c.get_label() == "best"]
-    assert all(best_text.get_zorder() > c.get_zorder() for c in star)
+    assert len(values) == 25 and all(v > 0 for v in values)
+    lowest = -frame["mean_test_neg_mean_absolute_error"].max()
+    (best_text,) = [t for t in ax.texts if abs(float(t.get_text()) - lowest) < 0.01]
+    (star,) = [c for c in ax.collections if c.get_label() == "best"]
+    assert np.allclose(star.get_offsets()[0], best_text.xy)
+    assert best_text.get_zorder() > star.get_zorder()
+    assert fig.axes[1].get_ylabel() == "mean MAE (lower is better)"
+    assert "neg_" not in _texts(fig)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["marginal", "best_so_far", "fit_time", "fold_spread", "parallel"])
+def test_a_loss_is_drawn_as_a_loss(name):
+    """RMSE stored as ``neg_root_mean_squared_error`` (about -550): drawn positive under its short
+    name, the best marked at the lowest RMSE, the best-so-far curve going down."""
+    search = {
+        "random": {"n_iter": 30, "seed": 0, "params": {"C": {"loguniform": [1e-2, 1e2]}, "tol": {"uniform": [0, 1]}}}
+    }
+    refit = "neg_root_mean_squared_error"
+    config = _config(search, refit=refit)
+    frame = _leaderboard(config, lambda p: -550.0 - 20 * abs(np.log10(p["C"])), 5.0, metric=refit)
+    lowest = -frame[f"mean_test_{refit}"].max()
+    plt = plots._style()
+    fig = plots.DRAW[name](plt, frame, config, refit)
+    assert layout_problems(fig) == []
+    text = _texts(fig)
+    assert "RMSE" in text and "neg_" not in text and "−5" not in text and "-5" not in text, text
+    ax = fig.axes[0]
+    if name in ("marginal", "best_so_far", "fit_time"):
+        low, high = ax.get_ylim()
+        assert 0 < low <= lowest < high
+        assert "RMSE" in ax.get_ylabel() and "lower is better" in ax.get_ylabel()
+        stars = [c for c in ax.collections if c.get_offsets().shape[0] == 1 and c.get_facecolor().size == 0]
+        assert stars and np.isclose(stars[-1].get_offsets()[0][1], lowest)
+    if name == "best_so_far":
+        (step,) = [line for line in ax.lines if line.get_label() == "best so far"]
+        ys = step.get_ydata()
+        assert (np.diff(ys) <= 0).all() and np.isclose(ys[-1], lowest)
+    if name == "parallel":
+        best = [line for line in ax.lines if line.get_label().startswith("best")]
+        assert best[0].get_label() == f"best ({plots._short(float(lowest))})"
     plt.close(fig)
 
 
@@ -308,3 +354,13 @@ def test_nested_and_optuna_figures_read_well(tmp_path):
     fig = draw_history(plt, str(tmp_path / "leaderboard.csv"), config)
     assert len(fig.axes[0].collections) >= 2 and layout_problems(fig) == []
     plt.close(fig)
+
+
+def test_robust_limits_of_a_loss_mirror_those_of_a_score():
+    """A loss keeps its lowest (best) value on the axis and cuts the terrible high ones, exactly
+    as a score keeps its highest and cuts the low ones."""
+    losses = np.array([1.0, 2.0, 3.0, 4.0, 50.0])
+    low, high, n_below, n_above = plots.robust_limits(-losses, (-np.inf, 0.0))
+    mirrored = plots.robust_limits(losses, (0.0, np.inf), lower_is_better=True)
+    assert mirrored == (-high, -low, n_above, n_below)
+    assert mirrored[0] < 1.0 < 4.0 < mirrored[1] < 50.0 and mirrored[2:] == (0, 1)

@@ -119,6 +119,33 @@ def test_pages_hold_leaderboard_best_and_provenance(tmp_path):
     assert report.leaderboard_html(frame, config, top_n=1).count("<tr") == 2
 
 
+def test_pages_show_a_loss_as_a_loss(tmp_path):
+    """An RMSE study (stored as scikit-learn's ``neg_root_mean_squared_error``, about -550): the
+    leaderboard, best and landing pages say RMSE, positive, lower is better; the best first."""
+    import re
+
+    from snaketune.results import report
+
+    frame, best, refit, config = _frame_and_summaries(tmp_path)
+    rmse = "neg_root_mean_squared_error"
+    frame = frame.rename(columns=lambda c: c.replace("accuracy", rmse))
+    for column in [c for c in frame.columns if "_test_" in c and not c.startswith(("rank", "std"))]:
+        frame[column] = -1000 * (1.5 - frame[column])  # rank 1 (0.91) -> -590, the lowest RMSE
+    config = dict(config, scoring=[rmse], refit=rmse)
+    best = dict(best, mean_test_score=-590.0, scores={rmse: -590.0})
+    refit = dict(refit, test_scores={rmse: -601.25})
+    board = report.leaderboard_html(frame, config)
+    assert ">mean RMSE<" in board and ">std RMSE<" in board
+    assert "by mean RMSE (lower is better)" in board and "Losses are shown as losses" in board
+    cells = re.findall(r'<td class="num" data-v="[^"]*">([^<]*)</td>', board)
+    assert "590.0000" in cells and not any(c.startswith("-") for c in cells)
+    assert board.index("590.0000") < board.index("690.0000")  # rank 1, the lowest, first
+    page = report.best_html(best, refit, config)
+    assert "CV mean RMSE" in page and "590.0000" in page and "601.2500" in page and "-590" not in page
+    landing = report.landing_rst(best, config, "")
+    assert "**Mean RMSE (lower is better)** over the CV folds: **590.0000 ± 0.0100**" in landing
+
+
 @pytest.mark.parametrize(
     ("trials_per_job", "says"),
     [
@@ -483,7 +510,7 @@ def test_snakemake_report_renders_in_chromium(make_study, browser):
     assert f"Mean accuracy over the CV folds: {score}" in seen["landing"], seen["landing"]
     assert seen["landing"].index("Winner") < seen["landing"].index("Where to look")
     assert seen["rows"] == 8  # every configuration (8 < top_n = 20)
-    assert seen["headers"][:3] == ["rank", "mean accuracy", "mean f1_macro"]
+    assert seen["headers"][:3] == ["rank", "mean accuracy", "mean F1 (macro)"]
     assert seen["first_rank"] == "1" and seen["first_rank_desc"] != "1"
     assert seen["plot"][0] > 200
     for category in ("Leaderboard", "Best configuration", "Plots", "Study", "Failures"):

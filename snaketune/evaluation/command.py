@@ -246,6 +246,10 @@ def refit_command(*, best: str, spec: dict, template, seed: int, budget: dict | 
         "versions": versions(),
         "data_fingerprint": spec.get("inputs_digest"),
     }
+    if best_doc.get("no_best"):
+        summary.update(status="no_best", skipped=True, reason=best_doc["no_best"])
+        write_json_atomic(summary_path, summary)
+        return f"no refit: {best_doc['no_best']}"
     if template is False or template is None:
         summary.update(
             skipped=True,

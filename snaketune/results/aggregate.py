@@ -136,14 +136,18 @@ def best_index(results: dict, refit: str) -> int:
 def top_table(frame, refit: str, scoring: list[str], n: int = 5, alpha: float | None = None) -> str:
     """A Markdown table of the ``n`` best configurations (``DataFrame.to_markdown``); with
     ``alpha`` and a ``p_vs_best`` column, a "vs best" column marks "≈" the configurations not
-    significantly worse than the best (:mod:`snaketune.results.compare`)."""
+    significantly worse than the best (:mod:`snaketune.results.compare`). Metrics under their
+    short names, losses as losses (:mod:`snaketune.results.metrics`: ``mean RMSE`` 550.67 for
+    ``mean_test_neg_root_mean_squared_error`` -550.67)."""
     import pandas as pd
+
+    from snaketune.results.metrics import metric
 
     order = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"]).head(n)
     table = pd.DataFrame({"rank": order[f"rank_test_{refit}"]})
     for m in scoring:
-        table[f"mean {m}"] = order[f"mean_test_{m}"].map(_fmt)
-    table[f"std {refit}"] = order[f"std_test_{refit}"].map(_fmt)
+        table[f"mean {metric(m).label}"] = order[f"mean_test_{m}"].map(lambda v, m=m: _fmt(metric(m).shown(v)))
+    table[f"std {metric(refit).label}"] = order[f"std_test_{refit}"].map(_fmt)
     table["fit s"] = order["mean_fit_time"].map(lambda v: f"{v:.3g}")
     table["failed"] = order["n_failed"] + order["n_timeout"]
     if alpha is not None and "p_vs_best" in order:

@@ -130,13 +130,13 @@ def default_rope(metric: str, best_score: float) -> tuple[float, str | None]:
     """The region of practical equivalence for ``metric`` when the config sets none: 0.01 for
     scores bounded by 1 (accuracy, roc_auc, r2, ...), else 1 % of the best configuration's |mean
     score| (an RMSE of 550 gets 5.5). Returns it and, when it was scaled, the words that say so."""
-    from snaketune.results.plots import metric_bounds
+    from snaketune.results.metrics import label, metric_bounds
 
     bounded = not metric.startswith("neg_") and metric_bounds(metric)[1] <= 1
     if bounded or not np.isfinite(best_score) or best_score == 0:
         return ROPE_BOUNDED, None
     rope = float(f"{ROPE_FRACTION * abs(best_score):.3g}")
-    return rope, f"{rope:g} ({ROPE_FRACTION:.0%} of the best's |mean {metric}|; report.rope sets it)"
+    return rope, f"{rope:g} ({ROPE_FRACTION:.0%} of the best's mean {label(metric)}; report.rope sets it)"
 
 
 def compare_with_best(
@@ -222,12 +222,14 @@ def summarize(
     the warning (:func:`advised_cv`); without ``cv`` the warning gives none. ``rope_note`` (how
     a default ROPE was chosen, :func:`default_rope`) ends the sentence.
     """
+    from snaketune.results.metrics import label
+
     compared = int(np.isfinite(np.asarray(p_values, dtype=float)).sum())
     same = int(indistinguishable(p_values, alpha).sum())
     noun = "configuration is" if same == 1 else "configurations are"
     sentence = (
         f"{same} {noun} statistically indistinguishable from the best "
-        f"(one-sided corrected resampled t-test on {metric}, alpha {alpha:g}, {n_folds} folds; "
+        f"(one-sided corrected resampled t-test on {label(metric)}, alpha {alpha:g}, {n_folds} folds; "
         f"{compared} compared)."
     )
     if rope_note:

@@ -18,6 +18,7 @@ import numpy as np
 from snaketune.base.jsonutil import to_jsonable, write_json_atomic
 from snaketune.evaluation.records import TrialStatus, read_records
 from snaketune.results.aggregate import best_index, cv_results, to_frame, top_table
+from snaketune.results.metrics import metric, titled
 from snaketune.search.space import as_candidate
 
 SELECTION = "best of the final rung of every bracket (mean test score of the refit metric; ties: first)"
@@ -74,10 +75,11 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     shown = frame[frame["final_rung"]] if "slots" in plan else frame
     frame.to_csv(outputs[0], index=False)
     top_n = config["report"]["top_n"]
-    alpha = comparison.alpha
+    statuses = [r.status for r in records.values()]
+    no_best = no_best_reason(results[f"mean_test_{refit}"][best], statuses)
+    alpha = None if no_best else comparison.alpha  # no "vs best" column without a best
     table = top_table(shown, refit, scoring, n=top_n, alpha=alpha)
     kind = ", final rung of each bracket" if "slots" in plan else ""
-    statuses = [r.status for r in records.values()]
     summary = {
         "index": best,
         "params": to_jsonable(candidates[best]),
@@ -93,12 +95,20 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         "data_fingerprint": firsts[0].data_fingerprint,
         "versions": firsts[0].versions,
     }
+    # The best's training rows per fold: the refit's time limit scales with all rows over these.
+    fold_rows = [records[t].n_train for t in trial_ids[best] if t in records and records[t].n_train]
+    summary["fold_n_train"] = float(np.mean(fold_rows)) if fold_rows else None
     summary.update(explain(records.values()))
     summary["comparison"] = comparison.to_dict()
-    markdown = f"# Leaderboard (top {top_n} by {refit}{kind})\n\n{table}\n{comparison_text(comparison)}"
+    by = titled(refit)  # losses as losses, short names (results/metrics.py); the csv keeps neg_*
+    heading = f"top {top_n} by {metric(refit).label}{kind}" + ("; lower is better" if metric(refit).is_loss else "")
+    heading = f"# Leaderboard ({heading})\n\n"
+    if no_best:
+        # Nothing to refit or compare with: best.json names no configuration (refit.py skips).
+        summary.update(no_best=no_best, index=None, params=None, config_key=None)
+        heading += f"**No best configuration**: {no_best}. Why, below.\n\n"
+    markdown = f"{heading}{table}\n" + ("" if no_best else comparison_text(comparison))
     Path(outputs[1]).write_text(markdown + failures_markdown(summary, config["error_score"]))
-    if np.isnan(summary["mean_test_score"]):
-        summary["warning"] = "every configuration failed on some fold; see n_failed in the leaderboard"
     if "optuna" in plan:
         from snaketune.results.optuna_study import study_summary, write_journal
 
@@ -110,8 +120,22 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         history.to_csv(outputs[3], index=False)
     write_json_atomic(outputs[2], summary)
     top = top_table(shown, refit, scoring, n=5, alpha=alpha)
-    best_line = json.dumps({"best": summary["params"], refit: summary["mean_test_score"]}, default=str)
-    return f"Top 5 by {refit}:\n{top}{best_line}\n{comparison_text(comparison)}"
+    best_shown = metric(refit).shown(summary["mean_test_score"])  # a loss positive
+    best_line = json.dumps({"best": summary["params"], metric(refit).label: best_shown}, default=str, ensure_ascii=False)
+    if no_best:
+        best_line = f"no best configuration: {no_best}"
+    return f"Top 5 by {by}:\n{top}{best_line}\n{comparison_text(comparison)}"
+
+
+def no_best_reason(best_score: float, statuses: list) -> str | None:
+    """Why no configuration can be called best (None when one can): none has a finite mean score
+    on the refit metric, or no trial finished at all (scikit-learn's "All the N fits failed",
+    whatever ``error_score`` filled in)."""
+    if np.isfinite(best_score) and TrialStatus.OK in statuses:
+        return None
+    failed, timed_out = statuses.count(TrialStatus.ERROR), statuses.count(TrialStatus.TIMEOUT)
+    what = "finished" if TrialStatus.OK not in statuses else "finished every fold"
+    return f"no configuration {what}: {timed_out} trials timed out, {failed} failed; see leaderboard.md"
 
 
 def add_comparison(frame, results: dict, records: dict, trial_ids, best: int, config: dict, classifier=None):

@@ -64,7 +64,10 @@ def outer_fold(
         **scored,
     }
     write_json_atomic(outputs[0], doc)
-    return f"outer fold {outer_fold}: winner {doc['params']}, outer {refit} {doc['outer_scores'][refit]:.4f}"
+    from snaketune.results.metrics import metric
+
+    shown = metric(refit)
+    return f"outer fold {outer_fold}: winner {doc['params']}, outer {shown.label} {shown.text(doc['outer_scores'][refit])}"
 
 
 def summarize(*, outer: list[str], best: str, config: dict, n_trials: int, outputs: list[str]) -> str:
@@ -104,14 +107,21 @@ def summarize(*, outer: list[str], best: str, config: dict, n_trials: int, outpu
 
 def sentence(doc: dict) -> str:
     """The answer in one sentence: the tuned model's estimate, and how optimistic the CV best is."""
+    from snaketune.results.metrics import metric
+
     refit = doc["refit"]
+    m = metric(refit)  # a loss said as a loss, positive (doc keeps scikit-learn's signs)
     text = (
-        f"Nested CV estimate of the tuned model: {refit} {doc['mean'][refit]:.4f} ± {doc['std'][refit]:.4f} "
+        f"Nested CV estimate of the tuned model: {m.label} {m.text(doc['mean'][refit])} ± {doc['std'][refit]:.4f} "
         f"over {doc['n_outer']} outer folds ({doc['n_distinct_winners']} distinct winners)"
     )
     if doc.get("study_cv_best") is not None:
-        gap = doc["study_cv_best"] - doc["mean"][refit]
-        text += f"; the study's best CV score {doc['study_cv_best']:.4f} is {gap:+.4f} above it"
+        gap = m.shown(doc["study_cv_best"]) - m.shown(doc["mean"][refit])
+        if m.is_loss:  # an optimistic loss is lower: "12.3000 below it", not "-12.3000 above it"
+            text += f"; the study's best CV {m.label} {m.text(doc['study_cv_best'])} is {abs(gap):.4f} "
+            text += "below it" if gap <= 0 else "above it"
+        else:
+            text += f"; the study's best CV score {m.text(doc['study_cv_best'])} is {gap:+.4f} above it"
     return text + "."
 
 
@@ -129,9 +139,12 @@ def plot_outer_vs_inner(doc: dict, path: str, title: str) -> None:
 
 def draw_outer_vs_inner(plt, doc: dict, title: str):
     """The figure of :func:`plot_outer_vs_inner` (tests read it); the legend sits below the axes."""
+    from snaketune.results.metrics import metric
+
     refit = doc["refit"]
-    inner = [f["inner_best"][refit] for f in doc["outer_folds"]]
-    outer = doc["outer_scores"][refit]
+    m = metric(refit)  # a loss drawn as a loss
+    inner = [m.shown(f["inner_best"][refit]) for f in doc["outer_folds"]]
+    outer = [m.shown(v) for v in doc["outer_scores"][refit]]
     fig, ax = plt.subplots(figsize=(5.2, 4.9), dpi=110, layout="constrained")
     lo, hi = min(inner + outer), max(inner + outer)
     pad = (hi - lo) * 0.08 or 0.01
@@ -139,12 +152,12 @@ def draw_outer_vs_inner(plt, doc: dict, title: str):
     ax.scatter(inner, outer, color="#0072B2", zorder=3, label="outer fold")
     for f, x, y in zip(doc["outer_folds"], inner, outer, strict=True):
         ax.annotate(str(f["outer_fold"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.axhline(doc["mean"][refit], color="#D55E00", lw=1.2, label=f"mean outer {doc['mean'][refit]:.4f}")
+    ax.axhline(m.shown(doc["mean"][refit]), color="#D55E00", lw=1.2, label=f"mean outer {m.text(doc['mean'][refit])}")
     if doc.get("study_cv_best") is not None:
-        best = doc["study_cv_best"]
+        best = m.shown(doc["study_cv_best"])
         ax.axvline(best, color="#009E73", lw=1.2, ls=":", label=f"study's best CV {best:.4f} (optimistic)")
-    ax.set_xlabel(f"inner CV {refit} of the fold's winner (chose it)")
-    ax.set_ylabel(f"outer test {refit} (unbiased)")
+    ax.set_xlabel(f"inner CV {m.label} of the fold's winner (chose it)")
+    ax.set_ylabel(f"outer test {m.label} (unbiased" + (f", {m.direction})" if m.is_loss else ")"))
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="outside lower left", ncol=2)  # off the points
@@ -155,16 +168,20 @@ def nested_html(doc: dict, config: dict) -> str:
     """A self-contained report page: the estimate, and each outer fold's winner and scores."""
     from html import escape
 
+    from snaketune.results.metrics import label, metric, titled
+
     refit, scoring = doc["refit"], config["scoring"]
-    head = ["outer fold", f"inner CV {refit}"] + [f"outer {m}" for m in scoring] + ["winner"]
+    head = ["outer fold", f"inner CV {label(refit)}"] + [f"outer {label(m)}" for m in scoring] + ["winner"]
     rows = "".join(
         "<tr>"
-        + f"<td>{f['outer_fold']}</td><td>{f['inner_best'][refit]:.4f}</td>"
-        + "".join(f"<td>{f['outer_scores'][m]:.4f}</td>" for m in scoring)
+        + f"<td>{f['outer_fold']}</td><td>{metric(refit).text(f['inner_best'][refit])}</td>"
+        + "".join(f"<td>{metric(m).text(f['outer_scores'][m])}</td>" for m in scoring)
         + f"<td><code>{escape(json.dumps(f['params'], sort_keys=True))}</code></td></tr>"
         for f in doc["outer_folds"]
     )
-    means = "".join(f"<li>{escape(m)}: {doc['mean'][m]:.4f} ± {doc['std'][m]:.4f}</li>" for m in scoring)
+    means = "".join(
+        f"<li>{escape(titled(m))}: {metric(m).text(doc['mean'][m])} ± {doc['std'][m]:.4f}</li>" for m in scoring
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Nested CV: {escape(config['study'])}</title>"

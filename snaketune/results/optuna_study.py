@@ -97,27 +97,30 @@ def draw_history(plt, leaderboard_csv: str, config: dict):
     """The figure of :func:`plot_history` (tests read it); the legend sits right of the axes."""
     import pandas as pd
 
+    from snaketune.results.metrics import metric
     from snaketune.results.plots import BEST, MUTED, PALETTE
 
     refit = config["refit"]
+    m = metric(refit)  # a loss drawn as a loss: positive, its best so far going down
     frame = pd.read_csv(leaderboard_csv).sort_values("number")
     numbers = frame["number"].to_numpy()
-    scores = frame[f"mean_test_{refit}"].to_numpy(dtype=float)
+    scores = m.shown(frame[f"mean_test_{refit}"].to_numpy(dtype=float))
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     ok = ~np.isnan(scores)
     ax.scatter(numbers[ok], scores[ok], s=18, color=PALETTE[0], label="configuration (mean CV score)")
     if ok.any():
-        best = np.fmax.accumulate(np.where(ok, scores, -np.inf))
+        best = m.running_best(scores)
         shown = np.isfinite(best)
         ax.step(numbers[shown], best[shown], where="post", color=BEST, label="best so far")
         if (~ok).any():
-            ax.scatter(numbers[~ok], np.full((~ok).sum(), np.nanmin(scores)), marker="x", color=MUTED, label="failed")
+            worst = np.nanmax(scores) if m.is_loss else np.nanmin(scores)
+            ax.scatter(numbers[~ok], np.full((~ok).sum(), worst), marker="x", color=MUTED, label="failed")
     rounds = frame["round"].to_numpy()
     for start in numbers[1:][np.diff(rounds) != 0]:
         ax.axvline(start - 0.5, color=MUTED, alpha=0.3, linewidth=0.8)
     ax.grid(alpha=0.3)
     ax.set_xlabel("configuration (Optuna trial number; vertical lines: rounds)")
-    ax.set_ylabel(f"mean test {refit}")
+    ax.set_ylabel(f"mean test {m.label}" + (f" ({m.direction})" if m.is_loss else ""))
     ax.set_title(f"{config['study']}: {config['search']['optuna']['sampler']} sampler", fontweight="bold")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)  # off the points
     fig.tight_layout()

@@ -6,10 +6,11 @@ study gets is decided from the config alone (:func:`plot_names`), so Snakemake k
 files at parse time.
 
 What every plot keeps to: sampled configurations are dots, never joined by lines; categories keep
-the config's order; a score axis never passes what the metric allows (:func:`metric_bounds`) and
+the config's order; a score axis never passes what the metric allows (``Metric.bounds``) and
 shows the interesting range (:func:`robust_limits`), the points outside it drawn at the edge and
-counted; legends sit outside the data. Drawing functions return the figure, so tests read ticks and
-limits from it.
+counted; legends sit outside the data; a loss (``neg_*``) is drawn as a loss, positive, under its
+short name, its best the lowest (:mod:`snaketune.results.metrics`). Drawing functions return the
+figure, so tests read ticks and limits from it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from snaketune.base import filecache
 from snaketune.base.procs import run_in_forks
+from snaketune.results.metrics import metric
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -271,50 +273,18 @@ def _best_row(frame, refit):
 # ----------------------------------------------------------------------------------------------
 # axes that tell the truth: metric bounds, robust limits, categories in config order
 
-# Scores bounded by [0, 1] (scikit-learn scorer names, by prefix); r2 and explained variance
-# are at most 1; every neg_* error is at most 0.
-_UNIT_SCORES = (
-    "accuracy",
-    "balanced_accuracy",
-    "top_k_accuracy",
-    "average_precision",
-    "f1",
-    "precision",
-    "recall",
-    "jaccard",
-    "roc_auc",
-    "adjusted_rand_score",
-    "rand_score",
-    "homogeneity_score",
-    "completeness_score",
-    "v_measure_score",
-    "mutual_info_score",
-    "normalized_mutual_info_score",
-    "adjusted_mutual_info_score",
-    "fowlkes_mallows_score",
-    "d2_",
-)
-
-
-def metric_bounds(metric: str) -> tuple[float, float]:
-    """The values a scikit-learn score can take: ``(0, 1)`` for accuracy-like scores,
-    ``(-inf, 1)`` for r2, ``(-inf, 0)`` for ``neg_*`` errors, else unbounded."""
-    if metric.startswith("neg_"):
-        return (-np.inf, 0.0)
-    if metric in ("r2", "explained_variance") or metric.startswith("d2_"):
-        return (-np.inf, 1.0)
-    if any(metric == s or metric.startswith(s) for s in _UNIT_SCORES):
-        return (0.0, 1.0)
-    return (-np.inf, np.inf)
-
-
-def robust_limits(values, bounds=(-np.inf, np.inf), keep_top: bool = True, k: float = 3.0):
+def robust_limits(values, bounds=(-np.inf, np.inf), keep_top: bool = True, k: float = 3.0, lower_is_better=False):
     """Axis limits for the interesting range of ``values``: the inter-quartile range widened by
     ``k`` IQRs on the low side (a few terrible configurations do not stretch the axis), always
-    including the largest value when ``keep_top``, and never past the metric's ``bounds``.
+    including the largest value when ``keep_top``, and never past the metric's ``bounds``. With
+    ``lower_is_better`` (a loss) the same, mirrored: the smallest value is kept, the high side cut.
 
     Returns ``(low, high, n_below, n_above)``: the limits and how many values fall outside.
     """
+    if lower_is_better:
+        v = -np.asarray(values, dtype=float)
+        low, high, n_below, n_above = robust_limits(v, (-bounds[1], -bounds[0]), keep_top, k)
+        return -high, -low, n_above, n_below
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if not len(v):
@@ -376,6 +346,28 @@ def _as_result_value(v):
     return json.loads(json.dumps(v))
 
 
+def _shown(frame, column: str, refit: str) -> np.ndarray:
+    """A score column of the leaderboard as shown (a loss positive, :mod:`snaketune.results.metrics`)."""
+    return metric(refit).shown(frame[column].to_numpy(dtype=float))
+
+
+def _limits(values, refit: str, **kwargs):
+    """:func:`robust_limits` of shown values of ``refit``: its bounds, the best end kept."""
+    m = metric(refit)
+    return robust_limits(values, m.bounds, lower_is_better=m.is_loss, **kwargs)
+
+
+def _cmap(refit: str) -> str:
+    """The colour map: the best end bright for a score and for a loss alike."""
+    return CMAP + "_r" if metric(refit).is_loss else CMAP
+
+
+def _score_label(refit: str, what: str = "mean") -> str:
+    """``mean RMSE (lower is better)``, ``mean accuracy``."""
+    m = metric(refit)
+    return f"{what} {m.label}" + (f" ({m.direction})" if m.is_loss else "")
+
+
 def _legend_outside(ax, handles):
     """A legend right of the axes, where it covers no data."""
     return ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
@@ -394,16 +386,17 @@ def draw_marginal(plt, frame, config, refit):
     params = _params(frame)
     names = [n for n in _space_values(config) if any(n in p for p in params)]
     names += sorted({k for p in params for k in p} - set(names))
-    mean = frame[f"mean_test_{refit}"].to_numpy(dtype=float)
+    m = metric(refit)
+    mean = _shown(frame, f"mean_test_{refit}", refit)
     std = np.nan_to_num(frame[f"std_test_{refit}"].to_numpy(dtype=float))
     if np.isnan(mean).all():
         return _no_data(plt, PLOT_TITLES["marginal"], "every configuration failed")
-    bounds = metric_bounds(refit)
-    low, high, n_below, _ = robust_limits(mean, bounds)
+    bounds = m.bounds
+    low, high, n_below, n_above = _limits(mean, refit)
     low, high = _at_least_fold_noise(low, high, np.nanmedian(std[~np.isnan(mean)]), bounds)
     grid = _search_kind(config) == "grid"
     logs = log_parameters(config)
-    best_i = int(np.nanargmax(mean))
+    best_i = m.best_index(mean)
     ncols = min(len(names), 4)  # at most 4 panels a row: 7 parameters must not make a 2700-px strip
     nrows = -(-len(names) // ncols)
     fig, axes = plt.subplots(
@@ -432,8 +425,8 @@ def draw_marginal(plt, frame, config, refit):
             keys = sorted(set(values), key=lambda v: float(v)) if numeric else cats
             best = []
             for key in keys:
-                at = [m for v, m in zip(values, ms, strict=False) if (v if numeric else _key(v)) == key]
-                best.append(max(at))
+                at = [s for v, s in zip(values, ms, strict=False) if (v if numeric else _key(v)) == key]
+                best.append(min(at) if m.is_loss else max(at))
             tx = [float(k) for k in keys] if numeric else list(range(len(keys)))
             ax.plot(tx, np.clip(best, low, high), color=PALETTE[1], lw=1.6, marker="_", ms=12, zorder=3)
         if best_i in rows:
@@ -450,19 +443,19 @@ def draw_marginal(plt, frame, config, refit):
         ax.set_xlabel(name + (" (log)" if numeric and name in logs else ""))
     axes[0][0].set_ylim(low, high)
     for row in axes:
-        row[0].set_ylabel(f"mean {refit}\nwhiskers: ± std over folds")
+        row[0].set_ylabel(f"{_score_label(refit)}\nwhiskers: ± std over folds")
     handles = [
         Line2D([], [], ls="", marker="o", color=PALETTE[0], label="one configuration (mean ± std)"),
         Line2D([], [], ls="", marker="*", mfc="none", mec=BEST, ms=11, label="best"),
     ]
     if grid:
         handles.append(Line2D([], [], color=PALETTE[1], marker="_", ms=12, label="best at each value"))
-    note = _off_axis_note(n_below, 0, mean)
+    note = _off_axis_note(n_below, n_above, mean)
     n_nan = int(np.isnan(mean).sum())
     if n_nan:
         note = "; ".join(filter(None, [note, f"{_count(n_nan, 'failed configuration')} not shown"]))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=len(handles))
-    fig.suptitle(f"{refit} per parameter, every configuration", x=0.01, ha="left", fontweight="bold")
+    fig.suptitle(f"{m.label} per parameter, every configuration", x=0.01, ha="left", fontweight="bold")
     if note:
         fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=7.5, color="#52606d")
     fig.tight_layout(rect=(0, 0.08 / nrows, 1, 1))
@@ -478,6 +471,8 @@ def _at_least_fold_noise(low: float, high: float, fold_std: float, bounds) -> tu
     low, high = middle - fold_std, middle + fold_std
     if high > bounds[1]:  # against the top of the metric: keep the width, shift it down
         low, high = low - (high - bounds[1]), bounds[1]
+    elif low < bounds[0]:  # against the bottom (a loss's 0): shift it up
+        low, high = bounds[0], high + (bounds[0] - low)
     return max(low, bounds[0]), high
 
 
@@ -506,12 +501,14 @@ def draw_score_map(plt, frame, config, refit):
 
     params = _params(frame)
     x_name, y_name = _pick_map_parameters(frame, config)
+    metric_ = metric(refit)
+    better = min if metric_.is_loss else max
     cells: dict[tuple, float] = {}
-    for p, m in zip(params, frame[f"mean_test_{refit}"].to_numpy(dtype=float), strict=False):
+    for p, m in zip(params, _shown(frame, f"mean_test_{refit}", refit), strict=False):
         if x_name in p and y_name in p:
             key = (float(p[x_name]), float(p[y_name]))
             old = cells.get(key, np.nan)
-            cells[key] = m if np.isnan(old) else (old if np.isnan(m) else max(old, m))
+            cells[key] = m if np.isnan(old) else (old if np.isnan(m) else better(old, m))
     if not cells:
         return _no_data(plt, PLOT_TITLES["score_map"], f"no configuration sets both {x_name} and {y_name}")
     xs, ys = (np.array(v) for v in zip(*cells, strict=False))
@@ -525,12 +522,12 @@ def draw_score_map(plt, frame, config, refit):
     labelled = grid and len(cells) <= 36
     size = 480 if labelled else (160 if grid else 40)
     # Colour over the interesting range: a few terrible configurations share the darkest colour.
-    vmin, vmax, _, _ = robust_limits(ms, metric_bounds(refit)) if ok.any() else (0, 1, 0, 0)
+    vmin, vmax, _, _ = _limits(ms, refit) if ok.any() else (0, 1, 0, 0)
     sc = ax.scatter(
         xs[ok],
         ys[ok],
         c=ms[ok],
-        cmap=CMAP,
+        cmap=_cmap(refit),
         vmin=vmin,
         vmax=vmax,
         s=size,
@@ -544,11 +541,11 @@ def draw_score_map(plt, frame, config, refit):
         handles.append(Line2D([], [], ls="", marker="x", color=MUTED, label="failed"))
     if labelled and ok.any():
         for x, y, m in zip(xs[ok], ys[ok], ms[ok], strict=False):
-            dark = sc.norm(m) < 0.5
+            dark = (sc.norm(m) < 0.5) != metric_.is_loss  # the reversed map is dark at the top
             ax.annotate(_cell_text(m), (x, y), ha="center", va="center", fontsize=6.5, zorder=4,
                         color="white" if dark else "black")  # fmt: skip
     if ok.any():
-        b = int(np.nanargmax(np.where(ok, ms, -np.inf)))
+        b = metric_.best_index(ms)
         # The best cell is outlined, under its value; a dot gets a hollow star.
         marker, msize = ("s", size * 1.25) if grid else ("*", 320)
         ax.scatter([xs[b]], [ys[b]], marker=marker, s=msize, facecolor="none", edgecolor=BEST, linewidth=2.2,
@@ -562,9 +559,9 @@ def draw_score_map(plt, frame, config, refit):
     ax.set_xlabel(x_name + (" (log)" if x_name in logs else ""))
     ax.set_ylabel(y_name + (" (log)" if y_name in logs else ""))
     if ok.any():
-        fig.colorbar(sc, ax=ax, label="\n".join(textwrap.wrap(f"mean {refit}", 34)))
+        fig.colorbar(sc, ax=ax, label="\n".join(textwrap.wrap(_score_label(refit), 34)))
     fig.legend(handles=handles, loc="outside lower left", ncol=2)
-    title = f"{refit} over {x_name} × {y_name}"
+    title = f"{metric_.label} over {x_name} × {y_name}"
     ax.set_title("\n".join(textwrap.wrap(title, 60)) + "\nat each point: the best over the other parameters",
                  fontsize=10)  # fmt: skip
     return fig
@@ -579,14 +576,14 @@ def draw_fold_spread(plt, frame, config, refit, n=15):
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(top) + 1.8), layout="constrained")
     rng = np.random.default_rng(0)
     for i, (_, row) in enumerate(top.iterrows()):
-        vals = row[split_cols].to_numpy(dtype=float)
+        vals = metric(refit).shown(row[split_cols].to_numpy(dtype=float))
         jitter = rng.uniform(-0.12, 0.12, len(vals))
         color = BEST if row[f"rank_test_{refit}"] == 1 else PALETTE[0]
         ax.scatter(vals, i + jitter, color=color, s=16, alpha=0.75, zorder=2)
-        m, s = row[f"mean_test_{refit}"], row[f"std_test_{refit}"]
+        m, s = metric(refit).shown(row[f"mean_test_{refit}"]), row[f"std_test_{refit}"]
         ax.errorbar([m], [i], xerr=[s], fmt="|", color="black", ms=12, mew=2, capsize=0, lw=1, zorder=3)
     low, high = ax.get_xlim()  # mean ± std may pass what the metric allows; the axis does not
-    bounds = metric_bounds(refit)
+    bounds = metric(refit).bounds
     ax.set_xlim(max(low, bounds[0]), min(high, bounds[1]))
     for artist in ax.collections:
         artist.set_clip_on(False)
@@ -595,7 +592,8 @@ def draw_fold_spread(plt, frame, config, refit, n=15):
         [f"#{int(r)}  {_label(p)}" for r, p in zip(top[f"rank_test_{refit}"], top["params"], strict=False)], fontsize=7
     )
     ax.invert_yaxis()
-    ax.set_xlabel(f"{refit} on each of the {len(split_cols)} folds")
+    m = metric(refit)
+    ax.set_xlabel(f"{m.label} on each of the {len(split_cols)} folds" + (f" ({m.direction})" if m.is_loss else ""))
     from matplotlib.lines import Line2D
 
     handles = [
@@ -620,31 +618,32 @@ def draw_best_so_far(plt, frame, config, refit):
         xlabel = "configurations completed (order of their last trial's end time)"
     else:
         xlabel = "configuration (search order)"
-    ms = frame[f"mean_test_{refit}"].to_numpy(dtype=float)
+    m = metric(refit)
+    ms = _shown(frame, f"mean_test_{refit}", refit)
     if np.isnan(ms).all():
         return _no_data(plt, PLOT_TITLES["best_so_far"], "every configuration failed")
     x = np.arange(1, len(ms) + 1)
-    running = np.fmax.accumulate(np.where(np.isnan(ms), -np.inf, ms))
-    low, high, n_below, _ = robust_limits(ms, metric_bounds(refit))
+    running = m.running_best(ms)  # goes down for a loss
+    low, high, n_below, n_above = _limits(ms, refit)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ok = ~np.isnan(ms)
     ax.scatter(x[ok], ms[ok], s=12, alpha=0.55, color=PALETTE[0], label="configuration")
     _mark_off_axis(ax, x[ok], ms[ok], low, high)
     shown = np.isfinite(running)
     ax.step(x[shown], np.clip(running[shown], low, high), where="post", color=BEST, lw=2, label="best so far")
-    b = int(np.nanargmax(np.where(ok, ms, -np.inf)))
+    b = m.best_index(ms)
     ax.scatter([x[b]], [ms[b]], marker="*", s=160, facecolor="none", edgecolor=BEST, lw=1.5, zorder=3, clip_on=False)
     ax.set_ylim(low, high)
     ax.set_xlim(0, len(ms) + 1)
-    note = _off_axis_note(n_below, 0, ms)
+    note = _off_axis_note(n_below, n_above, ms)
     ax.set_xlabel(xlabel + (f"\n{note}" if note else ""))
-    ax.set_ylabel(f"mean {refit}")
+    ax.set_ylabel(_score_label(refit))
     handles = [
         Line2D([], [], ls="", marker="o", color=PALETTE[0], label="configuration"),
         Line2D([], [], color=BEST, lw=2, label="best so far"),
     ]
     _legend_outside(ax, handles)
-    ax.set_title(f"Best score so far: {ms[b]:.4f} at #{x[b]} of {len(ms)}")
+    ax.set_title(f"Best {m.label} so far: {ms[b]:.4f} at #{x[b]} of {len(ms)}")
     fig.tight_layout()
     return fig
 
@@ -666,21 +665,21 @@ def draw_fit_time(plt, frame, config, refit):
     from matplotlib.lines import Line2D
 
     t = frame["mean_fit_time"].to_numpy(dtype=float)
-    m = frame[f"mean_test_{refit}"].to_numpy(dtype=float)
+    m = _shown(frame, f"mean_test_{refit}", refit)
     ok = ~np.isnan(m)
     if not ok.any():
         return _no_data(plt, PLOT_TITLES["fit_time"], "every configuration failed")
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    low, high, n_below, _ = robust_limits(m[ok], metric_bounds(refit))
+    low, high, n_below, n_above = _limits(m[ok], refit)
     ax.scatter(t[ok], m[ok], s=16, alpha=0.6, color=PALETTE[0])
     idx = np.flatnonzero(ok)
-    front = idx[_pareto(t[ok], m[ok])]
+    front = idx[_pareto(t[ok], metric(refit).sign * m[ok])]  # the front of the stored (higher-is-better) score
     ax.plot(t[front], m[front], color=PALETTE[2], lw=1.5, marker="o", ms=3)
     best = _best_row(frame, refit)
     if best is not None:
         ax.scatter(
             [best["mean_fit_time"]],
-            [best[f"mean_test_{refit}"]],
+            [metric(refit).shown(best[f"mean_test_{refit}"])],
             marker="*",
             s=220,
             facecolor="none",
@@ -691,7 +690,7 @@ def draw_fit_time(plt, frame, config, refit):
         )
     _mark_off_axis(ax, t[ok], m[ok], low, high)
     ax.set_ylim(low, high)
-    notes = [_off_axis_note(n_below, 0, m[ok])]
+    notes = [_off_axis_note(n_below, n_above, m[ok])]
     pos = t[ok][t[ok] > 0]
     if len(pos) and pos.max() / pos.min() > 30:
         ax.set_xscale("log")
@@ -705,7 +704,7 @@ def draw_fit_time(plt, frame, config, refit):
             )
     note = "; ".join(n for n in notes if n)
     ax.set_xlabel("mean fit time per fold (s)" + (f"\n{note}" if note else ""))
-    ax.set_ylabel(f"mean {refit}")
+    ax.set_ylabel(_score_label(refit))
     handles = [
         Line2D([], [], ls="", marker="o", color=PALETTE[0], label="configuration"),
         Line2D([], [], color=PALETTE[2], marker="o", ms=3, label="fastest for its score"),
@@ -752,12 +751,12 @@ def draw_parallel(plt, frame, config, refit, n=20):
             tick_pos = [i / (len(cats) - 1) if len(cats) > 1 else 0.5 for i in range(len(cats))]
             ticks.append((tick_pos, cats, False))
         cols.append(pos)
-    scores = top[f"mean_test_{refit}"].to_numpy(dtype=float)
+    scores = _shown(top, f"mean_test_{refit}", refit)
     spread = np.nanmax(scores) > np.nanmin(scores)
     norm = mpl.colors.Normalize(np.nanmin(scores), np.nanmax(scores) if spread else np.nanmin(scores) + 1)
-    cmap = plt.get_cmap(CMAP)
+    cmap = plt.get_cmap(_cmap(refit))
     x = np.arange(len(names))
-    for i in np.argsort(scores):  # best drawn last, on top
+    for i in np.argsort(metric(refit).sign * scores):  # best drawn last, on top
         ax.plot(x, [c[i] for c in cols], color=cmap(norm(scores[i])), alpha=0.85, lw=1.4)
     ranks = top[f"rank_test_{refit}"].to_numpy()
     for i in np.flatnonzero(ranks == ranks.min())[:1]:
@@ -783,9 +782,10 @@ def draw_parallel(plt, frame, config, refit, n=20):
     ax.grid(False)
     ax.spines["left"].set_visible(False)
     if spread:  # one score (one configuration, or all equal) needs no colour scale
-        fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"mean {refit}", pad=0.02)
+        fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=_score_label(refit), pad=0.02)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower left")  # below the axis labels
-    ax.set_title(f"Top {_count(len(top))} by {refit}" if len(top) > 1 else f"The only configuration, by {refit}")
+    by = metric(refit).label
+    ax.set_title(f"Top {_count(len(top))} by {by}" if len(top) > 1 else f"The only configuration, by {by}")
     return fig
 
 
@@ -894,7 +894,7 @@ def draw_importance(plt, frame, config, refit):
         trust += f"; learnt from a random {result['n_rows']} of the {result['n_scored']} scored configurations"
     what = "drop in the surrogate's R² when the parameter is shuffled (± std, 10 repeats)"
     ax.set_xlabel(f"{what}\n{trust}" if explained else trust)
-    title = f"Parameter importance for {refit}"
+    title = f"Parameter importance for {metric(refit).label}"
     ax.set_title("\n".join(textwrap.wrap(title, 56)) + "\n(permutation importance, random-forest surrogate)",
                  fontsize=10)  # fmt: skip
     return fig
@@ -933,6 +933,7 @@ def draw_history(plt, history_csv: str, refit: str, title: str = ""):
         history = pd.DataFrame()
     column = f"mean_test_{refit}"
     if len(history) and column in history:
+        history = history.assign(**{column: _shown(history, column, refit)})
         brackets = sorted(history["bracket"].unique(), reverse=True)
         for c, b in enumerate(brackets):
             colour = PALETTE[c % len(PALETTE)]
@@ -949,14 +950,14 @@ def draw_history(plt, history_csv: str, refit: str, title: str = ""):
         ax.set_xticks(rungs)
         ax.set_xticklabels([str(r) for r in rungs])
         ax.xaxis.set_minor_locator(NullLocator())
-        low, high, n_below, _ = robust_limits(history[column], metric_bounds(refit))
+        low, high, n_below, n_above = _limits(history[column], refit)
         ax.set_ylim(low, high)
-        note = _off_axis_note(n_below, 0, history[column], what="point")
+        note = _off_axis_note(n_below, n_above, history[column], what="point")
         ax.set_xlabel("units of training (resource); ticks at the rungs" + (f"\n{note}" if note else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         ax.set_xlabel("units of training (resource)")
-    ax.set_ylabel(f"validation {refit}")
+    ax.set_ylabel(_score_label(refit, "validation"))
     ax.set_title(title or "score against resource, every model")
     fig.tight_layout()
     return fig

@@ -78,6 +78,49 @@ def _fmt(value) -> str:
     return "nan" if math.isnan(v) else f"{v:.4f}"
 
 
+def _score(name: str, value) -> str:
+    """A stored score of metric ``name`` as shown: a loss positive (results/metrics.py)."""
+    from snaketune.results.metrics import metric
+
+    try:
+        return _fmt(metric(name).shown(float(value)))
+    except (TypeError, ValueError):
+        return "nan"
+
+
+def _label(name: str) -> str:
+    from snaketune.results.metrics import label
+
+    return label(name)
+
+
+def _loss_note(scoring) -> str:
+    """What the tables do to losses (empty when no metric is one)."""
+    from html import escape
+
+    from snaketune.results.metrics import metric
+
+    losses = [metric(m) for m in scoring if metric(m).is_loss]
+    if not losses:
+        return ""
+    names = ", ".join(f"{escape(m.label)} (<code>{escape(m.name)}</code>)" for m in losses)
+    return (
+        f"Losses are shown as losses, lower is better: {names}; <code>leaderboard.csv</code> keeps "
+        "scikit-learn's negated <code>neg_*</code> columns. "
+    )
+
+
+def _score_cell(name: str, value) -> str:
+    """A table cell of a shown score, sorting by the shown value."""
+    from snaketune.results.metrics import metric
+
+    try:
+        shown = metric(name).shown(float(value))
+    except (TypeError, ValueError):
+        shown = math.nan
+    return _cell(_fmt(shown), _num(shown), num=True)
+
+
 def _num(value) -> str:
     """Sort key of a number cell: repr of the float (JS parses it back), '' for missing."""
     try:
@@ -125,17 +168,19 @@ def leaderboard_html(frame, config: dict, top_n: int | None = None, best: dict |
     (``best``, best.json, gives the comparison's warning as aggregation wrote it)."""
     from html import escape
 
+    from snaketune.results.metrics import label, titled
+
     refit, scoring = config["refit"], config["scoring"]
     top_n = top_n or config.get("report", {}).get("top_n", 20)
     order = frame.sort_values([f"rank_test_{refit}", "mean_fit_time"], kind="stable").head(top_n)
     params = [json.loads(p) for p in order["params"]]
     names = sorted({k for p in params for k in p})
-    headers = ["rank"] + [f"mean {m}" for m in scoring] + [f"std {refit}"] + names
+    headers = ["rank"] + [f"mean {label(m)}" for m in scoring] + [f"std {label(refit)}"] + names
     headers += ["mean fit s", "failed folds", "config key"]
     rows, classes = [], []
     for (_, row), p in zip(order.iterrows(), params, strict=False):
         cells = [_cell(int(row[f"rank_test_{refit}"]), num=True)]
-        cells += [_cell(_fmt(row[f"mean_test_{m}"]), _num(row[f"mean_test_{m}"]), num=True) for m in scoring]
+        cells += [_score_cell(m, row[f"mean_test_{m}"]) for m in scoring]
         cells.append(_cell(_fmt(row[f"std_test_{refit}"]), _num(row[f"std_test_{refit}"]), num=True))
         for n in names:
             v = p.get(n)
@@ -150,9 +195,10 @@ def leaderboard_html(frame, config: dict, top_n: int | None = None, best: dict |
     n_total = len(frame)
     body = (
         f"<h1>Leaderboard of study {escape(config['study'])}</h1>"
-        f'<p class="note">Top {len(order)} of {n_total} configurations by mean {escape(refit)} over '
+        f'<p class="note">Top {len(order)} of {n_total} configurations by mean {escape(titled(refit))} over '
         f"the CV folds (scikit-learn's <code>rank_test_{escape(refit)}</code>; ties share a rank). "
-        "Click a column header to sort. The full table, with every fold's score, is "
+        + _loss_note(scoring)
+        + "Click a column header to sort. The full table, with every fold's score, is "
         "<code>leaderboard.csv</code> (download it from the report's Leaderboard category).</p>"
         + _table(headers, rows, sortable=True, row_classes=classes)
         + comparison_html(frame, config, best)
@@ -168,6 +214,7 @@ def comparison_html(frame, config: dict, best: dict | None = None) -> str:
     from html import escape
 
     from snaketune.results.compare import indistinguishable, summarize
+    from snaketune.results.metrics import label
 
     if "p_vs_best" not in frame:
         return ""
@@ -183,7 +230,7 @@ def comparison_html(frame, config: dict, best: dict | None = None) -> str:
     rows = [
         [
             _cell(int(r[f"rank_test_{refit}"]), num=True),
-            _cell(_fmt(r[f"mean_test_{refit}"]), _num(r[f"mean_test_{refit}"]), num=True),
+            _score_cell(refit, r[f"mean_test_{refit}"]),
             _cell(f"{r['p_vs_best']:.3g}", _num(r["p_vs_best"]), num=True),
             _cell(f"{r['prob_best_better']:.3f}", _num(r["prob_best_better"]), num=True),
             _cell(f"{r['prob_equivalent']:.3f}", _num(r["prob_equivalent"]), num=True),
@@ -191,7 +238,7 @@ def comparison_html(frame, config: dict, best: dict | None = None) -> str:
         ]
         for _, r in same.head(report.get("top_n", 20)).iterrows()
     ]
-    headers = ["rank", f"mean {refit}", "p vs best", "P(best better)", f"P(|diff| < {rope:g})", "params"]
+    headers = ["rank", f"mean {label(refit)}", "p vs best", "P(best better)", f"P(|diff| < {rope:g})", "params"]
     text = ((best or {}).get("comparison") or {}).get("warning", summary.warning)
     warning = f'<p class="bad">warning: {escape(text)}</p>' if text else ""
     return (
@@ -223,14 +270,23 @@ def best_html(best: dict, refit_summary: dict, config: dict) -> str:
     """Best configuration, its CV scores and its refit score on the held-out test set."""
     from html import escape
 
+    from snaketune.results.metrics import label, titled
+
     refit = config["refit"]
+    if best.get("no_best"):
+        body = (
+            f"<h1>No best configuration in study {escape(config['study'])}</h1>"
+            f'<p class="bad">{escape(best["no_best"])}</p>'
+            "<p>Nothing was refit. Why the trials failed: the Failures page.</p>"
+        )
+        return _page(f"Best configuration: {config['study']}", body)
     test = refit_summary.get("test_scores") or {}
     cards = [
-        (f"CV mean {refit}", _fmt(best["mean_test_score"]), False),
-        (f"CV std {refit}", _fmt(best["std_test_score"]), False),
+        (f"CV mean {label(refit)}", _score(refit, best["mean_test_score"]), False),
+        (f"CV std {label(refit)}", _fmt(best["std_test_score"]), False),
     ]
     if test:
-        cards.append((f"test {refit} (refit)", _fmt(test.get(refit)), False))
+        cards.append((f"test {label(refit)} (refit)", _score(refit, test.get(refit)), False))
     else:
         cards.append(("test set", "none (data.test_size: 0)", False))
     params = _kv_table((k, f"<code>{escape(_fmt_value(v))}</code>") for k, v in sorted(best["params"].items()))
@@ -238,9 +294,9 @@ def best_html(best: dict, refit_summary: dict, config: dict) -> str:
         ["metric", "CV mean (folds)", "held-out test (refit)"],
         [
             [
-                _cell(m),
-                _cell(_fmt(best["scores"].get(m)), num=True),
-                _cell(_fmt(test[m]) if m in test else "–", num=True),
+                _cell(titled(m)),
+                _cell(_score(m, best["scores"].get(m)), num=True),
+                _cell(_score(m, test[m]) if m in test else "–", num=True),
             ]
             for m in config["scoring"]
         ],
@@ -256,7 +312,7 @@ def best_html(best: dict, refit_summary: dict, config: dict) -> str:
     warning = f'<p class="bad">{escape(best["warning"])}</p>' if best.get("warning") else ""
     body = (
         f"<h1>Best configuration of study {escape(config['study'])}</h1>"
-        f'<p class="note">Rank 1 by mean {escape(refit)} over the CV folds (configuration '
+        f'<p class="note">Rank 1 by mean {escape(titled(refit))} over the CV folds (configuration '
         f"<code>{escape(str(best.get('config_key')))}</code>, #{best['index'] + 1} in search order), "
         "refit on all training data and scored once on the held-out test set.</p>"
         + warning
@@ -464,7 +520,7 @@ def failures_html(frame, best: dict, config: dict) -> str:
             rows = [
                 [
                     _cell(int(r[f"rank_test_{refit}"]), num=True),
-                    _cell(_fmt(r[f"mean_test_{refit}"]), num=True),
+                    _cell(_score(refit, r[f"mean_test_{refit}"]), num=True),
                     _cell(int(r["n_warnings"]), num=True),
                     _cell(_params_text(json.loads(r["params"]))),
                 ]
@@ -473,7 +529,7 @@ def failures_html(frame, best: dict, config: dict) -> str:
             parts.append(
                 f"<p>{int((frame['n_warnings'] > 0).sum())} of {len(frame)} configurations warned; the best "
                 "ranked of them (column <code>n_warnings</code>: folds that warned):</p>"
-                + _table(["rank", f"mean {refit}", "folds warned", "parameters"], rows)
+                + _table(["rank", f"mean {_label(refit)}", "folds warned", "parameters"], rows)
             )
     return _page(f"Failures: {config['study']}", "".join(parts))
 
@@ -506,14 +562,19 @@ def _rst_text(text: str) -> str:
 def landing_rst(best: dict, config: dict, template: str) -> str:
     """The report's landing page (reStructuredText): the winner and its score first, then the
     workflow's description ``template`` (``workflow/report/workflow.rst``, Jinja, left as is)."""
+    from snaketune.results.metrics import titled
+
     refit = config["refit"]
+    if best.get("no_best"):
+        lines = [f"**No best configuration**: {best['no_best']}. Nothing was refit; see Failures_."]
+        return "{% raw %}\n" + "\n".join(lines) + "\n{% endraw %}\n\n" + template
     params = ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(best["params"].items())) or "(defaults)"
-    score = f"{_fmt(best['mean_test_score'])} ± {_fmt(best['std_test_score'])}"
+    score = f"{_score(refit, best['mean_test_score'])} ± {_fmt(best['std_test_score'])}"
     failed = best.get("n_failed", 0) + best.get("n_timeout", 0)
     lines = [
         f"**Winner**: ``{params}``",
         "",
-        f"**Mean {refit}** over the CV folds: **{score}** (± std over folds); rank 1 of "
+        f"**Mean {titled(refit)}** over the CV folds: **{score}** (± std over folds); rank 1 of "
         f"{best.get('n_candidates', '?')} configurations, {best.get('n_trials', '?')} trials.",
     ]
     extra = _rst_text(runners_up_sentence(best))

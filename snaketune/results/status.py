@@ -225,9 +225,11 @@ def format_status(status: Status) -> str:
         if status.idle is not None and status.idle > RUN_GAP:
             lines.append(f"  no trial finished in the last {_clock(status.idle)}: is the run still going?")
     if status.top_table:
+        from snaketune.results.metrics import titled
+
         configs = f"{status.complete_configs} of {status.n_configs}"
         lines.append(
-            f"top {len(status.top)} by {status.refit} among the {configs} configurations with every fold done:"
+            f"top {len(status.top)} by {titled(status.refit)} among the {configs} configurations with every fold done:"
         )
         lines.append(status.top_table.rstrip())
     elif status.n_configs:

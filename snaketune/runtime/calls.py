@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from snaketune.evaluation.records import RunSettings
-from snaketune.runtime.protocol import ENV_SETTINGS, read_args
+from snaketune.runtime.protocol import ENV_RETRY, ENV_SETTINGS, read_args
 
 
 def trials(
@@ -23,12 +23,14 @@ def trials(
 ) -> tuple[int, str]:
     """A job's trials (one, a batch, or the folds of an adaptive slot), one file each.
 
-    A batch (``manifest`` given) keeps trials whose file is already a complete record, and
-    writes its manifest last, once every trial has its file.
+    A batch (``manifest`` given), or any job run again after its worker was lost
+    (:data:`~snaketune.runtime.protocol.ENV_RETRY`), keeps trials whose file is already a complete
+    record; a batch writes its manifest last, once every trial has its file.
     """
     from snaketune.evaluation.trial import execute_many, write_manifest
 
-    status, log = execute_many(specs, outputs, settings, keep_existing=manifest is not None)
+    keep = manifest is not None or bool(os.environ.get(ENV_RETRY))
+    status, log = execute_many(specs, outputs, settings, keep_existing=keep)
     if status == 0 and manifest is not None:
         write_manifest(manifest, outputs)
     return status, log
@@ -105,6 +107,8 @@ def refit(
     scoring: list,
     outputs: list[str],
     budget: dict | None = None,
+    trial_timeout: float | None = None,
+    refit_timeout: float | None = None,
 ) -> str:
     from snaketune.evaluation.refit import refit_best
 
@@ -119,7 +123,11 @@ def refit(
         model_path=model,
         summary_path=summary,
         budget=budget,
+        trial_timeout=trial_timeout,
+        refit_timeout=refit_timeout,
     )
+    if done.get("skipped"):
+        return f"no refit ({done['status']}): {done['reason']}"
     if "reused" in done:
         return f"refit the best configuration -> {model}: copied from {done['reused']} (fitted before)"
     return f"refit the best configuration -> {model}"

@@ -16,6 +16,10 @@ import struct
 
 ENV_ADDRESS = "SNAKETUNE_WORKER"  # the running worker's socket name, inherited by local jobs
 ENV_SETTINGS = "SNAKETUNE_SETTINGS"  # the run's RunSettings as JSON, set at parse time
+# Set by the client when it runs a call in a new Python after losing the worker (a literal there):
+# trial files the lost handler already wrote are this job's own (Snakemake removes a job's outputs
+# before it starts), so they are kept, never computed or written twice.
+ENV_RETRY = "SNAKETUNE_RETRY"
 HEADER = struct.Struct("!I")
 
 

@@ -63,6 +63,7 @@ class Worker:
         self.cwd = os.getcwd()
         # Handler pid -> the client's connection; a client that hangs up cancels its handler.
         self.children: dict[int, socket.socket] = {}
+        self.cancelled: set[int] = set()  # handlers the worker killed itself (their client hung up)
         self.warmed: set = set()
         self.to_import: list[str] = []
 
@@ -94,7 +95,9 @@ class Worker:
                 self._reap()
                 for pid, conn in list(self.children.items()):
                     if conn in ready and not _peek(conn):
-                        _kill_group(pid)  # the Snakemake job died: stop its trial now
+                        # The client hung up (its job died, or it has its reply): stop the handler.
+                        _kill_group(pid)
+                        self.cancelled.add(pid)
                 if listener not in ready and self.to_import:
                     self._import_next()
                 if listener in ready:
@@ -104,7 +107,15 @@ class Worker:
                     except OSError as exc:  # e.g. out of file descriptors: the client retries in-process
                         print(f"accept failed: {exc}", flush=True)
                         continue
-                    self._handle(conn, listener)
+                    try:
+                        self._handle(conn, listener)
+                    except Exception:  # noqa: BLE001 - one request's failure must not end the worker
+                        # The client reads EOF and runs its call in a new Python.
+                        print(f"request not handled:\n{traceback.format_exc()}", flush=True)
+                        if conn not in self.children.values():
+                            conn.close()
+            why = "Snakemake is gone" if not self._parent_alive() else f"not adopted within {ADOPT_SECONDS:g} s"
+            print(f"worker {os.getpid()} exiting: {why}", flush=True)
         finally:
             listener.close()
             self._kill_children()
@@ -118,6 +129,8 @@ class Worker:
         return os.getppid() == self.parent_pid
 
     def _terminate(self, signum, frame):
+        # stop() at the end of the run, or PR_SET_PDEATHSIG: the Snakemake thread that started us ended.
+        print(f"worker {os.getpid()} stopping: {signal.Signals(signum).name}", flush=True)
         self._kill_children()
         os._exit(0)
 
@@ -129,11 +142,15 @@ class Worker:
     def _reap(self) -> None:
         for pid in list(self.children):
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                done = pid
+                done, status = pid, 0
             if done:
-                self.children.pop(pid).close()
+                conn = self.children.pop(pid)
+                if os.WIFSIGNALED(status) and pid not in self.cancelled:
+                    _report_killed(conn, pid, os.WTERMSIG(status))
+                self.cancelled.discard(pid)
+                conn.close()
 
     def _handle(self, conn: socket.socket, listener: socket.socket) -> None:
         try:
@@ -165,6 +182,11 @@ class Worker:
             return
         if pid == 0:
             listener.close()
+            # Not the worker's: its SIGTERM handler (which kills the handlers) and the other jobs'
+            # connections (held open here, their clients would wait for this handler too).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for other in self.children.values():
+                other.close()
             os.setpgid(0, 0)  # own process group: the worker can kill a handler and its trial
             status = 1
             try:
@@ -280,7 +302,9 @@ def handle_request(request: dict, conn: socket.socket, study_dir: str) -> int:
             send_message(conn, {"refused": f"worker writes inside {study_dir} only"})
             return 0
         status, log = _run_request(request, kwargs)
-    except Exception:  # noqa: BLE001 - reported to the job's log, the job fails
+    except BaseException:  # noqa: BLE001 - reported to the job's log, the job fails
+        # BaseException too: a sys.exit() in user code used to end the handler with no reply (an
+        # empty job log).
         status, log = 1, traceback.format_exc()
     try:
         send_message(conn, {"status": status, "log": log})
@@ -314,6 +338,17 @@ def _foreign_peer(conn: socket.socket) -> str | None:
     return None if uid == os.getuid() else f"worker serves uid {os.getuid()} only"
 
 
+def _report_killed(conn: socket.socket, pid: int, signum: int) -> None:
+    """A handler killed before its reply (OOM killer, kill -9): its job fails with a log that says
+    so, not an empty one; the worker serves on. A client that already has its reply reads no more."""
+    what = f"the job's handler {pid} in the warm worker was killed by {signal.Signals(signum).name}"
+    print(what, flush=True)
+    try:
+        send_message(conn, {"status": 1, "log": f"snaketune: {what} before it replied (see logs/worker.log)\n"})
+    except OSError:
+        pass
+
+
 def _peek(conn: socket.socket) -> bytes:
     try:
         return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) or b""
@@ -333,6 +368,7 @@ def _kill_group(pid: int) -> None:
 def worker_address(study_dir: str, parent_pid: int) -> str:
     from snaketune.base.jsonutil import digest
 
+    # Ends with the Snakemake pid: a client that loses the worker checks that the run still exists.
     return f"snaketune-{digest(os.path.abspath(study_dir), 10)}-{parent_pid}"
 
 
@@ -365,10 +401,11 @@ def start(study_dir: str, log_path: str) -> subprocess.Popen:
     return proc
 
 
-def wait_ready(address: str, timeout: float = 10.0) -> bool:
-    """Wait until the worker accepts connections (it imports scikit-learn first)."""
+def wait_ready(address: str, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> bool:
+    """Wait until the worker accepts connections (it imports scikit-learn first); False at once
+    if ``proc`` (the worker) ends first."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             try:
                 sock.connect("\0" + address)
@@ -378,8 +415,68 @@ def wait_ready(address: str, timeout: float = 10.0) -> bool:
     return False
 
 
-def stop(proc: subprocess.Popen | None) -> None:
-    """Stop a worker started by :func:`start` and forget its address."""
+# How often one run starts its worker again after it died (the OOM killer, a kill -9); past that
+# the worker is taken to be what fails and the run goes on without one. A client that lost its
+# worker runs its call in a new Python (scripts/job_client.py), so a death costs the jobs in flight
+# one slower start each, and a restart keeps the jobs after them on the fast path.
+MAX_RESTARTS = 3
+
+
+class Keeper:
+    """The run's worker, started again when it dies, at most :data:`MAX_RESTARTS` times.
+
+    Lives in the Snakemake process (a thread polling the worker) and keeps the address, which
+    every job inherited: the restarted worker listens where the old one did.
+    """
+
+    def __init__(self, proc: subprocess.Popen, study_dir: str, log_path: str, max_restarts: int = MAX_RESTARTS):
+        import threading
+
+        self.proc, self.study_dir, self.log_path = proc, study_dir, log_path
+        self.max_restarts, self.restarts = max_restarts, 0
+        self._stopping = threading.Event()
+        # The restarted worker's PR_SET_PDEATHSIG fires when this thread ends: it ends only with
+        # stop() or once no worker is left to watch.
+        self._thread = threading.Thread(target=self._watch, name="snaketune-worker-keeper", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.1):
+            code = self.proc.poll()
+            if code is None:
+                continue
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+            if self.restarts >= self.max_restarts:
+                os.environ.pop(ENV_ADDRESS, None)
+                self._note(
+                    f"worker {self.proc.pid} ended ({how}) after {self.restarts} restarts: "
+                    "the rest of the run runs each call in a new Python"
+                )
+                return
+            self.restarts += 1
+            self._note(
+                f"worker {self.proc.pid} ended ({how}); starting another ({self.restarts} of {self.max_restarts})"
+            )
+            self.proc = start(self.study_dir, self.log_path)
+            # A connection adopts it: else a run whose next job comes after ADOPT_SECONDS would lose it.
+            wait_ready(os.environ[ENV_ADDRESS], timeout=15, proc=self.proc)
+
+    def _note(self, line: str) -> None:
+        with open(self.log_path, "a") as log:
+            log.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+    def stop(self) -> None:
+        """Stop watching, then stop the worker."""
+        self._stopping.set()
+        self._thread.join()
+        stop(self.proc)
+
+
+def stop(proc: subprocess.Popen | Keeper | None) -> None:
+    """Stop a worker started by :func:`start` (or kept by a :class:`Keeper`) and forget its address."""
+    if isinstance(proc, Keeper):
+        proc.stop()
+        return
     os.environ.pop(ENV_ADDRESS, None)
     if proc is None or proc.poll() is not None:
         return

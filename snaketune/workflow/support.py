@@ -5,6 +5,7 @@ Kept out of the rule files so it is importable and tested without Snakemake.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -494,7 +495,8 @@ def prestart_worker(config: dict, workflow) -> None:
 
 def start_worker(study: Study, workflow):
     """The warm worker for a local, non-dry run when the config enables it: the one started
-    during the parse when it serves this study, else a new one; None for other runs."""
+    during the parse when it serves this study, else a new one, kept (restarted when it dies) by
+    a :class:`~snaketune.runtime.worker.Keeper`; None for other runs."""
     from snaketune.runtime import worker
 
     early, out = _EARLY_WORKER.pop("proc", None), _EARLY_WORKER.pop("out", None)
@@ -502,13 +504,14 @@ def start_worker(study: Study, workflow):
     if not (local and _wants_worker(study.config)):
         worker.stop(early)
         return None
+    log = f"{study.out}/logs/worker.log"
     if early is not None and out == study.out and early.poll() is None:
         if worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15):
-            return early
+            return worker.Keeper(early, study.out, log)
     worker.stop(early)
-    proc = worker.start(study.out, f"{study.out}/logs/worker.log")
+    proc = worker.start(study.out, log)
     worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15)
-    return proc
+    return worker.Keeper(proc, study.out, log)
 
 
 def stop_worker(proc) -> None:
@@ -562,8 +565,13 @@ def print_top(study: Study, n: int = 5) -> None:
         best = json.loads((Path(study.out) / "best.json").read_text())
     except (OSError, ValueError):
         return
-    print_comparison(best)
+    if not best.get("no_best"):  # nothing to compare with
+        print_comparison(best)
     print_nested(study)
+    with contextlib.suppress(OSError, ValueError):
+        refit = json.loads((Path(study.out) / "refit.json").read_text())
+        if refit.get("status") == "timeout":
+            print(f"\nno refit model: {refit['reason']}")
     failed = best.get("n_failed", 0) + best.get("n_timeout", 0)
     if failed:
         print(f"\n{failed} of {best['n_trials']} trials failed (recorded, scored {study.config['error_score']}):")
@@ -571,6 +579,14 @@ def print_top(study: Study, n: int = 5) -> None:
             print(f"  {item['trials']} x {item['error']}")
     for item in best.get("trial_warnings", [])[:3]:
         print(f"warning in {item['trials']} trials: {item['warning']}")
+
+
+def no_best(study: Study) -> str | None:
+    """best.json's reason why no configuration is best (every one failed or timed out), or None."""
+    try:
+        return json.loads((Path(study.out) / "best.json").read_text()).get("no_best")
+    except (OSError, ValueError):
+        return None
 
 
 def print_comparison(best: dict) -> None:

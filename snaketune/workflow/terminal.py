@@ -216,7 +216,9 @@ class Progress:
         if self.timeout:
             parts.append(f"{self.timeout} timed out")
         if self.best is not None:
-            parts.append(f"best {self.info.refit} {self.best:.4f}")
+            from snaketune.results.metrics import metric  # a loss shown as a loss, short name
+
+            parts.append(f"best {metric(self.info.refit).label} {metric(self.info.refit).text(self.best)}")
         if 0 < self.done < self.to_run:
             parts.append(f"about {clock(elapsed / self.done * (self.to_run - self.done))} left")
         if steps and self.done == self.to_run:
@@ -475,6 +477,11 @@ def end_of_run(study, ok: bool) -> None:
     outputs = ["leaderboard.md", "leaderboard.csv", "best.json", "model.pkl", "plots/", "report/study.html"]
     end = RunEnd(ok=ok, out=study.out, summary=summary, outputs=outputs)
     send(end, summary if ok else STOPPED)
+    no_best = support.no_best(study) if ok else None
+    if no_best:
+        # Every job succeeded, but the study has no result: one line and a failed run, no traceback.
+        print(f"snaketune: {no_best}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
 
 def start_of_run(study, workflow) -> None:

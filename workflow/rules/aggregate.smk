@@ -93,6 +93,9 @@ rule refit:
             scoring=config["scoring"],
             outputs=[output.model, output.summary],
             budget=STUDY.refit_budget(),
+            # A derived param (a function of output): changing a limit reruns no refit.
+            trial_timeout=config["trial_timeout"],
+            refit_timeout=config["refit_timeout"],
         ),
     shell:
         CALL_COMMAND.format(name="refit")
