@@ -178,6 +178,7 @@ def test_the_client_falls_back_with_one_line_and_fails_when_the_run_is_gone(tmp_
 
     spec = importlib.util.spec_from_file_location("job_client", REPO / "scripts" / "job_client.py")
     monkeypatch.setenv("SNAKETUNE_HOME", str(REPO))
+    monkeypatch.setenv("SNAKETUNE_PACKAGE_PARENT", str(REPO))  # what the isolated client imports from
     client = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(client)
     monkeypatch.delenv("SNAKETUNE_RETRY", raising=False)
