@@ -344,12 +344,14 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "svc-digits": ("examples/svc-digits.yaml", "SVC on digits, 60 log-uniform samples of C, gamma, tol (300 trials)"),
     "svc-digits-tpe": ("examples/svc-digits-tpe.yaml", "the same space searched by Optuna's TPE in rounds"),
     "penguins": ("examples/penguins.yaml", "a real table (CSV, text columns, missing values), ColumnTransformer"),
+    "flights": ("examples/flights.yaml", "a real regression table (50,000 flights, Parquet), gradient boosting"),
     "mlp-circles-hyperband": ("examples/mlp-circles-hyperband.yaml", "Hyperband over an MLP on 4-class circles"),
     "command": ("examples/command/study.yaml", "your own training script (train.py) as the trial, random search"),
     "command-hyperband": ("examples/command/hyperband.yaml", "Hyperband over your own training script"),
 }
 _EXAMPLE_FILES = {
     "penguins": {"examples/data/penguins.csv": "data/penguins.csv"},
+    "flights": {"examples/data/flights.parquet": "data/flights.parquet"},
     "command": {"examples/command/train.py": "train.py"},
     "command-hyperband": {"examples/command/train.py": "train.py"},
 }
