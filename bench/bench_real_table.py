@@ -27,42 +27,53 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench.measure import run as measure  # noqa: E402
 
 SKLEARN_SIDE = """
 import json, sys, time
 t0 = time.perf_counter()
-import pandas as pd
-from sklearn.model_selection import KFold, RandomizedSearchCV, train_test_split
-from snaketune.base.estimator import build_estimator
-from snaketune.search.space import expand_space
+from bench.bench_real_table import sklearn_search
 
 config = json.loads(sys.argv[1])
-data, cv, search = config["data"], config["cv"], config["search"]["random"]
-frame = pd.read_parquet(data["parquet"])
-X, y = frame[[c for c in frame.columns if c != data["target"]]], frame[data["target"]].to_numpy()
-X, _, y, _ = train_test_split(X, y, test_size=data["test_size"], random_state=data["seed"])
-searcher = RandomizedSearchCV(
-    build_estimator(config["estimator"]),
-    expand_space(search["params"]),
-    n_iter=search["n_iter"],
-    random_state=search["seed"],
-    scoring=config["scoring"],
-    refit=config["refit"],
-    cv=KFold(cv["n_splits"], shuffle=True, random_state=cv["seed"]),
-    n_jobs=2,
-)
+searcher, X, y, _, _ = sklearn_search(config, ".")
+searcher.set_params(n_jobs=2)
 searcher.fit(X, y)
-res = searcher.cv_results_
+res, n_splits = searcher.cv_results_, config["cv"]["n_splits"]
 json.dump({
     "params": [{k: (v.item() if hasattr(v, "item") else v) for k, v in p.items()} for p in res["params"]],
     "mean_test": res["mean_test_" + config["refit"]].tolist(),
-    "sum_fit_time": float(res["mean_fit_time"].sum() * cv["n_splits"]),
-    "sum_score_time": float(res["mean_score_time"].sum() * cv["n_splits"]),
+    "sum_fit_time": float(res["mean_fit_time"].sum() * n_splits),
+    "sum_score_time": float(res["mean_score_time"].sum() * n_splits),
     "refit_time": searcher.refit_time_,
     "total_inside": time.perf_counter() - t0,
 }, open(sys.argv[2], "w"))
 """
+
+
+def sklearn_search(config: dict, root: str | Path = REPO):
+    """What a scikit-learn user writes for examples/flights.yaml: the Parquet file read with
+    pandas, data.test_size held out with train_test_split (random_state=data.seed, not stratified:
+    a regressor), KFold on the rest, RandomizedSearchCV with the same candidates (ParameterSampler,
+    the same seed). Returns the unfitted search and ``X, y, X_test, y_test``."""
+    import pandas as pd
+    from sklearn.model_selection import KFold, RandomizedSearchCV, train_test_split
+
+    from snaketune.base.estimator import build_estimator
+    from snaketune.search.space import expand_space
+
+    data, cv, search = config["data"], config["cv"], config["search"]["random"]
+    frame = pd.read_parquet(Path(root) / data["parquet"])
+    X, y = frame.drop(columns=data["target"]), frame[data["target"]].to_numpy()
+    X, X_test, y, y_test = train_test_split(X, y, test_size=data["test_size"], random_state=data["seed"])
+    searcher = RandomizedSearchCV(
+        build_estimator(config["estimator"]),
+        expand_space(search["params"]),
+        n_iter=search["n_iter"],
+        random_state=search["seed"],
+        scoring=config["scoring"],
+        refit=config["refit"],
+        cv=KFold(cv["n_splits"], shuffle=True, random_state=cv["seed"]),
+    )
+    return searcher, X, y, X_test, y_test
 
 
 def ours_profile(folder: Path, config: dict) -> dict:
@@ -84,6 +95,8 @@ def ours_profile(folder: Path, config: dict) -> dict:
 
 
 def main() -> int:
+    from bench.measure import run as measure
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n-iter", type=int, help="configurations (default: the example's)")

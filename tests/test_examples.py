@@ -55,11 +55,7 @@ def test_flights_example_reduced_equals_randomizedsearchcv(make_study):
     rows and folds as RandomizedSearchCV on the user's own pandas code, equal scores."""
     import shutil
 
-    import pandas as pd
-    from sklearn.model_selection import KFold, RandomizedSearchCV, train_test_split
-
-    from snaketune.base.estimator import build_estimator
-    from snaketune.search.space import expand_space
+    from bench.bench_real_table import sklearn_search
     from tests.test_e2e_core import _assert_matches_sklearn
 
     config = _load("examples/flights.yaml")
@@ -70,19 +66,8 @@ def test_flights_example_reduced_equals_randomizedsearchcv(make_study):
     shutil.copy(REPO / "examples" / "data" / "flights.parquet", study.workdir / "examples" / "data")
     study.snakemake()
 
-    data, search = config["data"], config["search"]["random"]
-    frame = pd.read_parquet(REPO / data["parquet"])
-    X, y = frame.drop(columns=data["target"]), frame[data["target"]].to_numpy()
-    X, X_test, y, y_test = train_test_split(X, y, test_size=data["test_size"], random_state=data["seed"])
-    reference = RandomizedSearchCV(
-        build_estimator(config["estimator"]),
-        expand_space(search["params"]),
-        n_iter=search["n_iter"],
-        random_state=search["seed"],
-        scoring=config["scoring"],
-        refit=config["refit"],
-        cv=KFold(3, shuffle=True, random_state=config["cv"]["seed"]),
-    ).fit(X, y)
+    search, X, y, X_test, y_test = sklearn_search(config, REPO)
+    reference = search.fit(X, y)
     _assert_matches_sklearn(study.leaderboard(), reference.cv_results_, config["scoring"], 3)
     refit = json.loads((study.out / "refit.json").read_text())
     assert refit["n_test"] == len(y_test) == 10_000
