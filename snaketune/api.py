@@ -108,36 +108,99 @@ def run(
         configfile = Path(workdir, config)
         validated = load_config(read_yaml(configfile), workdir)
     cmd = snakemake_command(configfile, cores, profile, snakemake_args)
-    code = _run_snakemake(cmd, workdir)
+    # Outside a terminal (a notebook: its sys.stdout is not file 1) the output is copied there.
+    code, interrupted = run_snakemake(cmd, workdir, copy_output=not _is_terminal(sys.stdout))
+    if interrupted:
+        raise KeyboardInterrupt  # Snakemake stopped; its finished trials are kept
     if code != 0:
         raise RunError(f"snakemake exited with status {code} (study {validated['study']!r}; see its output)", code)
     return Study(workdir, validated, configfile)
 
 
-def _run_snakemake(cmd: list[str], workdir: Path) -> int:
-    """Run Snakemake; its output reaches this process's ``sys.stdout``.
+def run_snakemake(cmd: list[str], cwd: str | Path | None = None, copy_output: bool = False) -> tuple[int, bool]:
+    """Run Snakemake (``cmd``) as a child; return its exit status and whether it was interrupted.
 
-    In a terminal it inherits the terminal (the live progress line). Elsewhere (a notebook, whose
-    ``sys.stdout`` is not the process's file 1) its lines are copied to ``sys.stdout``. An
-    interrupt (Ctrl-C, a notebook's stop button) is passed on as SIGINT, so Snakemake stops its
-    jobs and keeps every finished trial, then raises here.
+    The child has its own process group, so a Ctrl-C (a terminal's, or a notebook's stop button)
+    reaches it exactly once, passed on from here, and never reaches its jobs directly: Snakemake
+    stops them itself (they would otherwise each die of it with a traceback) and keeps every
+    finished trial. It starts with SIGINT ignored and sets its handler first thing
+    (``runtime/snakemake_cli.py``); an interrupt is held here until then, so none lands in
+    Python's start-up as a traceback. SIGTERM is passed on. With ``copy_output`` its output
+    (stdout and stderr) is copied to ``sys.stdout`` line by line, else it writes to this process's
+    files. Signals are caught only from the main thread; the caller's handlers are restored.
     """
     import signal
+    import threading
 
-    terminal = _is_terminal(sys.stdout)
-    pipe = None if terminal else subprocess.PIPE
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=pipe, stderr=None if terminal else subprocess.STDOUT, text=True)
+    interrupts, pending, child = [], [], []
+
+    def hold(signum, frame):
+        interrupts.append(signum)
+        pending.append(signum)
+
+    def pass_on(signum, frame):
+        for proc in child:
+            proc.send_signal(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in ((signal.SIGINT, hold), (signal.SIGTERM, pass_on)):
+            previous[signum] = signal.signal(signum, handler)
     try:
-        if proc.stdout is not None:
-            for line in proc.stdout:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-        return proc.wait()
-    except KeyboardInterrupt:
-        if not terminal:  # a terminal's Ctrl-C reached Snakemake already (one process group)
-            proc.send_signal(signal.SIGINT)
-        proc.wait()
-        raise
+        pipe = subprocess.PIPE if copy_output else None
+        proc = subprocess.Popen(  # noqa: PLW1509 - preexec_fn only sets a signal disposition
+            cmd,
+            cwd=cwd,
+            process_group=0,
+            preexec_fn=_ignore_sigint,
+            stdout=pipe,
+            stderr=subprocess.STDOUT if copy_output else None,
+            text=True,
+        )
+        child.append(proc)
+        reader = threading.Thread(target=_copy_lines, args=(proc.stdout,), daemon=True) if copy_output else None
+        if reader is not None:
+            reader.start()
+        while True:
+            try:
+                code = proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                if pending and _catches_sigint(proc.pid):
+                    pending.pop()
+                    proc.send_signal(signal.SIGINT)
+        if reader is not None:
+            reader.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return code, bool(interrupts)
+
+
+def _copy_lines(stream) -> None:
+    for line in stream:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _catches_sigint(pid: int) -> bool:
+    """Whether process ``pid`` has its own SIGINT handler (Linux ``/proc``; elsewhere: yes)."""
+    import signal
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return True
 
 
 def _is_terminal(stream) -> bool:

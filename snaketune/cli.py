@@ -141,7 +141,10 @@ def run(argv: list[str]) -> int:
     except FileNotFoundError as exc:
         print(f"run: {exc}", file=sys.stderr)
         return 2
-    return supervise(cmd)
+    from snaketune.api import run_snakemake
+
+    code, interrupted = run_snakemake(cmd)
+    return 130 if interrupted and code != 0 else code
 
 
 def _interrupted_early(signum, frame):
@@ -149,58 +152,6 @@ def _interrupted_early(signum, frame):
 
     print(EARLY, file=sys.stderr)
     sys.exit(130)
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _catches_sigint(pid: int) -> bool:
-    """Whether process ``pid`` has its own SIGINT handler (Linux ``/proc``; elsewhere: yes)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-    for line in status.splitlines():
-        if line.startswith("SigCgt:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
-    return True
-
-
-def supervise(cmd: list[str]) -> int:
-    """Run Snakemake as a child and return its exit status, or 130 after an interrupt.
-
-    The child has its own process group, so a Ctrl-C reaches it exactly once, passed on from
-    here, and never reaches its jobs directly: Snakemake stops them itself (they would otherwise
-    each die of it with a traceback) and keeps every finished trial. It starts with SIGINT
-    ignored and sets its handler first thing (``runtime/snakemake_cli.py``); an interrupt is held
-    here until then, so none lands in Python's start-up as a traceback. SIGTERM is passed on.
-    """
-    import subprocess
-
-    interrupts, pending, child = [], [], []
-
-    def hold(signum, frame):
-        interrupts.append(signum)
-        pending.append(signum)
-
-    def pass_on(signum, frame):
-        for proc in child:
-            proc.send_signal(signum)
-
-    signal.signal(signal.SIGINT, hold)
-    signal.signal(signal.SIGTERM, pass_on)
-    proc = subprocess.Popen(cmd, process_group=0, preexec_fn=_ignore_sigint)  # noqa: PLW1509 - one thread
-    child.append(proc)
-    while True:
-        try:
-            code = proc.wait(timeout=0.05)
-            break
-        except subprocess.TimeoutExpired:
-            if pending and _catches_sigint(proc.pid):
-                pending.pop()
-                proc.send_signal(signal.SIGINT)
-    return 130 if interrupts and code != 0 else code
 
 
 def init(args: argparse.Namespace) -> int:
