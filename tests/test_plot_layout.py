@@ -252,6 +252,27 @@ def test_a_loss_is_drawn_as_a_loss(name):
     plt.close(fig)
 
 
+@pytest.mark.parametrize("slowest", [0.0021, 0.9, 7.0])
+def test_fit_time_axis_reads_well_at_any_speed(slowest):
+    """Fits of about a millisecond (ElasticNet on diabetes, seen in CI) gave nine tick labels like
+    ``0.00025`` that ran together; the axis now says ms below one second, s above, five ticks."""
+    frame = _leaderboard(GRID, lambda p: 0.8 - 0.01 * abs(np.log10(p["C"])), 0.01)
+    rng = np.random.default_rng(1)
+    frame["mean_fit_time"] = rng.uniform(slowest / 8, slowest, len(frame))
+    plt = plots._style()
+    fig = plots.draw_fit_time(plt, frame, GRID, "accuracy")
+    assert layout_problems(fig) == []
+    ax = fig.axes[0]
+    unit = "ms" if slowest < 1 else "s"
+    assert f"({unit})" in ax.get_xlabel()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert 3 <= len(labels) <= 7 and all(len(t) <= 5 for t in labels), labels
+    # the labels are the times in that unit
+    shown = max(float(t.replace("−", "-")) for t in labels)
+    assert shown <= frame["mean_fit_time"].max() * (1000 if unit == "ms" else 1) * 1.3
+    plt.close(fig)
+
+
 def test_marginal_log_axis_within_a_decade_and_noise_not_signal():
     """Four panels a row, log axes over less than a decade or two: their tick labels do not run
     together (``2×10⁻²3×10⁻²4×10⁻²``). The means differ by 0.01 while the folds spread by 0.027:

@@ -257,6 +257,17 @@ def _log_axis(axis, values) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _time_axis(axis, high: float) -> str:
+    """A linear time axis in seconds or, below one second, milliseconds, with at most six ticks
+    written short: fits of a millisecond gave nine labels like 0.00025 that ran together."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    scale, unit = (1.0, "s") if high >= 1 else (1000.0, "ms")
+    axis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * scale:.3g}"))
+    return unit
+
+
 def _no_data(plt, title: str, message: str):
     fig, ax = plt.subplots(figsize=(6, 2.5))
     ax.axis("off")
@@ -692,6 +703,7 @@ def draw_fit_time(plt, frame, config, refit):
     ax.set_ylim(low, high)
     notes = [_off_axis_note(n_below, n_above, m[ok])]
     pos = t[ok][t[ok] > 0]
+    unit = "s"
     if len(pos) and pos.max() / pos.min() > 30:
         ax.set_xscale("log")
     else:  # a few very slow configurations must not squeeze all others to the left edge
@@ -702,8 +714,9 @@ def draw_fit_time(plt, frame, config, refit):
             notes.append(
                 f"{_count(n_right, 'slower configuration')} right of the axis (slowest {t[ok].max():.3g} s, marked ▶)"
             )
+        unit = _time_axis(ax.xaxis, t_high)
     note = "; ".join(n for n in notes if n)
-    ax.set_xlabel("mean fit time per fold (s)" + (f"\n{note}" if note else ""))
+    ax.set_xlabel(f"mean fit time per fold ({unit})" + (f"\n{note}" if note else ""))
     ax.set_ylabel(_score_label(refit))
     handles = [
         Line2D([], [], ls="", marker="o", color=PALETTE[0], label="configuration"),
