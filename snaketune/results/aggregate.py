@@ -151,13 +151,15 @@ def top_table(frame, refit: str, scoring: list[str], n: int = 5, alpha: float | 
     table["fit s"] = order["mean_fit_time"].map(lambda v: f"{v:.3g}")
     table["failed"] = order["n_failed"] + order["n_timeout"]
     if alpha is not None and "p_vs_best" in order:
-        table["vs best"] = [_versus(p, r, alpha) for p, r in zip(order["p_vs_best"], order[f"rank_test_{refit}"], strict=True)]
+        table["vs best"] = [
+            _versus(p, r, alpha) for p, r in zip(order["p_vs_best"], order[f"rank_test_{refit}"], strict=True)
+        ]
     table["params"] = order["params"].map(lambda p: _params_text(json.loads(p)))
     return table.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def _versus(p: float, rank: int, alpha: float) -> str:
-    """"best", "≈ p=0.31" (not significantly worse at ``alpha``), "worse p=0.002", or "" (not compared)."""
+    """ "best", "≈ p=0.31" (not significantly worse at ``alpha``), "worse p=0.002", or "" (not compared)."""
     if math.isnan(p):
         return "best" if rank == 1 else ""
     return f"≈ p={p:.2g}" if p >= alpha else f"worse p={p:.2g}"

@@ -121,7 +121,9 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     write_json_atomic(outputs[2], summary)
     top = top_table(shown, refit, scoring, n=5, alpha=alpha)
     best_shown = metric(refit).shown(summary["mean_test_score"])  # a loss positive
-    best_line = json.dumps({"best": summary["params"], metric(refit).label: best_shown}, default=str, ensure_ascii=False)
+    best_line = json.dumps(
+        {"best": summary["params"], metric(refit).label: best_shown}, default=str, ensure_ascii=False
+    )
     if no_best:
         best_line = f"no best configuration: {no_best}"
     return f"Top 5 by {by}:\n{top}{best_line}\n{comparison_text(comparison)}"
@@ -259,7 +261,11 @@ def failures_markdown(summary: dict, error_score) -> str:
     failures, warned = summary.get("failures", []), summary.get("trial_warnings", [])
     if failures:
         failed = summary.get("n_failed", 0) + summary.get("n_timeout", 0)
-        lines += ["", f"## Failures: {failed} of {summary.get('n_trials')} trials, scored `error_score: {error_score}`", ""]
+        lines += [
+            "",
+            f"## Failures: {failed} of {summary.get('n_trials')} trials, scored `error_score: {error_score}`",
+            "",
+        ]
         for f in failures:
             lines.append(f"- {f['trials']} trials of {f['configurations']} configurations: `{f['error']}`")
             lines.append(f"  e.g. `{_params_line(f['example'])}` (trial `{f['example_trial']}`)")

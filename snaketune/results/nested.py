@@ -67,7 +67,9 @@ def outer_fold(
     from snaketune.results.metrics import metric
 
     shown = metric(refit)
-    return f"outer fold {outer_fold}: winner {doc['params']}, outer {shown.label} {shown.text(doc['outer_scores'][refit])}"
+    return (
+        f"outer fold {outer_fold}: winner {doc['params']}, outer {shown.label} {shown.text(doc['outer_scores'][refit])}"
+    )
 
 
 def summarize(*, outer: list[str], best: str, config: dict, n_trials: int, outputs: list[str]) -> str:

@@ -284,6 +284,7 @@ def _best_row(frame, refit):
 # ----------------------------------------------------------------------------------------------
 # axes that tell the truth: metric bounds, robust limits, categories in config order
 
+
 def robust_limits(values, bounds=(-np.inf, np.inf), keep_top: bool = True, k: float = 3.0, lower_is_better=False):
     """Axis limits for the interesting range of ``values``: the inter-quartile range widened by
     ``k`` IQRs on the low side (a few terrible configurations do not stretch the axis), always
@@ -410,9 +411,7 @@ def draw_marginal(plt, frame, config, refit):
     best_i = m.best_index(mean)
     ncols = min(len(names), 4)  # at most 4 panels a row: 7 parameters must not make a 2700-px strip
     nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.4 * ncols + 0.8, 3.2 * nrows + 0.6), squeeze=False, sharey=True
-    )
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols + 0.8, 3.2 * nrows + 0.6), squeeze=False, sharey=True)
     for ax in axes.flat[len(names) :]:
         fig.delaxes(ax)
     rng = np.random.default_rng(0)
@@ -902,7 +901,9 @@ def draw_importance(plt, frame, config, refit):
     ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_yticks(range(len(names)))
     ax.set_yticklabels(names)
-    trust = f"surrogate's out-of-bag R² = {r2:.2f}" if np.isfinite(r2) else "surrogate not validated (< 10 configurations)"
+    trust = (
+        f"surrogate's out-of-bag R² = {r2:.2f}" if np.isfinite(r2) else "surrogate not validated (< 10 configurations)"
+    )
     if result["n_rows"] < result["n_scored"]:
         trust += f"; learnt from a random {result['n_rows']} of the {result['n_scored']} scored configurations"
     what = "drop in the surrogate's R² when the parameter is shuffled (± std, 10 repeats)"

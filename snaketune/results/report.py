@@ -247,8 +247,7 @@ def comparison_html(frame, config: dict, best: dict | None = None) -> str:
         '<p class="note">Each configuration against the best on the same folds: one-sided Nadeau–Bengio '
         "corrected resampled t-test (<code>p_vs_best</code>) and the Bayesian posterior of the mean "
         f"difference (<code>prob_best_better</code>, <code>prob_equivalent</code> within ±{rope:g}); "
-        "every row's values are in <code>leaderboard.csv</code>.</p>"
-        + (_table(headers, rows) if rows else "")
+        "every row's values are in <code>leaderboard.csv</code>.</p>" + (_table(headers, rows) if rows else "")
     )
 
 
@@ -355,9 +354,8 @@ def _space_rows(config: dict) -> list[list[str]]:
 
 def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
     """Search space, CV scheme, trial outcomes and provenance of a study."""
-    from html import escape
-
     import importlib.metadata
+    from html import escape
 
     import yaml
 

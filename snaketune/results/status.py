@@ -125,9 +125,7 @@ def trial_rows(plan, slots=None) -> list[list[str]]:
     return [[plan.trial_path(f"{key}_{k}") for k in range(plan.n_folds)] for key in plan.config_keys]
 
 
-def collect(
-    config: dict, plan, now: float | None = None, top_n: int = 5, slots=None, root: Path = Path(".")
-) -> Status:
+def collect(config: dict, plan, now: float | None = None, top_n: int = 5, slots=None, root: Path = Path(".")) -> Status:
     """The progress of ``plan`` (and, for adaptive searches, its ``slots``) from its trial files
     (relative to ``root``, the folder the study runs in)."""
     from snaketune.results.aggregate import cv_results, to_frame, top_table
