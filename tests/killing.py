@@ -28,7 +28,7 @@ WINDOW = {
     "make_splits": 0.05,
     "trials": 0.6,
     "aggregate": 0.1,
-    "plots": 1.0,
+    "plots": 0.2,
     "refit": 0.25,
     "report_pages": 0.15,
 }
