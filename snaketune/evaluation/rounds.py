@@ -169,14 +169,14 @@ class OptunaPlan:
                 for r, k in self.slots
             ],
             "n_folds": self.n_folds,
-            "optuna": dict(self.settings, n_rounds=self.n_rounds, journal=self.journal_path),
+            "settings": dict(self.settings, n_rounds=self.n_rounds, journal=self.journal_path),
         }
 
 
 def setup(study) -> OptunaPlan:
     """The round plan of a validated config whose search is ``optuna``."""
     config, plan = study.config, study.plan
-    spec = config["search"]["optuna"]
+    ((_kind, spec),) = config["search"].items()
     settings = {
         "sampler": spec["sampler"],
         "seed": int(spec["seed"]),

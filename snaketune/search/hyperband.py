@@ -46,7 +46,6 @@ __all__ = [
     "ilog",
     "hyperband_schedule",
     "successive_halving_schedule",
-    "schedule_from_config",
     "dask_ml_bracket_count",
 ]
 
@@ -303,20 +302,3 @@ def successive_halving_schedule(
         ("max_resources", max_resources),
     )
     return Schedule("successive_halving", (Bracket(0, tuple(rungs)),), resource, settings)
-
-
-def schedule_from_config(search: dict) -> Schedule:
-    """The schedule of a config's ``search`` section (``hyperband`` or ``successive_halving``)."""
-    if "hyperband" in search:
-        spec = search["hyperband"]
-        return hyperband_schedule(spec["max_iter"], spec.get("aggressiveness", 3), spec.get("resource", "partial_fit"))
-    if "successive_halving" in search:
-        spec = search["successive_halving"]
-        return successive_halving_schedule(
-            spec["n_candidates"],
-            spec.get("factor", 3),
-            spec.get("min_resources") or 1,
-            spec.get("max_resources"),
-            spec.get("resource", "n_samples"),
-        )
-    raise ValueError("search has neither hyperband nor successive_halving")
