@@ -29,7 +29,6 @@ from snaketune.evaluation.adaptive import AdaptivePlan, adaptive_defining
 from snaketune.strategies.hyperband import Hyperband
 
 RANDOM_FRACTION = 1 / 3  # BOHB's default share of random configurations
-TOP_N_PERCENT = 15  # BOHB's good/bad split of the observations
 
 
 @dataclass
@@ -74,7 +73,6 @@ class BohbPlan(AdaptivePlan):
             "seed": int(spec.get("seed", 0)),
             "random_fraction": float(spec.get("random_fraction", RANDOM_FRACTION)),
             "min_points_in_model": spec.get("min_points_in_model"),
-            "top_n_percent": float(spec.get("top_n_percent", TOP_N_PERCENT)),
             "refit": self.settings["refit"],
             "defining": self.defining,
             "observed": self.earlier_slots(b),
@@ -187,14 +185,13 @@ def model_budget(by_units: dict, min_points: int) -> int | None:
     return max(enough) if enough else None
 
 
-def tpe_sampler(seed: int, top_n_percent: float):
-    """Optuna's multivariate TPE with BOHB's good/bad split (top ``top_n_percent`` %)."""
+def tpe_sampler(seed: int):
+    """Optuna's multivariate TPE, used from the first observation (BOHB's ``min_points_in_model``
+    decides when a model is fitted). Its good/bad split is Optuna's (the top 10 %, at most 25)
+    rather than BOHB's 15 %: Optuna 5 deprecates a custom ``gamma``."""
     import optuna
 
-    def gamma(n: int) -> int:
-        return max(1, math.ceil(n * top_n_percent / 100))
-
-    return optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=0, gamma=gamma)
+    return optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=0)
 
 
 def propose(
@@ -205,7 +202,6 @@ def propose(
     seed: int,
     random_fraction: float,
     min_points_in_model: int | None,
-    top_n_percent: float,
     refit: str,
     defining: dict,
     observed: list[dict],
@@ -225,7 +221,7 @@ def propose(
     sampled = []
     n_model = n - sum(random)
     if n_model:
-        study = optuna.create_study(direction="maximize", sampler=tpe_sampler(seed + bracket, top_n_percent))
+        study = optuna.create_study(direction="maximize", sampler=tpe_sampler(seed + bracket))
         for values, score in by_units[budget]:
             study.add_trial(create_trial(params=encode(values), distributions=dists, value=score))
         model = [study.ask(dists).params for _ in range(n_model)]
