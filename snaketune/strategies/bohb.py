@@ -127,7 +127,9 @@ class Bohb(Hyperband):
         doc = propose(**kwargs)
         write_json_atomic(outputs[0], doc)
         how = f"TPE on {doc['n_observations']} models at {doc['budget']} units" if doc["budget"] else "no model yet"
-        return f"bracket {kwargs['bracket']}: {len(doc['survivors'])} configurations ({how}, {sum(doc['random'])} random)"
+        return (
+            f"bracket {kwargs['bracket']}: {len(doc['survivors'])} configurations ({how}, {sum(doc['random'])} random)"
+        )
 
 
 # ----------------------------------------------------------------------------------------------

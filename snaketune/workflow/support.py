@@ -88,7 +88,11 @@ class Study:
 
     def leaderboard_outputs(self) -> list[str]:
         out = self.out
-        return [f"{out}/leaderboard.csv", f"{out}/leaderboard.md", f"{out}/best.json"] + self.strategy.side_output_paths()
+        return [
+            f"{out}/leaderboard.csv",
+            f"{out}/leaderboard.md",
+            f"{out}/best.json",
+        ] + self.strategy.side_output_paths()
 
     def plan_summary(self) -> dict:
         """What aggregation needs of the plan (JSON-able); ``classifier`` chooses the CV advice

@@ -3,13 +3,20 @@
 # the bracket's first-rung configurations, which its rung-0 slots read at run time.
 
 
+def propose_inputs(wc):
+    """Every trial file of the brackets scheduled before this one: brackets run one after another."""
+    return [p for slot in SLOTS.earlier_slots(int(wc.bracket)) for p in slot["trials"]]
+
+
+def propose_args(wc, output):
+    # In a file: the call lists every earlier trial file.
+    args = STUDY.strategy.propose_args(int(wc.bracket))
+    return ws.call_file(STUDY, outputs=[output[0]], **args)
+
+
 rule propose:
     input:
-        lambda wc: [
-            p
-            for slot in SLOTS.earlier_slots(int(wc.bracket))
-            for p in slot["trials"]
-        ],
+        propose_inputs,
     output:
         f"{OUT}/bohb/b{{bracket}}/proposals.json",
     log:
@@ -17,9 +24,7 @@ rule propose:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        call=lambda wc, output: ws.call_file(
-            STUDY, outputs=[output[0]], **STUDY.strategy.propose_args(int(wc.bracket))
-        ),
+        call=propose_args,
     shell:
         CALL_COMMAND.format(name="step")
 
