@@ -101,12 +101,6 @@ class Bohb(Hyperband):
         return dict(self.layout.propose_args(b, self.spec), strategy=self.kind, step="propose")
 
     @classmethod
-    def schedule(cls, spec: dict):
-        from dataclasses import replace
-
-        return replace(super().schedule(spec), kind=cls.kind)  # Hyperband's brackets, under its own name
-
-    @classmethod
     def search_note(cls, spec) -> str:
         return (
             f"BOHB: Hyperband (max_iter {spec.get('max_iter')}, aggressiveness {spec.get('aggressiveness', 3)}) "

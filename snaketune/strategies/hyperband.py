@@ -60,7 +60,9 @@ class Hyperband(Strategy):
     def schedule(cls, spec: dict):
         from snaketune.search.hyperband import hyperband_schedule
 
-        return hyperband_schedule(spec["max_iter"], spec.get("aggressiveness", 3), spec.get("resource", "partial_fit"))
+        return hyperband_schedule(
+            spec["max_iter"], spec.get("aggressiveness", 3), spec.get("resource", "partial_fit"), kind=cls.kind
+        )
 
     @classmethod
     def search_note(cls, spec) -> str:

@@ -19,6 +19,7 @@ class SuccessiveHalving(Hyperband):
             spec.get("min_resources") or 1,
             spec.get("max_resources"),
             spec.get("resource", "n_samples"),
+            kind=cls.kind,
         )
 
     @classmethod
