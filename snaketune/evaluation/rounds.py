@@ -94,9 +94,6 @@ class OptunaPlan:
     def trial_paths(self) -> list[str]:
         return [p for s in self.slots for p in self.slot_trials(*s)]
 
-    def round_trials(self, r: int) -> list[str]:
-        return [p for k in range(self.round_size(r)) for p in self.slot_trials(r, k)]
-
     # ------------------------------------------------------------------ what jobs run
     def trial_specs(self, r: int, k: int) -> list[dict]:
         """The trial specs of configuration ``k`` of round ``r``, one per fold."""
