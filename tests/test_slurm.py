@@ -286,6 +286,43 @@ def test_optuna_rounds_on_slurm_equal_local(slurm_cluster, make_study):
     )
 
 
+def test_bohb_on_slurm_equals_local(slurm_cluster, make_study):
+    """A tiny BOHB study on the cluster: its propose steps run on the submit host, its slots as
+    SLURM jobs; the proposals (the second bracket's from TPE) and leaderboard equal a local run's."""
+    import json
+
+    import pandas as pd
+
+    config = {
+        "study": "bohb-slurm",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "sklearn.linear_model.SGDClassifier", "params": {"random_state": 0}},
+        "search": {
+            # max_iter 3: bracket 1 = 3 models at 1 unit, the best to 3; bracket 0 = 2 models at 3,
+            # proposed by TPE fitted on bracket 1's three models at 1 unit (1 parameter: 2 needed).
+            "bohb": {"max_iter": 3, "folds": 1, "params": {"alpha": {"loguniform": [1.0e-5, 1.0e-1]}}}
+        },
+        "cv": {"kind": "stratified", "n_splits": 2},
+        "scoring": "accuracy",
+        "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
+    }
+    local = make_study(config, "bohb-local")
+    local.snakemake()
+    cluster = make_study(config, "bohb-cluster")
+    proc = _slurm_snakemake(cluster, timeout=500)
+    submitted = _submissions(proc)
+    assert submitted and not any("rule_propose" in s for s in submitted), submitted  # a local rule
+
+    def proposed(study):
+        return {p.parent.name: p.read_bytes() for p in sorted((study.out / "bohb").glob("b*/proposals.json"))}
+
+    assert proposed(cluster) == proposed(local) and len(proposed(local)) == 2
+    assert json.loads(proposed(local)["b0"])["budget"] == 1  # the model was used
+    pd.testing.assert_frame_equal(
+        _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
+    )
+
+
 def test_snaketune_run_with_the_slurm_profile_from_a_user_folder(slurm_cluster, installed, tmp_path):
     """The installed package on the cluster: `snaketune run --profile slurm` in a folder of the
     user's (the shipped profile, by name) gives the trials and leaderboard of a local run."""
