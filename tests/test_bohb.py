@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.configs import mlp_circles
 from tests.conftest import REPO, SNAKEMAKE, jobs_run
 
 PARAMS = {
@@ -21,18 +22,9 @@ PARAMS = {
 }
 # max_iter 9, eta 3: brackets 2 (9 models at 1 unit), 1 (5 at 3), 0 (3 at 9); 4 parameters, so
 # TPE needs 5 scored models at a budget: bracket 1 is modelled on units 1, bracket 0 on units 3.
-BOHB = {
-    "study": "bohb-tiny",
-    "data": {
-        "generator": "make_circles",
-        "params": {"n_samples": 300, "n_classes": 4, "n_features": 6, "n_informative": 2, "noise": 0.05},
-        "test_size": 0.2,
-    },
-    "estimator": {"class": "sklearn.neural_network.MLPClassifier", "params": {"solver": "sgd"}},
-    "search": {"bohb": {"max_iter": 9, "aggressiveness": 3, "chunk_size": 50, "folds": 1, "params": PARAMS}},
-    "cv": {"kind": "stratified_shuffle_split", "n_splits": 2, "test_size": 0.25},
-    "scoring": "accuracy",
-}
+BOHB = mlp_circles(
+    "bohb-tiny", {"bohb": {"max_iter": 9, "aggressiveness": 3, "chunk_size": 50, "folds": 1, "params": PARAMS}}
+)
 TIMING = ("fit_time", "score_time", "completed_at", "completion_order")
 
 
