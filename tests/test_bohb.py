@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.configs import mlp_circles
-from tests.conftest import REPO, SNAKEMAKE, jobs_run
+from tests.conftest import REPO, SNAKEMAKE, Study, jobs_run
 
 PARAMS = {
     "hidden_layer_sizes": [[24], [12, 12], [6, 6, 6, 6]],
@@ -26,6 +26,14 @@ BOHB = mlp_circles(
     "bohb-tiny", {"bohb": {"max_iter": 9, "aggressiveness": 3, "chunk_size": 50, "folds": 1, "params": PARAMS}}
 )
 TIMING = ("fit_time", "score_time", "completed_at", "completion_order")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One run of the study with 2 cores, shared by the tests (a run costs ~15 s)."""
+    study = Study(tmp_path_factory.mktemp("bohb-reference"), BOHB)
+    study.snakemake()
+    return study
 
 
 def proposals(study) -> dict[int, dict]:
@@ -68,9 +76,8 @@ def _slot_order(stem: str):
 
 
 @pytest.mark.slow
-def test_bohb_models_reruns_nothing_and_is_the_same_on_one_core(make_study):
-    study = make_study(BOHB, "a")
-    study.snakemake()
+def test_bohb_models_reruns_nothing_and_is_the_same_on_one_core(reference, make_study):
+    study = reference
     docs = proposals(study)
     assert docs[2]["budget"] is None and all(docs[2]["random"])  # nothing to model yet
     assert (docs[1]["budget"], docs[1]["n_observations"]) == (1, 9)
@@ -100,9 +107,7 @@ def test_bohb_models_reruns_nothing_and_is_the_same_on_one_core(make_study):
 
 
 @pytest.mark.slow
-def test_bohb_killed_mid_bracket_resumes_with_the_same_proposals(make_study):
-    reference = make_study(BOHB, "ref")
-    reference.snakemake()
+def test_bohb_killed_mid_bracket_resumes_with_the_same_proposals(reference, make_study):
     study = make_study(BOHB, "killed")
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir), "--cores", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
