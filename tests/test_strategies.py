@@ -12,7 +12,7 @@ import yaml
 
 from snaketune.config.load import load_config
 from snaketune.search.plan import make_plan
-from snaketune.strategies.registry import STRATEGIES, strategy_class, strategy_for
+from snaketune.strategies.registry import STRATEGIES, strategy_class, strategy_for, strategy_of_plan
 from tests.conftest import REPO
 
 SPACE = {"alpha": {"loguniform": [1e-5, 1e-1]}, "hidden_layer_sizes": [[4], [8]]}
@@ -56,8 +56,9 @@ def test_every_strategy_keeps_the_protocol(kind):
     assert sorted(p for row in rows for p in row) == sorted(strategy.trial_paths)
     assert len(set(strategy.trial_paths)) == len(strategy.trial_paths) > 0
     assert {len(row) for row in rows} == {strategy.n_folds} and strategy.n_configs == len(rows)
-    # Aggregation finds the same rows from the JSON plan summary alone.
-    summary = json.loads(json.dumps(strategy.plan_summary()))
+    # Aggregation finds the strategy and the same rows from the JSON plan summary alone.
+    summary = json.loads(json.dumps(dict(strategy.plan_summary(), strategy=kind)))
+    assert strategy_of_plan(summary) is cls
     assert cls.row_trial_ids(summary) == [[Path(p).stem for p in row] for row in rows]
     # Its rule files exist; its side outputs have a path each; it says what it is.
     assert all((REPO / "workflow/rules" / name).is_file() for name in cls.rule_files)

@@ -19,7 +19,7 @@ from snaketune.evaluation.records import TrialStatus, read_records
 from snaketune.results.aggregate import best_index, cv_results, to_frame, top_table
 from snaketune.results.metrics import metric, titled
 from snaketune.search.space import as_candidate
-from snaketune.strategies.registry import strategy_class
+from snaketune.strategies.registry import strategy_of_plan
 
 
 def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
@@ -27,7 +27,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     best.json (and history.csv for adaptive searches). Returns the top-5 table as log text."""
     scoring, refit = config["scoring"], config["refit"]
     out = Path(outputs[0]).parent
-    strategy = strategy_class(config)  # its rows, extra columns, which rows the best comes from
+    strategy = strategy_of_plan(plan)  # its rows, extra columns, which rows the best comes from
     trial_ids = strategy.row_trial_ids(plan)
     records = read_records(out / "trials" / f"{t}.json" for ids in trial_ids for t in ids)
     firsts = [records[ids[0]] for ids in trial_ids]

@@ -33,6 +33,12 @@ def strategy_class(config: dict) -> type[Strategy]:
         raise ValueError(f"search: unknown kind {kind!r}; known: {', '.join(STRATEGIES)}") from None
 
 
+def strategy_of_plan(plan: dict) -> type[Strategy]:
+    """The strategy class named by a plan summary (its ``strategy`` key); a summary without one is
+    a list of candidates (the base class: grid and random search's rows)."""
+    return STRATEGIES.get(plan.get("strategy"), Strategy)
+
+
 def strategy_for(config: dict, plan: Plan) -> Strategy:
     """The strategy object of a validated config and its base plan."""
     return strategy_class(config)(config, plan)

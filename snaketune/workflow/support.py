@@ -95,9 +95,10 @@ class Study:
         ] + self.strategy.side_output_paths()
 
     def plan_summary(self) -> dict:
-        """What aggregation needs of the plan (JSON-able); ``classifier`` chooses the CV advice
+        """What aggregation needs of the plan (JSON-able), with the strategy's kind (aggregation
+        asks that strategy for rows, columns and the best); ``classifier`` chooses the CV advice
         (aggregation does not import scikit-learn to ask the estimator)."""
-        return self.strategy.plan_summary()
+        return dict(self.strategy.plan_summary(), strategy=self.strategy.kind)
 
     def refit_budget(self) -> dict | None:
         """How the refit trains the best (a budgeted search's resource; units from best.json)."""
