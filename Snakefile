@@ -9,17 +9,10 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 
 
-if ADAPTIVE:
+# The search strategy's trial rules and own steps (snaketune/strategies/: its rule_files).
+for _rule_file in STUDY.strategy.rule_files:
 
-    include: "workflow/rules/adaptive.smk"
-
-elif STUDY.optuna:
-
-    include: "workflow/rules/optuna.smk"
-
-else:
-
-    include: "workflow/rules/trials.smk"
+    include: f"workflow/rules/{_rule_file}"
 
 
 include: "workflow/rules/aggregate.smk"

@@ -72,6 +72,43 @@ def first_reaching(curve, target):
     return None
 
 
+def best_at_units(curve, units: int) -> float | None:
+    """The best score once ``units`` partial_fit calls were spent (the curve's last point within)."""
+    within = [point["best"] for point in curve if point["units"] <= units]
+    return within[-1] if within else None
+
+
+def plot_curves(results: dict, path: Path) -> None:
+    """Best-so-far validation accuracy against partial_fit calls spent: every seed thin, the median
+    over seeds thick, one colour per method (snaketune's Hyperband and BOHB, dask-ml's Hyperband)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    methods = sorted({m for r in results["runs"] for m, v in r.items() if isinstance(v, dict) and v.get("curve")})
+    for colour, method in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], methods, strict=False):
+        curves = [
+            r[method]["curve"] for r in results["runs"] if isinstance(r.get(method), dict) and r[method].get("curve")
+        ]
+        top = max(point["units"] for c in curves for point in c)
+        grid = np.unique(np.linspace(1, top, 200).astype(int))
+        values = []
+        for c in curves:
+            ys = [best_at_units(c, u) for u in grid]
+            values.append([np.nan if y is None or not np.isfinite(y) else y for y in ys])
+            ax.step(grid, values[-1], where="post", color=colour, alpha=0.25, linewidth=0.8)
+        ax.step(grid, np.nanmedian(np.array(values), axis=0), where="post", color=colour, linewidth=2,
+                label=f"{method} (median of {len(curves)})")  # fmt: skip
+    ax.set_xlabel("partial_fit calls spent")
+    ax.set_ylabel("best validation accuracy so far")
+    ax.set_title(f"Best so far: {results['config']}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.savefig(path, bbox_inches="tight", dpi=110)
+    plt.close(fig)
+
+
 def loadavg() -> list[float]:
     return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -462,6 +499,8 @@ def summarize(results: dict) -> dict:
         if "best_on_our_validation_rows" in rows[0]:
             s["median_best_on_our_validation_rows"] = _median([r["best_on_our_validation_rows"] for r in rows])
             s["median_wall_seconds_with_startup"] = _median([r["wall_seconds_with_startup"] for r in rows])
+        if "best_at_hyperband_units" in rows[0]:
+            s["median_best_at_hyperband_units"] = _median([r["best_at_hyperband_units"] for r in rows])
         if "profile" in rows[0]:
             s["median_search_span_s"] = _median([r["profile"]["search_span_s"] for r in rows])
         summary[m] = s
@@ -491,6 +530,13 @@ def markdown(results: dict) -> str:
             + (f"{s['median_wall_seconds_with_startup']:.1f}" if "median_wall_seconds_with_startup" in s else "")
             + " |"
         )
+    at_units = {
+        m: s["median_best_at_hyperband_units"] for m, s in summary.items() if "median_best_at_hyperband_units" in s
+    }
+    if at_units:
+        lines += ["", "Median best validation accuracy after as many partial_fit calls as Hyperband spent:", ""]
+        lines += [f"- {m}: {v:.4f}" for m, v in at_units.items()]
+        lines += ["", f"Best-so-far curves: `{results.get('name', 'hyperband')}-curves.png`."]
     lines += [
         "",
         "## Per seed",
@@ -538,6 +584,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="search seeds (default: the config's)")
     parser.add_argument("--dask-split", nargs="+", default=["own", "ours"], choices=["own", "ours"])
     parser.add_argument("--random", action="store_true", help="also run random search (slow at full scale)")
+    parser.add_argument("--bohb", action="store_true", help="also run snaketune's BOHB with the same keys and seed")
     parser.add_argument("--name", default="hyperband", help="bench/results/<name>.json and .md")
     parser.add_argument("--append", action="store_true", help="add these seeds to an existing <name>.json")
     parser.add_argument("--dask-ml-job")
@@ -557,6 +604,7 @@ def main() -> int:
         "load_before": loadavg(),
         "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
         "runs": [],
+        "name": args.name,
     }
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -588,6 +636,20 @@ def main() -> int:
                     run[name] = run_dask_ml(args.dask_python, config, X, y, train, val, tmp, seed, split)
                 except RuntimeError as exc:
                     run[name] = {"error": str(exc)[-1500:]}
+            if args.bohb:
+                bohb = copy.deepcopy(config)
+                bohb["search"] = {"bohb": bohb["search"].pop("hyperband")}
+                bohb["study"] = f"{config['study']}-bohb"
+                try:
+                    run["snaketune_bohb"] = run_snaketune(bohb, tmp / "bohb")
+                    run["snaketune_bohb"].pop("out")
+                except RuntimeError as exc:
+                    run["snaketune_bohb"] = {"error": str(exc)[-1500:]}
+                # Compared after the same number of partial_fit calls as Hyperband spent.
+                spent = ours["curve"][-1]["units"]
+                for r in run.values():
+                    if isinstance(r, dict) and r.get("curve"):
+                        r["best_at_hyperband_units"] = best_at_units(r["curve"], spent)
             if args.random:
                 run["random_search"] = run_random(config, ours["plan"]["n_models"], X, y, train, val, seed)
                 target = run["random_search"]["best_score"]
@@ -609,6 +671,8 @@ def main() -> int:
     results["summary"] = summarize(results)
     (out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=1))
     (out_dir / f"{args.name}.md").write_text(markdown(results))
+    if args.bohb:
+        plot_curves(results, out_dir / f"{args.name}-curves.png")
     print(markdown(results))
     print(f"wrote {out_dir / args.name}.json and .md")
     return 0

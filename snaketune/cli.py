@@ -47,42 +47,29 @@ def check(args: argparse.Namespace) -> int:
 
 def plan(args: argparse.Namespace) -> int:
     from snaketune.config.load import ConfigError, load_config, read_yaml
-    from snaketune.search.hyperband import schedule_from_config
+    from snaketune.strategies.registry import STRATEGIES, strategy_class, strategy_for
 
     try:
         raw = read_yaml(args.config)
         search = raw.get("search") or {}
-        if {"hyperband", "successive_halving"} & set(search):
-            # The schedule needs only the budget keys: print it even for a config still being written.
-            schedule = schedule_from_config(search)
-            print(json.dumps(schedule.to_dict(), indent=1) if args.json else schedule.table())
-            return 0
-        config = load_config(raw, Path.cwd(), check_data=False)
+        # A schedule needs only its budget keys: print it even for a config still being written.
+        ((kind, spec),) = search.items() if isinstance(search, dict) and len(search) == 1 else ((None, None),)
+        early = STRATEGIES[kind].early_plan_report(spec) if kind in STRATEGIES else None
+        if early is None:
+            config = load_config(raw, Path.cwd(), check_data=False)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     except (ValueError, KeyError, TypeError) as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
-    from snaketune.search.plan import make_plan
+    if early is None:
+        from snaketune.search.plan import make_plan
 
-    if "optuna" in config["search"]:
-        from types import SimpleNamespace
-
-        from snaketune.evaluation.rounds import setup
-
-        rounds = setup(SimpleNamespace(config=config, plan=make_plan(config, candidates=[])))
-        summary = {"rounds": rounds.n_rounds, "batch_size": rounds.batch_size, "configurations": rounds.n_trials}
-        summary.update(folds=rounds.n_folds, trials=len(rounds.trial_paths))
-        print(json.dumps(summary) if args.json else rounds.summary() + f" = {summary['trials']} trials")
-        return 0
-    trials = make_plan(config)
-    summary = {"candidates": len(trials.candidates), "folds": trials.n_folds, "trials": len(trials.trial_ids)}
-    print(
-        json.dumps(summary)
-        if args.json
-        else f"{summary['candidates']} configurations x {summary['folds']} folds = {summary['trials']} trials"
-    )
+        expands = strategy_class(config).expands_space
+        early = strategy_for(config, make_plan(config, candidates=None if expands else [])).plan_report()
+    summary, text = early
+    print(json.dumps(summary, indent=1 if "brackets" in summary else None) if args.json else text)
     return 0
 
 

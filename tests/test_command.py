@@ -102,7 +102,7 @@ def test_config_errors_are_one_line_each(tmp_path):
     (problem,) = config_problems(tmp_path, run="python train.py --lr {lr}")
     assert problem == "command.run: {output} is missing: the command must write its metrics JSON there"
     (problem,) = config_problems(tmp_path, run="python train.py --lr {lr} --epochs {budget} --out {output}")
-    assert problem == "command.run: {budget} needs a hyperband or successive_halving search"
+    assert problem == "command.run: {budget} needs a budgeted search (hyperband, successive_halving or bohb)"
     (problem,) = config_problems(tmp_path, run="python train.py --out {output}")
     assert "parameter 'lr' reaches the command neither as {lr} nor through {params_json}" in problem
     assert all("\n" not in p for p in config_problems(tmp_path, metrics=["1bad"], inputs=["nope"]))

@@ -240,12 +240,13 @@ def test_example_config_is_valid_and_its_plan_is_documented():
     from pathlib import Path
 
     from snaketune.config.load import load_config, read_yaml
-    from snaketune.search.hyperband import schedule_from_config
+    from snaketune.strategies.registry import strategy_class
 
     repo = Path(__file__).resolve().parents[1]
     path = repo / "examples" / "mlp-circles-hyperband.yaml"
     config = load_config(read_yaml(path), repo)
-    schedule = schedule_from_config(config["search"])
+    ((_kind, spec),) = config["search"].items()
+    schedule = strategy_class(config).schedule(spec)
     assert (len(schedule.brackets), schedule.n_models, schedule.units) == (4, 49, 357)
     assert "49 models, 357 partial_fit calls" in path.read_text()
     assert len(config["search"]["hyperband"]["params"]) == 7

@@ -10,19 +10,14 @@ import sys
 import numpy as np
 import pytest
 
+from tests.configs import mlp_circles
 from tests.conftest import REPO, jobs_run
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "study": "hb-tiny",
-    "data": {
-        "generator": "make_circles",
-        "params": {"n_samples": 300, "n_classes": 4, "n_features": 6, "n_informative": 2, "noise": 0.05},
-        "test_size": 0.2,
-    },
-    "estimator": {"class": "sklearn.neural_network.MLPClassifier", "params": {"solver": "sgd"}},
-    "search": {
+TINY = mlp_circles(
+    "hb-tiny",
+    {
         "hyperband": {
             # s_max = 1: bracket 1 = 3 models at 1 unit, the best continues to 3; bracket 0 = 2 at 3.
             "max_iter": 3,
@@ -37,9 +32,7 @@ TINY = {
             },
         }
     },
-    "cv": {"kind": "stratified_shuffle_split", "n_splits": 2, "test_size": 0.25},
-    "scoring": "accuracy",
-}
+)
 
 
 def test_tiny_hyperband_study(make_study):

@@ -246,34 +246,37 @@ def test_error_score_raise_stops_a_slurm_run(slurm_cluster, make_study):
     assert not list((study.out / "trials").glob("*.json"))  # a raised failure is not recorded
 
 
+def _iris_study(name: str, estimator: dict, search: dict) -> dict:
+    """A small iris study whose jobs fit the one-node cluster's limits."""
+    return {
+        "study": name,
+        "data": {"loader": "iris"},
+        "estimator": estimator,
+        "search": search,
+        "cv": {"kind": "stratified", "n_splits": 2},
+        "scoring": "accuracy",
+        "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
+    }
+
+
+def _local_and_cluster(make_study, config: dict, name: str):
+    """The same study run locally and on the cluster: (local, cluster, the cluster's submissions)."""
+    local = make_study(config, f"{name}-local")
+    local.snakemake()
+    cluster = make_study(config, f"{name}-cluster")
+    return local, cluster, _submissions(_slurm_snakemake(cluster, timeout=500))
+
+
 def test_optuna_rounds_on_slurm_equal_local(slurm_cluster, make_study):
     """A model-based (TPE) study of 2 rounds on the cluster: each round's trials are one SLURM
     job (packed within the round, never across the ask between rounds), the ask jobs run on the
     submit host; configurations and leaderboard equal a local run's."""
     import pandas as pd
 
-    config = {
-        "study": "tpe-slurm",
-        "data": {"loader": "iris"},
-        "estimator": {"class": "sklearn.svm.SVC"},
-        "search": {
-            "optuna": {
-                "sampler": "tpe",
-                "n_trials": 2,
-                "batch_size": 1,
-                "seed": 0,
-                "params": {"C": {"loguniform": [1.0e-3, 1.0e3]}, "gamma": {"loguniform": [1.0e-4, 1.0e1]}},
-            }
-        },
-        "cv": {"kind": "stratified", "n_splits": 2},
-        "scoring": "accuracy",
-        "resources": {"mem_mb": 300, "runtime": 2, "threads": 1},
-    }
-    local = make_study(config, "optuna-local")
-    local.snakemake()
-    cluster = make_study(config, "optuna-cluster")
-    proc = _slurm_snakemake(cluster, timeout=500)
-    submitted = _submissions(proc)
+    space = {"C": {"loguniform": [1.0e-3, 1.0e3]}, "gamma": {"loguniform": [1.0e-4, 1.0e1]}}
+    search = {"optuna": {"sampler": "tpe", "n_trials": 2, "batch_size": 1, "seed": 0, "params": space}}
+    config = _iris_study("tpe-slurm", {"class": "sklearn.svm.SVC"}, search)
+    local, cluster, submitted = _local_and_cluster(make_study, config, "optuna")
     assert sum(s.startswith("group_trials") for s in submitted) == 2, submitted  # one per round
     assert not any("rule_ask" in s for s in submitted), submitted  # asking is a local rule
 
@@ -281,6 +284,30 @@ def test_optuna_rounds_on_slurm_equal_local(slurm_cluster, make_study):
         return {p.name: p.read_bytes() for p in sorted((study.out / "optuna").glob("round-*.json"))}
 
     assert asked(cluster) == asked(local) and len(asked(local)) == 2
+    pd.testing.assert_frame_equal(
+        _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
+    )
+
+
+def test_bohb_on_slurm_equals_local(slurm_cluster, make_study):
+    """A tiny BOHB study on the cluster: its propose steps run on the submit host, its slots as
+    SLURM jobs; the proposals (the second bracket's from TPE) and leaderboard equal a local run's."""
+    import json
+
+    import pandas as pd
+
+    # max_iter 3: bracket 1 = 3 models at 1 unit, the best to 3; bracket 0 = 2 models at 3,
+    # proposed by TPE fitted on bracket 1's three models at 1 unit (1 parameter: 2 needed).
+    search = {"bohb": {"max_iter": 3, "folds": 1, "params": {"alpha": {"loguniform": [1.0e-5, 1.0e-1]}}}}
+    estimator = {"class": "sklearn.linear_model.SGDClassifier", "params": {"random_state": 0}}
+    local, cluster, submitted = _local_and_cluster(make_study, _iris_study("bohb-slurm", estimator, search), "bohb")
+    assert submitted and not any("rule_propose" in s for s in submitted), submitted  # a local rule
+
+    def proposed(study):
+        return {p.parent.name: p.read_bytes() for p in sorted((study.out / "bohb").glob("b*/proposals.json"))}
+
+    assert proposed(cluster) == proposed(local) and len(proposed(local)) == 2
+    assert json.loads(proposed(local)["b0"])["budget"] == 1  # the model was used
     pd.testing.assert_frame_equal(
         _without_timings(cluster.leaderboard()), _without_timings(local.leaderboard()), check_exact=True
     )

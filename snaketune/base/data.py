@@ -120,12 +120,6 @@ def load_dataset(data: dict, basedir: Path) -> Source:
     return Source(X, y, [str(c) for c in X.columns], classes, groups)
 
 
-def load_source(data: dict, basedir: Path) -> tuple[Any, np.ndarray, list[str], list]:
-    """``(X, y, feature_names, classes)`` of :func:`load_dataset` (X a DataFrame for tables)."""
-    source = load_dataset(data, basedir)
-    return source.X, source.y, source.feature_names, source.classes
-
-
 def take_rows(X, rows):
     """Rows of an array or (by position) of a DataFrame."""
     return X.iloc[rows] if hasattr(X, "iloc") else X[rows]

@@ -30,10 +30,6 @@ def n_folds(cv: dict, n_groups: int | None = None) -> int:
     return cv["n_splits"]
 
 
-def needs_groups(cv: dict) -> bool:
-    return cv["kind"] in GROUP_KINDS
-
-
 def ordered(cv: dict) -> bool:
     """Whether rows keep their file order (time series): the held-out test set is then the last rows."""
     return cv["kind"] == "time_series"

@@ -306,14 +306,15 @@ def _search_problems(config: dict, estimator) -> list[str]:
     resource = search.get("resource") if isinstance(search, dict) else None
     if resource == "partial_fit" and estimator is not None and not hasattr(estimator, "partial_fit"):
         out.append(f"search.{kind}.resource: {type(estimator).__name__} has no partial_fit; use resource: n_samples")
-    if kind == "optuna":
+    # The strategies' own keys, checked by key, not by kind (this layer is below snaketune.strategies).
+    if isinstance(search, dict) and "sampler" in search:  # Optuna's samplers: its distributions
         from snaketune.search.optuna_space import sampler_problem, space_problems
 
-        out += space_problems("search.optuna.params", search["params"])
-        out += [p for p in [sampler_problem("search.optuna.sampler", search["sampler"])] if p]
-    if kind == "successive_halving" and search.get("min_resources", 1) > search.get("max_resources", float("inf")):
+        out += space_problems(f"search.{kind}.params", search["params"])
+        out += [p for p in [sampler_problem(f"search.{kind}.sampler", search["sampler"])] if p]
+    if isinstance(search, dict) and search.get("min_resources", 1) > search.get("max_resources", float("inf")):
         out.append(
-            f"search.successive_halving.min_resources: {search['min_resources']} is more than "
+            f"search.{kind}.min_resources: {search['min_resources']} is more than "
             f"max_resources ({search['max_resources']})"
         )
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from snaketune.search.command import ADAPTIVE, ADAPTIVE_KINDS, FIXED, RESERVED, placeholders, scoring
+from snaketune.search.command import ADAPTIVE, FIXED, RESERVED, budgeted, placeholders, scoring
 
 # Sections of an estimator study that a command study does not take (cv is defaulted by the
 # schema, so it cannot be told apart from absent; it is ignored).
@@ -34,11 +34,11 @@ def normalise_command(config: dict) -> dict:
     return config
 
 
-def _search_names(config: dict) -> tuple[str | None, list[str]]:
+def _search_names(config: dict) -> tuple[str | None, list[str], bool]:
     ((kind, spec),) = config["search"].items()
     spaces = spec if kind == "grid" else spec["params"]
     spaces = spaces if isinstance(spaces, list) else [spaces]
-    return kind, list(dict.fromkeys(name for space in spaces for name in space))
+    return kind, list(dict.fromkeys(name for space in spaces for name in space)), budgeted(spec)
 
 
 def _hint(name: str, known) -> str:
@@ -54,15 +54,15 @@ def command_problems(config: dict, basedir: Path, invalid=frozenset()) -> list[s
         for key in NOT_FOR_COMMANDS
         if key in config and not (key in ("allowed_modules", "return_train_score") and not config[key])
     ]
-    kind, names = (None, [])
+    kind, names, on_budget = (None, [], False)
     if "search" not in invalid:
-        kind, names = _search_names(config)
+        kind, names, on_budget = _search_names(config)
         for name in names:
             if name in RESERVED:
                 problems.append(
                     f"search: parameter name {name!r} is reserved for the {{{name}}} placeholder; rename it"
                 )
-    known = set(names) | set(FIXED) | (set(ADAPTIVE) if kind in ADAPTIVE_KINDS else set())
+    known = set(names) | set(FIXED) | (set(ADAPTIVE) if on_budget else set())
     templates = [("command.run", command["run"])]
     if isinstance(command.get("refit"), str):
         templates.append(("command.refit", command["refit"]))
@@ -75,8 +75,8 @@ def command_problems(config: dict, basedir: Path, invalid=frozenset()) -> list[s
             continue
         used |= set(found)
         for name in dict.fromkeys(found):
-            if name in ADAPTIVE and kind not in ADAPTIVE_KINDS and kind is not None:
-                problems.append(f"{key}: {{{name}}} needs a hyperband or successive_halving search")
+            if name in ADAPTIVE and not on_budget and kind is not None:
+                problems.append(f"{key}: {{{name}}} needs a budgeted search (hyperband, successive_halving or bohb)")
             elif name not in known and name not in ADAPTIVE:
                 problems.append(
                     f"{key}: unknown placeholder {{{name}}} ({_hint(name, known)}known: "
@@ -84,7 +84,7 @@ def command_problems(config: dict, basedir: Path, invalid=frozenset()) -> list[s
                 )
         if "output" not in found:
             problems.append(f"{key}: {{output}} is missing: the command must write its metrics JSON there")
-    if kind in ADAPTIVE_KINDS and "budget" not in placeholders_or_empty(command["run"]):
+    if on_budget and "budget" not in placeholders_or_empty(command["run"]):
         problems.append(f"command.run: a {kind} search needs {{budget}} (the units, e.g. epochs, to train to)")
     if "params_json" not in used:
         for name in names:

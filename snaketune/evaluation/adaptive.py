@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from snaketune.base.jsonutil import digest, to_jsonable
 from snaketune.config.load import ConfigError
 from snaketune.evaluation.budget import Budget
-from snaketune.search.hyperband import Schedule, schedule_from_config
+from snaketune.search.hyperband import Schedule
 
 # With trials_per_job: auto, a rung's slots run in at most this many jobs.
 JOBS_PER_RUNG = 16
@@ -81,6 +81,10 @@ class AdaptivePlan:
             stratify=s["classifier"],
             metric=s["refit"],
         )
+
+    def slot_inputs(self, b: int, i: int) -> dict:
+        """A slot's inputs beyond data and splits: the previous rung's promotion (rung > 0)."""
+        return {"promotion": self.promotion_path(b, i - 1)} if i else {}
 
     def slot_specs(self, b: int, i: int, j: int) -> list[dict]:
         """The trial specs of a slot's folds (JSON: the job's definition)."""
@@ -189,15 +193,9 @@ def adaptive_settings(config: dict, schedule: Schedule, classifier: bool) -> dic
     }
 
 
-def sample_models(config: dict, plan, schedule: Schedule, settings: dict) -> dict:
-    """Sample each bracket's configurations (``ParameterSampler``, seed ``seed + bracket``) and
-    name them by a content hash of everything that determines their results."""
-    from sklearn.model_selection import ParameterSampler
-
-    from snaketune.search.space import expand_space
-
-    ((kind, spec),) = config["search"].items()
-    (dists,) = expand_space(spec["params"])
+def adaptive_defining(config: dict, plan, settings: dict) -> dict:
+    """Everything besides its parameters that determines a budgeted model's results (what its
+    config key hashes)."""
     defining = {
         "estimator": config.get("estimator"),
         "data": plan.data_key,
@@ -209,11 +207,24 @@ def sample_models(config: dict, plan, schedule: Schedule, settings: dict) -> dic
         "adaptive": {k: settings[k] for k in ("resource", "chunk_size", "patience", "tol", "folds")},
     }
     if "command" in config:
-        from snaketune.search.command import adaptive_defining
+        from snaketune.search.command import adaptive_defining as command_defining
 
-        defining = dict(adaptive_defining(config, plan), folds=settings["folds"])
+        defining = dict(command_defining(config, plan), folds=settings["folds"])
     if settings["resource"] == "n_samples" and not settings["chunk_size"]:
         defining["adaptive"]["max_units"] = settings["max_units"]  # sets the default chunk size
+    return defining
+
+
+def sample_models(config: dict, plan, schedule: Schedule, settings: dict) -> dict:
+    """Sample each bracket's configurations (``ParameterSampler``, seed ``seed + bracket``) and
+    name them by a content hash of everything that determines their results."""
+    from sklearn.model_selection import ParameterSampler
+
+    from snaketune.search.space import expand_space
+
+    ((kind, spec),) = config["search"].items()
+    (dists,) = expand_space(spec["params"])
+    defining = adaptive_defining(config, plan, settings)
     models = {}
     for bracket in schedule.brackets:
         n = bracket.n_models
@@ -236,19 +247,11 @@ def sample_models(config: dict, plan, schedule: Schedule, settings: dict) -> dic
     return models
 
 
-_PLANS: dict[int, AdaptivePlan] = {}
-
-
-def setup(study) -> AdaptivePlan:
-    """Build (once per Study) the adaptive plan of a validated config."""
-    key = id(study)
-    if key in _PLANS:
-        return _PLANS[key]
-    config, plan = study.config, study.plan
-    schedule = schedule_from_config(config["search"])
+def setup(strategy) -> AdaptivePlan:
+    """The adaptive plan of a budgeted strategy (its ``config``, base ``plan`` and ``schedule``)."""
+    config, plan = strategy.config, strategy.plan
+    schedule = strategy.schedule(strategy.spec)
     settings = adaptive_settings(config, schedule, plan.classifier)
     models = sample_models(config, plan, schedule, settings)
     n_folds = min(settings["folds"] or plan.n_folds, plan.n_folds)
-    result = AdaptivePlan(plan.out, schedule, settings, models, n_folds, dict(plan.trial_spec_base))
-    _PLANS[key] = result
-    return result
+    return AdaptivePlan(plan.out, schedule, settings, models, n_folds, dict(plan.trial_spec_base))

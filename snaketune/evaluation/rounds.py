@@ -94,9 +94,6 @@ class OptunaPlan:
     def trial_paths(self) -> list[str]:
         return [p for s in self.slots for p in self.slot_trials(*s)]
 
-    def round_trials(self, r: int) -> list[str]:
-        return [p for k in range(self.round_size(r)) for p in self.slot_trials(r, k)]
-
     # ------------------------------------------------------------------ what jobs run
     def trial_specs(self, r: int, k: int) -> list[dict]:
         """The trial specs of configuration ``k`` of round ``r``, one per fold."""
@@ -169,14 +166,14 @@ class OptunaPlan:
                 for r, k in self.slots
             ],
             "n_folds": self.n_folds,
-            "optuna": dict(self.settings, n_rounds=self.n_rounds, journal=self.journal_path),
+            "settings": dict(self.settings, n_rounds=self.n_rounds, journal=self.journal_path),
         }
 
 
 def setup(study) -> OptunaPlan:
     """The round plan of a validated config whose search is ``optuna``."""
     config, plan = study.config, study.plan
-    spec = config["search"]["optuna"]
+    ((_kind, spec),) = config["search"].items()
     settings = {
         "sampler": spec["sampler"],
         "seed": int(spec["seed"]),

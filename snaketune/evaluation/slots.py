@@ -80,14 +80,17 @@ def promote(slots: list[list[str]], keep: int, refit: str, output: str) -> dict:
     return doc
 
 
-def resolve_slot(spec: TrialSpec, output) -> TrialRecord | tuple[TrialSpec, tuple]:
-    """The candidate of a promoted slot's fold, and where its model starts.
+def resolve_slot(spec: TrialSpec, output) -> TrialRecord | tuple[TrialSpec, tuple | None]:
+    """The candidate of a promoted slot's fold, and where its model starts (None: from scratch,
+    a first-rung slot whose configuration a strategy's step proposed at run time).
 
     Returns either a finished record (the survivor failed, timed out or stopped on a plateau
     on this fold: it keeps its place and score and trains no further) or ``(spec, (state,
     done, history))`` with the spec's candidate filled in, for :func:`run_trial` to continue.
     """
     spec, entry = with_candidate(spec)
+    if "results" not in entry:
+        return spec, None  # a configuration proposed for a first rung: trained from scratch
     previous = read_record(entry["results"][spec.fold])
     previous_state = entry["states"][spec.fold]
     if not previous.ok or previous.stopped:

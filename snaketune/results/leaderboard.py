@@ -1,11 +1,10 @@
 """Trial files -> ``leaderboard.csv`` (``cv_results_`` columns), ``leaderboard.md`` and ``best.json``,
 for every kind of search.
 
-Grid and random search have one row per candidate, in search order. Adaptive searches have one
-row per slot (a model at one rung), with scikit-learn's successive-halving columns ``iter`` and
-``n_resources`` added, as ``HalvingRandomSearchCV.cv_results_`` has; as there, ranks are over
-every row, and the best is chosen among the last rung's rows (of every bracket). They also get
-``history.csv``: every scored point of every model.
+The study's strategy (:mod:`snaketune.strategies`) says which trials make a row, which columns it
+adds (Hyperband's ``iter``/``n_resources``, as ``HalvingRandomSearchCV.cv_results_``), which rows
+the best is chosen from, and which result files it adds (history.csv, Optuna's journal); ranks
+are over every row.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from snaketune.evaluation.records import TrialStatus, read_records
 from snaketune.results.aggregate import best_index, cv_results, to_frame, top_table
 from snaketune.results.metrics import metric, titled
 from snaketune.search.space import as_candidate
-
-SELECTION = "best of the final rung of every bracket (mean test score of the refit metric; ties: first)"
+from snaketune.strategies.registry import strategy_of_plan
 
 
 def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
@@ -29,28 +27,12 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     best.json (and history.csv for adaptive searches). Returns the top-5 table as log text."""
     scoring, refit = config["scoring"], config["refit"]
     out = Path(outputs[0]).parent
-    if "slots" in plan:
-        rows = plan["slots"]
-        trial_ids = [s["trial_ids"] for s in rows]
-    elif "optuna" in plan:  # model-based: one row per asked configuration, in Optuna's order
-        trial_ids = [row["trial_ids"] for row in plan["rows"]]
-    else:
-        trial_ids = [[f"{key}_{k}" for k in range(plan["n_folds"])] for key in plan["config_keys"]]
+    strategy = strategy_of_plan(plan)  # its rows, extra columns, which rows the best comes from
+    trial_ids = strategy.row_trial_ids(plan)
     records = read_records(out / "trials" / f"{t}.json" for ids in trial_ids for t in ids)
     firsts = [records[ids[0]] for ids in trial_ids]
     candidates = [{k: as_candidate(v) for k, v in r.params.items()} for r in firsts]
-    extra = None
-    if "slots" in plan:
-        extra = {
-            "iter": [s["iter"] for s in rows],
-            "n_resources": [s["n_resources"] for s in rows],
-            "bracket": [s["bracket"] for s in rows],
-            "model_id": [r.model_id for r in firsts],
-            "final_rung": [s["final"] for s in rows],
-            "stopped_early": [all(records[t].stopped for t in ids) for ids in trial_ids],
-        }
-    elif "optuna" in plan:
-        extra = {"round": [row["round"] for row in plan["rows"]], "number": [row["number"] for row in plan["rows"]]}
+    extra = strategy.extra_columns(plan, records, trial_ids)
     results = cv_results(
         candidates,
         [r.config_key for r in firsts],
@@ -65,21 +47,22 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     frame = to_frame(results)
     add_completion(frame, records, trial_ids)
     add_warning_counts(frame, records, trial_ids)
-    if "slots" not in plan:
+    eligible = strategy.eligible(results)
+    if eligible is None:
         best = best_index(results, refit)
     else:
-        final = np.flatnonzero(results["final_rung"])
+        final = np.flatnonzero(eligible)
         means = results[f"mean_test_{refit}"][final]
         best = int(final[0] if np.isnan(means).all() else final[np.nanargmax(means)])
     comparison = add_comparison(frame, results, records, trial_ids, best, config, plan.get("classifier"))
-    shown = frame[frame["final_rung"]] if "slots" in plan else frame
+    shown = frame if eligible is None else frame[eligible]
     frame.to_csv(outputs[0], index=False)
     top_n = config["report"]["top_n"]
     statuses = [r.status for r in records.values()]
     no_best = no_best_reason(results[f"mean_test_{refit}"][best], statuses)
     alpha = None if no_best else comparison.alpha  # no "vs best" column without a best
     table = top_table(shown, refit, scoring, n=top_n, alpha=alpha)
-    kind = ", final rung of each bracket" if "slots" in plan else ""
+    kind = strategy.selection_note
     summary = {
         "index": best,
         "params": to_jsonable(candidates[best]),
@@ -109,15 +92,9 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         heading += f"**No best configuration**: {no_best}. Why, below.\n\n"
     markdown = f"{heading}{table}\n" + ("" if no_best else comparison_text(comparison))
     Path(outputs[1]).write_text(markdown + failures_markdown(summary, config["error_score"]))
-    if "optuna" in plan:
-        from snaketune.results.optuna_study import study_summary, write_journal
-
-        summary.update(study_summary(plan, results, best))
-        write_journal(plan, config, records, outputs[3])
-    if "slots" in plan:
-        summary.update(_adaptive_summary(plan, records, trial_ids, results, best))
-        history = _history(records, refit)
-        history.to_csv(outputs[3], index=False)
+    summary.update(strategy.best_summary(plan, records, trial_ids, results, best))
+    for role, path in zip(strategy.side_outputs, outputs[3:], strict=True):
+        SIDE_WRITERS[role](plan=plan, config=config, records=records, path=path)
     write_json_atomic(outputs[2], summary)
     top = top_table(shown, refit, scoring, n=5, alpha=alpha)
     best_shown = metric(refit).shown(summary["mean_test_score"])  # a loss positive
@@ -284,41 +261,22 @@ def _params_line(example: dict) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items())) or "(defaults)"
 
 
-def _history(records, refit):
+def write_history(*, plan: dict, config: dict, records: dict, path: str) -> None:
+    """history.csv of a budgeted search: every scored point of every model."""
     from snaketune.results.adaptive import history_frame
 
-    return history_frame(records.values(), refit)
+    history_frame(records.values(), config["refit"]).to_csv(path, index=False)
 
 
-def _adaptive_summary(plan: dict, records: dict, trial_ids, results: dict, best: int) -> dict:
-    """What best.json adds for adaptive searches: where the best sits, the plan and what it used."""
-    top_units: dict[tuple, int] = {}
-    for r in records.values():
-        key = (r.bracket, r.model_id)
-        top_units[key] = max(top_units.get(key, 0), r.budget or 0)
-    evaluated = list(records.values())
-    return {
-        "model_id": str(results["model_id"][best]),
-        "bracket": int(results["bracket"][best]),
-        "rung": int(results["iter"][best]),
-        "n_resources": int(results["n_resources"][best]),
-        "stopped_early": bool(results["stopped_early"][best]),
-        "mean_test_scores": {
-            k.removeprefix("mean_test_"): v[best] for k, v in results.items() if k.startswith("mean_test_")
-        },
-        "settings": plan["settings"],
-        "plan": plan["schedule"],
-        "used": {
-            "n_models": len(top_units),
-            "units": int(sum(top_units.values())),
-            "units_trained": int(sum(r.units_trained or 0 for r in evaluated) // max(plan["n_folds"], 1)),
-            "n_evaluations": len(trial_ids),
-            "stopped_early": sum(1 for r in evaluated if r.stopped and not r.carried),
-            "failed": sum(1 for r in evaluated if not r.ok),
-            "reused": sum(1 for r in evaluated if r.reused),
-        },
-        "selection": SELECTION,
-    }
+def write_study_journal(*, plan: dict, config: dict, records: dict, path: str) -> None:
+    """The study as Optuna storage (a journal log)."""
+    from snaketune.results.optuna_study import write_journal
+
+    write_journal(plan, config, records, path)
+
+
+# Result files a strategy adds (its ``side_outputs``), by role.
+SIDE_WRITERS = {"history": write_history, "journal": write_study_journal}
 
 
 def add_completion(frame, records: dict, trial_ids: list[list[str]]) -> None:

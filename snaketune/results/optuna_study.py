@@ -30,7 +30,7 @@ def write_journal(plan: dict, config: dict, records: dict, path: str) -> None:
     from snaketune.search.optuna_space import STUDY_NAME, distributions
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    settings = plan["optuna"]
+    settings = plan["settings"]
     dists = distributions(settings["params"])
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp")
@@ -68,16 +68,6 @@ def write_journal(plan: dict, config: dict, records: dict, path: str) -> None:
         )
     study.add_trials(trials)
     os.replace(tmp, target)
-
-
-def study_summary(plan: dict, results: dict, best: int) -> dict:
-    """What best.json adds for a model-based search: where the best was asked, and the settings."""
-    settings = {k: v for k, v in plan["optuna"].items() if k != "params"}
-    return {
-        "round": int(results["round"][best]),
-        "number": int(results["number"][best]),
-        "optuna": settings,
-    }
 
 
 def plot_history(leaderboard_csv: str, config: dict, output: str) -> None:
@@ -121,7 +111,7 @@ def draw_history(plt, leaderboard_csv: str, config: dict):
     ax.grid(alpha=0.3)
     ax.set_xlabel("configuration (Optuna trial number; vertical lines: rounds)")
     ax.set_ylabel(f"mean test {m.label}" + (f" ({m.direction})" if m.is_loss else ""))
-    ax.set_title(f"{config['study']}: {config['search']['optuna']['sampler']} sampler", fontweight="bold")
+    ax.set_title(f"{config['study']}: {next(iter(config['search'].values()))['sampler']} sampler", fontweight="bold")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)  # off the points
     fig.tight_layout()
     return fig

@@ -25,6 +25,7 @@ import numpy as np
 from snaketune.base import filecache
 from snaketune.base.procs import run_in_forks
 from snaketune.results.metrics import metric
+from snaketune.strategies.registry import strategy_class
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -43,10 +44,6 @@ PLOT_TITLES = {
     "importance": "Parameter importance",
     "optimization_history": "Optimisation history (model-based search)",
 }
-
-# Searches whose configurations are sampled, not laid out: no trend line joins them, and a
-# surrogate model can say which parameters matter (model-based kinds join when they land).
-SAMPLED_KINDS = {"random", "optuna", "tpe", "bayes"}
 
 
 def _spaces(config: dict) -> list[dict]:
@@ -91,7 +88,8 @@ def plot_names(config: dict) -> list[str]:
         names.append("score_map")
     if len(_space_values(config)) > 2:
         names.append("parallel")
-    if _search_kind(config) in SAMPLED_KINDS and len(_space_values(config)) >= 2:
+    # Sampled (not laid out) configurations: a surrogate model can say which parameters matter.
+    if strategy_class(config).sampled and len(_space_values(config)) >= 2:
         names.append("importance")
     return names
 

@@ -364,21 +364,9 @@ def study_html(frame, best: dict, refit_summary: dict, config: dict) -> str:
     n_trials = best.get("n_trials", len(frame) * n_folds)
     n_failed, n_timeout = best.get("n_failed", 0), best.get("n_timeout", 0)
     n_ok = n_trials - n_failed - n_timeout
-    if kind == "grid":
-        search_note = "Grid search: every combination (scikit-learn's ParameterGrid order)."
-    elif kind == "random":
-        search_note = (
-            f"Random search: {spec.get('n_iter')} configurations sampled with seed {spec.get('seed', 0)} "
-            "(scikit-learn's ParameterSampler)."
-        )
-    elif kind == "optuna":
-        search_note = (
-            f"Model-based search: Optuna's {spec.get('sampler')} sampler (seed {spec.get('seed', 0)}), "
-            f"{spec.get('n_trials')} configurations asked in rounds of {spec.get('batch_size')}; "
-            "the study is also Optuna storage in optuna/journal.log (optuna-dashboard opens it)."
-        )
-    else:
-        search_note = kind
+    from snaketune.strategies.registry import strategy_class
+
+    search_note = strategy_class(config).search_note(spec)
     header = ["parameter", "values", "scale"]
     space_rows = _space_rows(config)
     if space_rows and len(space_rows[0]) == 4:

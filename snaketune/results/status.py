@@ -99,22 +99,14 @@ def _latest_run(records: dict[str, dict]) -> tuple[float, float, int] | None:
 
 
 def study_plan(config: dict, root: Path = Path(".")):
-    """``(plan, slots)`` of a validated config: what :func:`trial_rows` lists (slots: the slot
-    plan of an adaptive or model-based search, else None). Reads no data file."""
-    from types import SimpleNamespace
-
-    from snaketune.evaluation.adaptive import setup
-    from snaketune.evaluation.rounds import setup as rounds_setup
+    """``(plan, slots)`` of a validated config: what :func:`trial_rows` lists (slots: the
+    strategy's own layout of slots or rounds, else None). Reads no data file."""
     from snaketune.search.plan import make_plan
+    from snaketune.strategies.registry import strategy_class
 
-    adaptive = bool({"hyperband", "successive_halving"} & set(config["search"]))
-    model_based = "optuna" in config["search"]
-    plan = make_plan(config, root, candidates=[] if adaptive or model_based else None)
-    if adaptive:
-        return plan, setup(SimpleNamespace(config=config, plan=plan))
-    if model_based:  # configurations by round and index: the same slot interface
-        return plan, rounds_setup(SimpleNamespace(config=config, plan=plan))
-    return plan, None
+    strategy = strategy_class(config)
+    plan = make_plan(config, root, candidates=None if strategy.expands_space else [])
+    return plan, strategy(config, plan).layout
 
 
 def trial_rows(plan, slots=None) -> list[list[str]]:

@@ -53,6 +53,13 @@ def ask(**kwargs) -> str:
     )
 
 
+def step(*, strategy: str, step: str, outputs: list[str], **kwargs) -> str:
+    """A search strategy's own step (e.g. BOHB's propose), run by its strategy class."""
+    from snaketune.strategies.registry import STRATEGIES
+
+    return STRATEGIES[strategy].run_step(step, outputs=outputs, **kwargs)
+
+
 def prepare_data(*, data: dict, outputs: list[str], ordered: bool = False, task: str | None = None) -> str:
     from snaketune.base.data import prepare
 
@@ -193,6 +200,7 @@ CALLS = {
     "trials": trials,
     "promote": promote,
     "ask": ask,
+    "step": step,
     "prepare_data": prepare_data,
     "make_splits": make_splits,
     "aggregate": aggregate,

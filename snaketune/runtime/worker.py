@@ -259,7 +259,7 @@ class Worker:
 # the plots request arrives before that import ends (measured: the plots job started 0.2 s later
 # and ended no sooner).
 LATER_IMPORTS = {
-    "ask": ("optuna", "snaketune.search.optuna_space"),
+    "ask": ("optuna.samplers", "snaketune.search.optuna_space"),
 }
 
 

@@ -19,11 +19,17 @@ from snaketune.base.jsonutil import digest, file_sha256, to_jsonable
 
 # Placeholders every command template may use besides the searched parameters' names.
 FIXED = ("params_json", "fold", "output", "seed")
-# Only with an adaptive search (hyperband, successive_halving): units to train to, and the folder
-# the model is saved in (a promoted model finds its previous rung's folder copied there).
+# Only with a budgeted search (Hyperband's slots): units to train to, and the folder the model is
+# saved in (a promoted model finds its previous rung's folder copied there).
 ADAPTIVE = ("budget", "checkpoint")
 RESERVED = FIXED + ADAPTIVE
-ADAPTIVE_KINDS = ("hyperband", "successive_halving")
+# A budgeted search's section has one of these (required) keys: the budget of its schedule.
+BUDGET_KEYS = ("max_iter", "n_candidates")
+
+
+def budgeted(spec) -> bool:
+    """Does a ``search`` section (its spec) train models on a budget (slots in rungs)?"""
+    return isinstance(spec, dict) and any(k in spec for k in BUDGET_KEYS)
 
 
 def placeholders(template: str) -> list[str]:

@@ -46,7 +46,6 @@ __all__ = [
     "ilog",
     "hyperband_schedule",
     "successive_halving_schedule",
-    "schedule_from_config",
     "dask_ml_bracket_count",
 ]
 
@@ -141,7 +140,7 @@ class Bracket:
 class Schedule:
     """All brackets of an adaptive search."""
 
-    kind: str  # "hyperband" or "successive_halving"
+    kind: str  # the strategy's kind (search/<kind> in the config)
     brackets: tuple[Bracket, ...]
     resource: str = "partial_fit"
     settings: tuple = ()
@@ -215,7 +214,7 @@ class Schedule:
             f"(dask-ml's metadata counting), {self.units_trained} units trained, "
             f"{self.n_evaluations} evaluation jobs, {self.n_promotions} promotion jobs"
         )
-        if self.kind == "hyperband":
+        if {"max_iter", "aggressiveness"} <= dict(self.settings).keys():  # Hyperband's brackets
             s = dict(self.settings)
             theirs = dask_ml_bracket_count(s["max_iter"], s["aggressiveness"])
             if theirs != len(self.brackets):
@@ -226,7 +225,9 @@ class Schedule:
         return "\n".join(lines)
 
 
-def hyperband_schedule(max_iter: int, aggressiveness: int = 3, resource: str = "partial_fit") -> Schedule:
+def hyperband_schedule(
+    max_iter: int, aggressiveness: int = 3, resource: str = "partial_fit", kind: str = "Hyperband"
+) -> Schedule:
     """Brackets and rungs of Hyperband (Li et al., Algorithm 1; dask-ml's plan, exact arithmetic).
 
     Parameters
@@ -237,6 +238,8 @@ def hyperband_schedule(max_iter: int, aggressiveness: int = 3, resource: str = "
         ``eta``: a rung keeps ``1/eta`` of its models and trains them ``eta`` times longer.
     resource : {"partial_fit", "n_samples"}
         What a unit is (recorded; the schedule itself does not depend on it).
+    kind : str
+        The label of the schedule (the strategy's kind: its name in best.json and the table).
 
     Returns
     -------
@@ -254,7 +257,7 @@ def hyperband_schedule(max_iter: int, aggressiveness: int = 3, resource: str = "
         rungs = tuple(Rung(i, n // eta**i, r * eta**i) for i in range(s + 1))
         brackets.append(Bracket(s, rungs))
     settings = (("max_iter", R), ("aggressiveness", eta))
-    return Schedule("hyperband", tuple(brackets), resource, settings)
+    return Schedule(kind, tuple(brackets), resource, settings)
 
 
 def successive_halving_schedule(
@@ -263,6 +266,7 @@ def successive_halving_schedule(
     min_resources: int = 1,
     max_resources: int | None = None,
     resource: str = "n_samples",
+    kind: str = "successive halving",
 ) -> Schedule:
     """One bracket with scikit-learn's ``HalvingRandomSearchCV`` rungs.
 
@@ -302,21 +306,4 @@ def successive_halving_schedule(
         ("min_resources", min_resources),
         ("max_resources", max_resources),
     )
-    return Schedule("successive_halving", (Bracket(0, tuple(rungs)),), resource, settings)
-
-
-def schedule_from_config(search: dict) -> Schedule:
-    """The schedule of a config's ``search`` section (``hyperband`` or ``successive_halving``)."""
-    if "hyperband" in search:
-        spec = search["hyperband"]
-        return hyperband_schedule(spec["max_iter"], spec.get("aggressiveness", 3), spec.get("resource", "partial_fit"))
-    if "successive_halving" in search:
-        spec = search["successive_halving"]
-        return successive_halving_schedule(
-            spec["n_candidates"],
-            spec.get("factor", 3),
-            spec.get("min_resources") or 1,
-            spec.get("max_resources"),
-            spec.get("resource", "n_samples"),
-        )
-    raise ValueError("search has neither hyperband nor successive_halving")
+    return Schedule(kind, (Bracket(0, tuple(rungs)),), resource, settings)

@@ -15,20 +15,23 @@ from pathlib import Path
 
 from snaketune.config.load import ConfigError, load_config, read_yaml
 from snaketune.search.plan import Plan, make_plan
+from snaketune.strategies.base import Strategy
+from snaketune.strategies.registry import strategy_class, strategy_for
 
 
 @dataclass
 class Study:
-    """A validated study: its config, its trial plan and (adaptive searches) its slot plan."""
+    """A validated study: its config, its trial plan and its search strategy."""
 
     config: dict
     plan: Plan
     # Grid/random search with trials_per_job > 1: batch id -> trial ids (see :func:`batches`).
     batches: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
-    def adaptive(self) -> bool:
-        return bool({"hyperband", "successive_halving"} & set(self.config["search"]))
+    @cached_property
+    def strategy(self) -> Strategy:
+        """The :class:`~snaketune.strategies.base.Strategy` of the config's ``search`` kind."""
+        return strategy_for(self.config, self.plan)
 
     @property
     def command(self) -> dict | None:
@@ -40,28 +43,8 @@ class Study:
         return self.plan.out
 
     @property
-    def slots(self):
-        """The :class:`~snaketune.evaluation.adaptive.AdaptivePlan` of an adaptive search."""
-        from snaketune.evaluation.adaptive import setup
-
-        return setup(self)
-
-    @property
-    def optuna(self) -> bool:
-        return "optuna" in self.config["search"]
-
-    @cached_property
-    def rounds(self):
-        """The :class:`~snaketune.evaluation.rounds.OptunaPlan` of a model-based search."""
-        from snaketune.evaluation.rounds import setup
-
-        return setup(self)
-
-    @property
     def trial_paths(self) -> list[str]:
-        if self.optuna:
-            return self.rounds.trial_paths
-        return self.slots.trial_paths if self.adaptive else self.plan.trial_paths
+        return self.strategy.trial_paths
 
     def batch_manifest(self, batch: str) -> str:
         return f"{self.out}/batches/{batch}.json"
@@ -99,41 +82,27 @@ class Study:
         return {}
 
     def plot_names(self) -> list[str]:
-        from snaketune.results.adaptive import PLOT_NAME
-        from snaketune.results.optuna_study import PLOT_NAME as OPTUNA_PLOT
         from snaketune.results.plots import plot_names
 
-        return plot_names(self.config) + ([PLOT_NAME] if self.adaptive else []) + ([OPTUNA_PLOT] if self.optuna else [])
+        return plot_names(self.config) + list(self.strategy.extra_plots)
 
     def leaderboard_outputs(self) -> list[str]:
         out = self.out
-        files = [f"{out}/leaderboard.csv", f"{out}/leaderboard.md", f"{out}/best.json"]
-        if self.optuna:
-            return files + [self.rounds.journal_path]  # the study as Optuna storage
-        return files + ([f"{out}/history.csv"] if self.adaptive else [])
+        return [
+            f"{out}/leaderboard.csv",
+            f"{out}/leaderboard.md",
+            f"{out}/best.json",
+        ] + self.strategy.side_output_paths()
 
     def plan_summary(self) -> dict:
-        """What aggregation needs of the plan (JSON-able); ``classifier`` chooses the CV advice
+        """What aggregation needs of the plan (JSON-able), with the strategy's kind (aggregation
+        asks that strategy for rows, columns and the best); ``classifier`` chooses the CV advice
         (aggregation does not import scikit-learn to ask the estimator)."""
-        if self.optuna:
-            return dict(self.rounds.to_summary(), classifier=self.plan.classifier)
-        if self.adaptive:
-            return dict(self.slots.to_summary(), classifier=self.plan.classifier)
-        from snaketune.base.jsonutil import to_jsonable
-
-        return {
-            "candidates": to_jsonable(self.plan.candidates),
-            "config_keys": self.plan.config_keys,
-            "n_folds": self.plan.n_folds,
-            "classifier": self.plan.classifier,
-        }
+        return dict(self.strategy.plan_summary(), strategy=self.strategy.kind)
 
     def refit_budget(self) -> dict | None:
-        """How the refit trains an adaptive search's best (its resource; units from best.json)."""
-        if not self.adaptive:
-            return None
-        b = self.slots.schedule.brackets[0]
-        return self.slots.budget(b.id, len(b.rungs) - 1).to_dict()
+        """How the refit trains the best (a budgeted search's resource; units from best.json)."""
+        return self.strategy.refit_budget()
 
     def final_outputs(self) -> list[str]:
         out = self.out
@@ -145,7 +114,7 @@ class Study:
             + [f"{out}/report/{page}.html" for page in ("leaderboard", "best", "study")]
             + self.job_outputs
             + self.nested_outputs()
-            + (self.rounds.ask_outputs if self.optuna else [])
+            + self.strategy.step_outputs()
         )  # trials (and ask files) are targets too: Snakemake does not redo a deleted intermediate file
 
     @property
@@ -216,7 +185,7 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
             study_config, plan = cached
         else:
             study_config = load_config(config, basedir, check_data=main_process)
-            candidates = [] if {"hyperband", "successive_halving", "optuna"} & set(study_config["search"]) else None
+            candidates = None if strategy_class(study_config).expands_space else []
             try:
                 plan = make_plan(study_config, basedir, candidates=candidates)
             except Exception as exc:  # noqa: BLE001 - the checks missed something: still one line
@@ -443,13 +412,13 @@ def nested_outer_args(study: Study, o: int) -> str:
 
 def slot_args(study: Study, b: int, i: int, j: int) -> str:
     """The trials of one adaptive slot (one per fold)."""
-    slots = study.slots
+    slots = study.strategy.layout
     return call_args(specs=slots.slot_specs(b, i, j), outputs=slots.slot_trials(b, i, j))
 
 
 def slot_group_args(study: Study, b: int, i: int, group: list[int]) -> str:
     """The trials of several slots of one rung, in a file (see :func:`call_file`)."""
-    slots = study.slots
+    slots = study.strategy.layout
     specs = [s for j in group for s in slots.slot_specs(b, i, j)]
     outputs = [p for j in group for p in slots.slot_trials(b, i, j)]
     return call_file(study, specs=specs, outputs=outputs)
@@ -457,7 +426,7 @@ def slot_group_args(study: Study, b: int, i: int, group: list[int]) -> str:
 
 def slot_groups(study: Study) -> list[tuple[int, int, list[int]]]:
     """Slots per job for an adaptive study; empty when every slot is its own job."""
-    groups = study.slots.slot_groups(study.config.get("trials_per_job", "auto"))
+    groups = study.strategy.layout.slot_groups(study.config.get("trials_per_job", "auto"))
     return [] if all(len(g) == 1 for _, _, g in groups) else groups
 
 
@@ -612,7 +581,7 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
     """Batches of trials for ``trials_per_job`` (``auto`` measured in the main process only)."""
     from snaketune.runtime.batching import make_batches, resolve_trials_per_job
 
-    if study.adaptive or study.optuna:
+    if not study.strategy.batched:
         return {}
     if study.command and study.config.get("trials_per_job", 1) == "auto":
         return {}  # nothing to measure without running the user's command: one trial a job
@@ -725,20 +694,20 @@ def ask_inputs(study: Study, r: int) -> dict:
     """Round ``r``'s ask job needs round ``r - 1``'s ask file, Optuna state and trial files."""
     if r == 0:
         return {}
-    previous = study.rounds.ask_args(r)["previous"]
+    previous = study.strategy.layout.ask_args(r)["previous"]
     trials = [p for paths in previous["trials"] for p in paths]
     return {"ask": previous["ask"], "state": previous["state"], "trials": trials}
 
 
 def optuna_trial_args(study: Study, r: int, k: int, fold: int) -> str:
     """One trial of a model-based search (its configuration is read from the round's ask file)."""
-    rounds = study.rounds
+    rounds = study.strategy.layout
     return call_args(specs=[rounds.trial_specs(r, k)[fold]], outputs=[rounds.slot_trials(r, k)[fold]])
 
 
 def optuna_group_args(study: Study, r: int, trials: list[tuple[int, int]]) -> str:
     """Several trials of one round in one job, in a file (see :func:`call_file`)."""
-    rounds = study.rounds
+    rounds = study.strategy.layout
     specs = [rounds.trial_specs(r, k)[f] for k, f in trials]
     outputs = [rounds.slot_trials(r, k)[f] for k, f in trials]
     return call_file(study, specs=specs, outputs=outputs)
@@ -761,7 +730,7 @@ def optuna_groups(study: Study, workflow=None) -> list[tuple[int, list[tuple[int
     jobs_per_round = None
     if setting == "auto" and workflow is not None and workflow.local_exec and is_main_process(workflow):
         jobs_per_round = _jobs_per_round(study, workflow)
-    groups = study.rounds.trial_groups(setting, jobs_per_round)
+    groups = study.strategy.layout.trial_groups(setting, jobs_per_round)
     return [] if all(len(g) == 1 for _, g in groups) else groups
 
 

@@ -119,11 +119,11 @@ def run_info(study, workflow) -> RunInfo:
         out=study.out,
         workdir=os.getcwd(),
         trial_paths=paths,
-        n_configs=len(study.rounds.slots) if study.optuna else len(study.plan.config_keys),
-        n_folds=study.slots.n_folds if study.adaptive else study.plan.n_folds,
+        n_configs=len(study.strategy.layout.slots) if study.strategy.layout else len(study.plan.config_keys),
+        n_folds=study.strategy.n_folds,
         refit=study.config["refit"],
         where=where,
-        adaptive=study.adaptive,
+        adaptive=study.strategy.budgeted,
         cached=[p for p in paths if os.path.exists(p)],
     )
 

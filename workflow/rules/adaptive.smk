@@ -1,7 +1,7 @@
 # Hyperband / successive halving as a static DAG of slots on the trial core: slot j of rung i of
 # bracket b is one job of ordinary trials, one per fold (snaketune/evaluation/adaptive.py); in
 # rung i > 0 it trains the j-th survivor of rung i-1, read from that rung's promotion file.
-SLOTS = STUDY.slots
+SLOTS = STUDY.strategy.layout
 SLOT_GROUPS = ws.slot_groups(STUDY)
 if ws.is_main_process(workflow):
     print(SLOTS.summary(), file=sys.stderr)
@@ -18,11 +18,9 @@ def _bri(wc):
 
 
 def slot_inputs(wc):
-    """Rung 0 starts from sampled configurations; later rungs from the previous promotion."""
+    """Later rungs start from the previous promotion (rung 0: sampled, or a proposal file)."""
     b, i, _ = _bri(wc)
-    if i == 0:
-        return {}
-    return {"promotion": SLOTS.promotion_path(b, i - 1)}
+    return SLOTS.slot_inputs(b, i)
 
 
 def slot_args(wc):
@@ -86,7 +84,7 @@ else:
             name:
                 f"slots_b{_b}_r{_i}_s{_group[0]}"
             input:
-                **({"promotion": SLOTS.promotion_path(_b, _i - 1)} if _i else {}),
+                **SLOTS.slot_inputs(_b, _i),
                 **TRIAL_INPUTS,
             output:
                 trials=[p for j in _group for p in SLOTS.slot_trials(_b, _i, j)],

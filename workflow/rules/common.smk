@@ -26,8 +26,6 @@ STUDY.batches = BATCHES
 # Batched studies track one manifest a batch: a deleted trial file reruns its batch.
 if ws.is_main_process(workflow):
     ws.release_broken_batches(STUDY)
-# Hyperband / successive halving: slots of trials in rungs (workflow/rules/adaptive.smk).
-ADAPTIVE = STUDY.adaptive
 # Arrays (.npy), or a table's Arrow files; groups.npy with data.groups.
 DATA = multiext(f"{PLAN.data_dir}/", *STUDY.data_files)
 # Command studies (your own training script): no data or splits to prepare; the command runs in

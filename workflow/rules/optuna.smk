@@ -2,12 +2,12 @@
 # sampler round r-1's results and asks batch_size configurations; each configuration's folds are
 # ordinary trials, named by position (o<round>-<index>_<fold>), that read their configuration from
 # the round's ask file at run time (snaketune/evaluation/rounds.py).
-ROUNDS = STUDY.rounds
+ROUNDS = STUDY.strategy.layout
 OPTUNA_GROUPS = ws.optuna_groups(STUDY, workflow)
 # Trials are grouped per round (group trials-r<round>, with the settings of group "trials").
 ws.round_groups(workflow, ROUNDS.n_rounds)
 if ws.is_main_process(workflow):
-    print(ROUNDS.summary(), file=sys.stderr)
+    print(STUDY.strategy.announce(), file=sys.stderr)
 
 
 wildcard_constraints:
