@@ -22,7 +22,7 @@ import json
 import os
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from snaketune.base.jsonutil import write_bytes_atomic
@@ -109,7 +109,7 @@ def read_trials(
                 files_read += 1
             found[trial_id] = record
             if now is not None:
-                fresh[trial_id] = [now, record.to_dict()]
+                fresh[trial_id] = [now, _compact(record)]
         if changed:
             doc = {"format": SUMMARY_FORMAT, "trial_format": TRIAL_FORMAT, "trials": fresh}
             write_bytes_atomic(path, json.dumps(doc, separators=(",", ":")).encode(), sync=False)
@@ -121,6 +121,24 @@ def read_trials(
     _remove_other_chunks(folder, count)
     records = {t: found[t] for t in ids}  # the order read_records gives: the caller's
     return TrialTable(records, files_read, len(groups), written, invalid)
+
+
+def _defaults() -> dict:
+    return {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(TrialRecord)
+            if f.default is not MISSING or f.default_factory is not MISSING}  # fmt: skip
+
+
+DEFAULTS = _defaults()
+
+
+def _compact(record: TrialRecord) -> dict:
+    """The record without the fields that hold their default (same type, same value): from_dict
+    fills them back, so the record read back is equal; a grid trial's entry is half the size."""
+    return {
+        k: v
+        for k, v in record.to_dict().items()
+        if k not in DEFAULTS or type(v) is not type(DEFAULTS[k]) or v != DEFAULTS[k]
+    }
 
 
 def _from_entry(entry: list) -> TrialRecord | None:
