@@ -205,6 +205,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--baseline", type=Path, help="another checkout (with .venv) measured the same way")
     parser.add_argument("--study", type=Path, help="reuse this finished study folder (no first run; one size)")
+    parser.add_argument("--baseline-only", action="store_true", help="measure only the --baseline checkout")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale")
     args = parser.parse_args(argv)
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
     results = []
     try:
         for n in sizes:
-            for label, repo in (("baseline", args.baseline), ("this branch", REPO)):
+            for label, repo in (("baseline", args.baseline), ("this branch", None if args.baseline_only else REPO)):
                 if repo is None:
                     continue
                 result = bench_size(repo.resolve(), n, root, args.cores, args.repeats, args.study)

@@ -85,21 +85,28 @@ def read_trials(
     found: dict[str, TrialRecord] = {}
     problems: list[str] = []
     files_read = written = invalid = 0
+    folder_text = str(trials)
     for index in sorted(groups):
         path = folder / f"{count}x{index:04d}.json"
-        entries, ok = _load_chunk(path)
+        entries, common, ok = _load_chunk(path)
         invalid += not ok
         fresh: dict[str, list] = {}
+        common_of: dict[str, dict] = {}  # entries read from their file: complete, no common part
         changed = set(entries) != set(groups[index])
         for trial_id in groups[index]:
-            file = trials / f"{trial_id}.json"
+            file = f"{folder_text}/{trial_id}.json"
             try:
-                now = stamp(file)
+                st = os.stat(file)
+                now = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
             except OSError:
                 now = None
             entry = entries.get(trial_id)
-            record = _from_entry(entry) if now is not None and entry is not None and entry[0] == now else None
-            if record is None:
+            record = None
+            if now is not None and entry is not None and entry[0] == now:
+                record = _from_entry(entry[1], common)
+            if record is not None:
+                fresh[trial_id] = entry
+            else:
                 changed = True
                 try:
                     record = read_record(file)
@@ -107,12 +114,13 @@ def read_trials(
                     problems.append(str(exc))
                     continue
                 files_read += 1
+                if now is not None:
+                    fresh[trial_id] = [now, _compact(record)]
+                    common_of[trial_id] = {}
             found[trial_id] = record
-            if now is not None:
-                fresh[trial_id] = [now, _compact(record)]
-        if changed:
-            doc = {"format": SUMMARY_FORMAT, "trial_format": TRIAL_FORMAT, "trials": fresh}
-            write_bytes_atomic(path, json.dumps(doc, separators=(",", ":")).encode(), sync=False)
+        if changed:  # entries kept from the old chunk get its common fields back first
+            full = {t: [e[0], {**common_of.get(t, common), **e[1]}] for t, e in fresh.items()}
+            write_bytes_atomic(path, _chunk_bytes(full), sync=False)
             written += 1
             if on_chunk_written is not None:
                 on_chunk_written(path)
@@ -141,29 +149,49 @@ def _compact(record: TrialRecord) -> dict:
     }
 
 
-def _from_entry(entry: list) -> TrialRecord | None:
+def _from_entry(data: dict, common: dict) -> TrialRecord | None:
     try:
-        return TrialRecord.from_dict(entry[1])
+        return TrialRecord.from_dict({**common, **data} if common else data)
     except (ValueError, TypeError, KeyError):
         return None
 
 
-def _load_chunk(path: Path) -> tuple[dict[str, list], bool]:
-    """A chunk's entries (trial id -> [stamp, record dict]); ``({}, False)`` when the file is
-    unreadable, not ours or of another format; ``({}, True)`` when there is none."""
+def _chunk_bytes(entries: dict[str, list]) -> bytes:
+    """A chunk file: the values every entry shares (same JSON text: versions, data fingerprint,
+    host, ...) once under ``common``, each entry the rest (a third smaller to parse)."""
+    common: dict = {}
+    first = next(iter(entries.values()), None)
+    if first is not None and len(entries) > 1:
+        for key, value in first[1].items():
+            text = json.dumps(value, sort_keys=True)
+            if key != "trial_id" and all(
+                key in e[1] and json.dumps(e[1][key], sort_keys=True) == text for e in entries.values()
+            ):
+                common[key] = value
+    trials = {t: [e[0], {k: v for k, v in e[1].items() if k not in common}] for t, e in entries.items()}
+    doc = {"format": SUMMARY_FORMAT, "trial_format": TRIAL_FORMAT, "common": common, "trials": trials}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _load_chunk(path: Path) -> tuple[dict[str, list], dict, bool]:
+    """A chunk's entries (trial id -> [stamp, record fields not in common]) and the fields they
+    share; ``({}, {}, False)`` when the file is unreadable, not ours or of another format;
+    ``({}, {}, True)`` when there is none."""
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return {}, True
+        return {}, {}, True
     except (OSError, ValueError):
-        return {}, False
+        return {}, {}, False
     if not (
         isinstance(doc, dict)
         and doc.get("format") == SUMMARY_FORMAT
         and doc.get("trial_format") == TRIAL_FORMAT
         and isinstance(doc.get("trials"), dict)
+        and isinstance(doc.get("common", {}), dict)
+        and "trial_id" not in doc.get("common", {})
     ):
-        return {}, False
+        return {}, {}, False
     entries = doc["trials"]
     for trial_id, entry in entries.items():
         if not (
@@ -172,8 +200,8 @@ def _load_chunk(path: Path) -> tuple[dict[str, list], bool]:
             and isinstance(entry[1], dict)
             and entry[1].get("trial_id") == trial_id
         ):
-            return {}, False
-    return entries, True
+            return {}, {}, False
+    return entries, doc.get("common", {}), True
 
 
 def _remove_other_chunks(folder: Path, count: int) -> None:
