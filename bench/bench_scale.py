@@ -113,9 +113,10 @@ def identical_to_full(repo: Path, out: Path) -> bool | None:
     try:
         code = (
             "import json, sys; from snaketune.results.leaderboard import write_leaderboard; "
-            "write_leaderboard(**json.loads(sys.argv[1]))"
+            "write_leaderboard(**json.load(open(sys.argv[1])))"
         )
-        m = measure.run([str(repo / ".venv" / "bin" / "python"), "-c", code, json.dumps(args)], cwd=out,
+        (out / "full-args.json").write_text(json.dumps(args))
+        m = measure.run([str(repo / ".venv" / "bin" / "python"), "-c", code, str(out / "full-args.json")], cwd=out,
                         log_path=out / "full-aggregate.log")  # fmt: skip
         if m.returncode != 0:
             raise RuntimeError((out / "full-aggregate.log").read_text())
@@ -207,6 +208,7 @@ def main(argv=None) -> int:
     parser.add_argument("--study", type=Path, help="reuse this finished study folder (no first run; one size)")
     parser.add_argument("--baseline-only", action="store_true", help="measure only the --baseline checkout")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the studies (scratch folder)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scale")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.configs.split(",")]
@@ -220,8 +222,11 @@ def main(argv=None) -> int:
                     continue
                 result = bench_size(repo.resolve(), n, root, args.cores, args.repeats, args.study)
                 results.append(dict(result, label=label))
+                args.out.parent.mkdir(parents=True, exist_ok=True)  # so far, in case a later size fails
+                args.out.with_suffix(".json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     info["load_end"] = measure.loadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"machine": info, "results": results}, indent=1) + "\n")
