@@ -385,3 +385,73 @@ def test_robust_limits_of_a_loss_mirror_those_of_a_score():
     mirrored = plots.robust_limits(losses, (0.0, np.inf), lower_is_better=True)
     assert mirrored == (-high, -low, n_above, n_below)
     assert mirrored[0] < 1.0 < 4.0 < mirrored[1] < 50.0 and mirrored[2:] == (0, 1)
+
+
+SCALE_RANDOM = _config(
+    {
+        "random": {
+            "n_iter": 20_000,
+            "seed": 0,
+            "params": {
+                "C": {"loguniform": [1e-3, 1e3]},
+                "tol": {"uniform": [0, 1]},
+                "kernel": ["rbf", "poly", "sigmoid"],
+            },
+        }
+    }
+)
+SCALE_GRID = _config({"grid": {"alpha": {"logspace": [-4, 4, 20_000]}, "fit_intercept": [True], "tol": [1e-4]}})
+
+
+@pytest.fixture(scope="module")
+def scale_frames():
+    """Leaderboards of 20,000 configurations (issue 28), 1 % of them failed."""
+    import pandas as pd
+
+    frames = {}
+    rng = np.random.default_rng(0)
+    for name, config in (("random", SCALE_RANDOM), ("grid", SCALE_GRID)):
+        if name == "random":  # as the config's space draws them (ParameterSampler takes seconds)
+            value = 10 ** rng.uniform(-3, 3, 20_000)
+            kernels, tols = rng.choice(["rbf", "poly", "sigmoid"], 20_000), rng.uniform(0, 1, 20_000)
+            cands = [{"C": c, "tol": t, "kernel": k} for c, t, k in zip(value, tols, kernels, strict=True)]
+        else:
+            value = np.logspace(-4, 4, 20_000)
+            cands = [{"alpha": a, "fit_intercept": True, "tol": 1e-4} for a in value]
+        folds = (0.9 - 0.02 * np.abs(np.log10(value)))[:, None] + rng.normal(0, 0.02, (len(cands), 3))
+        frame = pd.DataFrame({f"split{k}_test_accuracy": folds[:, k] for k in range(3)})
+        frame["params"] = [json.dumps(p, sort_keys=True) for p in cands]
+        frame["mean_fit_time"] = rng.uniform(0.001, 0.2, len(cands))
+        frame["mean_test_accuracy"], frame["std_test_accuracy"] = folds.mean(axis=1), folds.std(axis=1)
+        frame.loc[frame.index % 100 == 7, "mean_test_accuracy"] = np.nan
+        frame["rank_test_accuracy"] = frame["mean_test_accuracy"].rank(ascending=False, method="min").fillna(
+            len(frame)).astype(int)  # fmt: skip
+        frame["completion_order"] = np.arange(1, len(frame) + 1)
+        frames[name] = (config, frame)
+    return frames
+
+
+@pytest.mark.parametrize("kind", ["random", "grid"])
+def test_every_plot_of_20000_configurations_reads_well_and_says_what_it_draws(scale_frames, kind):
+    """No figure draws 20,000 dots: the every-configuration figures draw a seeded sample (said
+    on the figure) or a binned view of all (said), the top-n figures their top; the layout
+    checker finds nothing wrong with any of them."""
+    config, frame = scale_frames[kind]
+    plt = plots._style()
+    for name in plots.plot_names(config):
+        fig = plots.DRAW[name](plt, frame, config, "accuracy")
+        assert layout_problems(fig) == [], name
+        text = _texts(fig)
+        drawn = sum(len(c.get_offsets()) for ax in fig.axes for c in ax.collections if hasattr(c, "get_offsets"))
+        if name in ("best_so_far", "fit_time"):
+            assert "a random 2,000 of the 19,800 configurations" in text, (name, text)
+            assert drawn < 2_100, name
+        elif name == "marginal":
+            assert "19,800 configurations: numeric parameters as a density of all" in text, text
+            if kind == "random":
+                assert f"categories: a random {plots.MAX_DOTS:,}" in text
+        elif name == "score_map":
+            assert "points binned: each cell the best in it, 200 failed not shown" in text, text
+        elif name == "importance":
+            assert "learnt from a random 500 of the 19,800 scored configurations" in text, text
+        plt.close(fig)

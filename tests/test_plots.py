@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,11 +312,42 @@ def test_a_leaderboard_drawn_before_gets_its_figures_back_by_copy(tmp_path):
     message, other = run(second)
     assert "copied" not in message and other != drawn
     message, again = run(first)
-    assert "copied from" in message and again == drawn
-    # The cache keeps the most recent sets only.
+    assert f"{len(outputs)} copied from" in message and again == drawn
+    # The cache keeps the most recent figures of each plot only.
     for seed in range(2, 2 + plots.FIGURE_CACHE_ENTRIES):
         run(_leaderboard(seed=seed))
-    assert len(list((study / ".cache" / "plots").iterdir())) == plots.FIGURE_CACHE_ENTRIES
+    for name in plots.plot_names(CONFIG):
+        assert len(list((study / ".cache" / "plots" / name).iterdir())) == plots.FIGURE_CACHE_ENTRIES
     # A figure that cannot be drawn fails the job and names the file.
     with pytest.raises(RuntimeError, match="marginal.png"):
         plots.make_plots(str(table), dict(CONFIG, refit="no_such_metric"), outputs[:1])
+
+
+def test_a_figure_that_cannot_show_the_change_is_not_redrawn(tmp_path):
+    """A configuration added below the top 15 (and p-values, times of others moving) changes
+    what the every-configuration figures show, not the fold spread or the parallel coordinates
+    of the top: those two are copied (the same bytes), the others drawn again."""
+    import pandas as pd
+
+    from snaketune.runtime.calls import plots as plots_call
+
+    study = tmp_path / "study"
+    (study / "plots").mkdir(parents=True)
+    table = study / "leaderboard.csv"
+    outputs = [str(study / "plots" / f"{name}.png") for name in plots.plot_names(CONFIG)]
+    frame = _leaderboard()
+    frame["p_vs_best"] = 0.5
+    frame.to_csv(table, index=False)
+    assert "copied" not in plots_call(leaderboard=str(table), config=CONFIG, outputs=outputs)
+    before = {p: open(p, "rb").read() for p in outputs}
+    worst = frame.iloc[[frame["mean_test_accuracy"].idxmin()]].assign(
+        params=json.dumps({"C": 0.01, "gamma": 3.0, "kernel": "rbf", "max_iter": None}), completion_order=len(frame) + 1
+    )
+    grown = pd.concat([frame, worst], ignore_index=True).assign(p_vs_best=0.4)
+    grown["rank_test_accuracy"] = grown["mean_test_accuracy"].rank(ascending=False, method="min").astype(int)
+    grown.to_csv(table, index=False)
+    message = plots_call(leaderboard=str(table), config=CONFIG, outputs=outputs)
+    assert "2 copied from" in message
+    after = {p: open(p, "rb").read() for p in outputs}
+    same = sorted(Path(p).stem for p in outputs if after[p] == before[p])
+    assert same == ["fold_spread", "parallel"]

@@ -49,14 +49,15 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
     """Write ``data`` to a temp file in the same folder, fsync, then rename it over ``path``.
 
     A reader (or a crash) never sees a partial file: rename is atomic on POSIX. The file gets the
     mode a plain ``open(path, "wb")`` would give it, ``0o666 & ~umask`` (0644 under umask 022):
     the temp file is created with mode 0o666 and the kernel applies the umask (or the folder's
     default ACL), so nothing reads or changes the process-wide umask. On any error the temp file
-    is removed.
+    is removed. ``sync=False`` skips the fsync: for derived files a reader validates and can
+    rebuild (a crash may leave them empty, never partial under their name).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,8 +74,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

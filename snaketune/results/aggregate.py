@@ -95,11 +95,11 @@ def cv_results(
     store("score_time", score_time)
     names = sorted({p for c in candidates for p in c})
     for name in names:
-        column = np.ma.MaskedArray(np.empty(n, dtype=object), mask=True)
-        for i, c in enumerate(candidates):
+        data, mask = np.empty(n, dtype=object), np.ones(n, dtype=bool)
+        for i, c in enumerate(candidates):  # filled as arrays: element-wise MaskedArray writes cost ~13 µs each
             if name in c:
-                column[i] = c[name]
-        results[f"param_{name}"] = column
+                data[i], mask[i] = c[name], False
+        results[f"param_{name}"] = np.ma.MaskedArray(data, mask=mask)
     results["params"] = candidates
     for m in scoring:
         store(f"test_{m}", test[m], splits=True, rank=True)
@@ -120,7 +120,8 @@ def to_frame(results: dict):
     columns = {}
     for key, value in results.items():
         if isinstance(value, np.ma.MaskedArray):
-            columns[key] = [None if m else v for v, m in zip(value.data, np.ma.getmaskarray(value), strict=True)]
+            mask = np.ma.getmaskarray(value).tolist()
+            columns[key] = [None if m else v for v, m in zip(value.data.tolist(), mask, strict=True)]
         elif key == "params":
             columns[key] = [json.dumps(to_jsonable(p), sort_keys=True) for p in value]
         else:

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from snaketune.base.jsonutil import to_jsonable, write_json_atomic
-from snaketune.evaluation.records import TrialStatus, read_records
+from snaketune.evaluation.records import TrialStatus
 from snaketune.results.aggregate import best_index, cv_results, to_frame, top_table
 from snaketune.results.metrics import metric, titled
+from snaketune.results.summary import read_trials
 from snaketune.search.space import as_candidate
 from snaketune.strategies.registry import strategy_of_plan
 
@@ -29,7 +30,8 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     out = Path(outputs[0]).parent
     strategy = strategy_of_plan(plan)  # its rows, extra columns, which rows the best comes from
     trial_ids = strategy.row_trial_ids(plan)
-    records = read_records(out / "trials" / f"{t}.json" for ids in trial_ids for t in ids)
+    # Through the summary of the trial files (results/summary.py): only changed trials are read.
+    records = read_trials(out, (t for ids in trial_ids for t in ids)).records
     firsts = [records[ids[0]] for ids in trial_ids]
     candidates = [{k: as_candidate(v) for k, v in r.params.items()} for r in firsts]
     extra = strategy.extra_columns(plan, records, trial_ids)

@@ -126,9 +126,15 @@ def _style():
     return plt
 
 
-def make_plots(leaderboard_csv: str, config: dict, outputs: list[str], others: dict | None = None) -> None:
+def make_plots(
+    leaderboard_csv: str, config: dict, outputs: list[str], others: dict | None = None, *, cache: bool = True
+) -> int:
     """Draw every plot named in ``outputs`` (``plots/<name>.png``) from the leaderboard, and run
-    ``others`` (output path -> a function drawing it: figures of other modules) beside them."""
+    ``others`` (output path -> a function drawing it: figures of other modules) beside them.
+
+    With ``cache``, a figure whose key (:func:`figure_key`: what it shows, not the leaderboard's
+    bytes) was drawn before is copied from ``<study>/.cache/plots/<name>/<key>`` instead. Returns
+    how many figures were copied."""
     import pandas as pd
 
     from snaketune.results.adaptive import PLOT_NAME
@@ -136,8 +142,15 @@ def make_plots(leaderboard_csv: str, config: dict, outputs: list[str], others: d
     frame = pd.read_csv(leaderboard_csv)
     if "final_rung" in frame:  # adaptive: the models that reached their bracket's last rung
         frame = frame[frame["final_rung"].astype(bool)].reset_index(drop=True)
-    plt = _style()
     refit = config["refit"]
+    entries = {}
+    if cache:
+        root = Path(leaderboard_csv).parent / ".cache" / "plots"
+        for path in outputs:
+            key = figure_key(Path(path).stem, frame, config, leaderboard_csv)
+            entries[str(path)] = root / Path(path).stem / key
+    copied = [p for p, entry in entries.items() if filecache.restore(entry, {Path(p).name: p})]
+    plt = _style()
 
     def draw(path: str) -> None:
         name = str(path).rsplit("/", 1)[-1].removesuffix(".png")
@@ -154,55 +167,70 @@ def make_plots(leaderboard_csv: str, config: dict, outputs: list[str], others: d
     # Slowest first (measured: importance ~0.5 s, marginal ~0.45 s, the rest 0.1-0.2 s), so the
     # last figure to start is a quick one.
     slow = {"importance": 0, "marginal": 1, "fold_spread": 2, "score_map": 3}
-    ordered = sorted(outputs, key=lambda p: slow.get(Path(p).stem, len(slow)))
+    ordered = sorted((p for p in outputs if str(p) not in copied), key=lambda p: slow.get(Path(p).stem, len(slow)))
     tasks = {str(path): partial(draw, path) for path in ordered}
     statuses = run_in_forks(dict(tasks, **{str(path): task for path, task in (others or {}).items()}))
     failed = sorted(path for path, status in statuses.items() if status != 0)
     if failed:
         raise RuntimeError(f"could not draw {', '.join(failed)} (the tracebacks are above)")
+    for path in tasks:
+        if path in entries:
+            filecache.store(entries[path], {Path(path).name: path}, keep=FIGURE_CACHE_ENTRIES)
+    return len(copied)
 
 
-# Figures of leaderboards drawn before, kept per study so an edit that is reverted gets its
-# figures back by copy (milliseconds) instead of drawing them again (about a second).
+# Figures drawn before, kept per study and figure, so a figure whose data did not change (or an
+# edit reverted) is copied back (milliseconds) instead of drawn again (up to a second or two).
 FIGURE_CACHE_ENTRIES = 8
+# The top configurations the fold spread and parallel coordinates draw.
+FOLD_SPREAD_TOP, PARALLEL_TOP = 15, 20
 
 
-def figure_cache(leaderboard_csv: str, config: dict, outputs: list[str]) -> Path:
-    """The cache folder of these figures: ``<study>/.cache/plots/<key>``.
+def figure_data(name: str, frame, refit: str):
+    """The part of the leaderboard figure ``name`` draws: the top rows for the top-n figures,
+    else every row's parameters, scores, fit time and completion order. A configuration added
+    below the top changes no top-n figure; the p-values and times of others change none."""
+    score = [f"mean_test_{refit}", f"std_test_{refit}", f"rank_test_{refit}"]
+    if name in ("fold_spread", "parallel"):
+        splits = [c for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{refit}")]
+        top = _top(frame, refit, FOLD_SPREAD_TOP if name == "fold_spread" else PARALLEL_TOP)
+        return top[["params", *score, "mean_fit_time", *splits]]
+    columns = ["params", *score, "mean_fit_time", "completion_order"]
+    return frame[[c for c in columns if c in frame.columns]]
 
-    The key is everything a figure depends on: the leaderboard's bytes (and the adaptive
-    history's beside it), the config, the figure names, this package's results code and
-    matplotlib's version.
-    """
+
+def figure_key(name: str, frame, config: dict, leaderboard_csv: str) -> str:
+    """What figure ``name`` depends on: the data it draws (:func:`figure_data`; the adaptive
+    history's bytes for the history figure), the config, this package's results code and
+    matplotlib's version."""
+    import hashlib
     import importlib.metadata
 
-    from snaketune.base.jsonutil import digest, file_sha256
+    import pandas as pd
 
-    table = Path(leaderboard_csv)
-    history = table.with_name("history.csv")
+    from snaketune.base.jsonutil import digest, file_sha256
+    from snaketune.results.adaptive import PLOT_NAME
+
+    if name == PLOT_NAME:
+        history = Path(leaderboard_csv).with_name("history.csv")
+        shows = file_sha256(history) if history.exists() else None
+    elif name in DRAW:
+        data = figure_data(name, frame, config["refit"])
+        hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
+        shows = hashlib.sha256(hashed.tobytes() + ",".join(data.columns).encode()).hexdigest()
+    else:
+        shows = file_sha256(leaderboard_csv)
     code = Path(__file__).parent
-    key = digest(
+    return digest(
         {
-            "leaderboard": file_sha256(table),
-            "history": file_sha256(history) if history.exists() else None,
+            "figure": name,
+            "shows": shows,
             "config": config,
-            "figures": [Path(p).name for p in outputs],
             "code": [file_sha256(f) for f in sorted(code.glob("*.py"))],
             "matplotlib": importlib.metadata.version("matplotlib"),
         },
         20,
     )
-    return table.parent / ".cache" / "plots" / key
-
-
-def reuse_figures(cache: Path, outputs: list[str]) -> bool:
-    """Copy the cached figures to ``outputs`` if every one is there (new files: new mtimes)."""
-    return filecache.restore(cache, {Path(p).name: p for p in outputs})
-
-
-def keep_figures(cache: Path, outputs: list[str]) -> None:
-    """Store the figures just drawn; keep the :data:`FIGURE_CACHE_ENTRIES` most recent sets."""
-    filecache.store(cache, {Path(p).name: p for p in outputs}, keep=FIGURE_CACHE_ENTRIES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -384,6 +412,68 @@ def _legend_outside(ax, handles):
 
 
 # ----------------------------------------------------------------------------------------------
+# at scale: every figure's drawing time bounded whatever the number of configurations
+
+# Above this many configurations a figure draws a seeded random sample of them as dots (the best
+# always among them) and says so, or a binned view of all of them: 20,000 dots with whiskers took
+# seconds to draw and read as one blot.
+MAX_DOTS = 2000
+MAP_BINS = 40  # cells a side of a binned score map
+
+
+def sample_rows(n: int, keep=(), limit: int = MAX_DOTS, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most ``limit`` of ``n`` rows: all of them, or a seeded random sample
+    that always holds the rows ``keep``."""
+    if n <= limit:
+        return np.arange(n)
+    kept = np.unique(np.asarray([k for k in keep if 0 <= k < n], dtype=int))
+    rest = np.setdiff1d(np.arange(n), kept)
+    chosen = np.random.default_rng(seed).choice(rest, limit - len(kept), replace=False)
+    return np.sort(np.concatenate([kept, chosen]))
+
+
+def _sample_note(shown: int, total: int) -> str:
+    """What a sampled figure says: ``dots: a random 2,000 of the 20,000 configurations``."""
+    return f"dots: a random {shown:,} of the {total:,} configurations" if shown < total else ""
+
+
+def bin_edges(values, log: bool, bins: int = MAP_BINS) -> np.ndarray:
+    """Edges of at most ``bins`` cells over ``values``: one cell per distinct value when there
+    are few (halfway between neighbours), else equal cells (equal in log10 on a log axis)."""
+    v = np.unique(np.asarray(values, dtype=float))
+    t = np.log10(v) if log else v
+    if len(t) == 1:
+        half = 0.5 if log else (abs(t[0]) * 0.5 or 0.5)
+        edges = np.array([t[0] - half, t[0] + half])
+    elif len(t) <= bins:
+        mid = (t[1:] + t[:-1]) / 2
+        edges = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
+    else:
+        edges = np.linspace(t[0], t[-1], bins + 1)
+    return 10**edges if log else edges
+
+
+def binned_best(xs, ys, scores, x_edges, y_edges, lower_is_better: bool) -> np.ndarray:
+    """The best score in each cell (rows: y cells, columns: x cells); NaN where none is."""
+    i = np.clip(np.searchsorted(x_edges, xs, side="right") - 1, 0, len(x_edges) - 2)
+    j = np.clip(np.searchsorted(y_edges, ys, side="right") - 1, 0, len(y_edges) - 2)
+    cells = np.full((len(y_edges) - 1, len(x_edges) - 1), np.nan)
+    ok = ~np.isnan(scores)
+    (np.fmin if lower_is_better else np.fmax).at(cells, (j[ok], i[ok]), scores[ok])
+    return cells
+
+
+def best_at_each(keys, scores, lower_is_better: bool) -> dict:
+    """The best score at each key (one pass; the loop over keys x rows it replaces took seconds
+    at 20,000 configurations)."""
+    best: dict = {}
+    better = min if lower_is_better else max
+    for key, score in zip(keys, scores, strict=True):
+        best[key] = score if key not in best else better(best[key], score)
+    return best
+
+
+# ----------------------------------------------------------------------------------------------
 # plots
 
 
@@ -413,10 +503,13 @@ def draw_marginal(plt, frame, config, refit):
     for ax in axes.flat[len(names) :]:
         fig.delaxes(ax)
     rng = np.random.default_rng(0)
+    dense_kinds = set()  # at scale: "density" (numeric panels) and "sample" (categories)
+    n_scored = int((~np.isnan(mean)).sum())
     for ax, name in zip(axes.flat, names, strict=False):
         rows = [i for i, p in enumerate(params) if name in p and not math.isnan(mean[i])]
         values = [params[i][name] for i in rows]
         numeric = bool(values) and all(_is_number(v) for v in values) and name in numeric_parameters(config)
+        dense = len(rows) > MAX_DOTS
         if numeric:
             xs = np.array(values, dtype=float)
         else:
@@ -424,21 +517,38 @@ def draw_marginal(plt, frame, config, refit):
             xs = np.array([cats.index(_key(v)) for v in values], dtype=float)
             xs = xs + rng.uniform(-0.18, 0.18, len(xs)) * (len(xs) > len(cats))
         ms, ss = mean[rows], std[rows]
-        lo_err = ms - np.maximum(ms - ss, bounds[0])
-        hi_err = np.minimum(ms + ss, bounds[1]) - ms
-        ax.errorbar(xs, ms, yerr=[lo_err, hi_err], fmt="none", ecolor=PALETTE[0], alpha=0.5, lw=0.9, zorder=1)
-        ax.scatter(xs, ms, s=14, color=PALETTE[0], alpha=0.75, zorder=2, clip_on=True)
-        _mark_off_axis(ax, xs, ms, low, high)
+        j = rows.index(best_i) if best_i in rows else None
+        shown = sample_rows(len(rows), keep=[] if j is None else [j])
+        if dense and numeric:  # all of them, as a density: dots and whiskers would be one blot
+            dense_kinds.add("density")
+            log_x = name in logs and (xs > 0).all()
+            ax.hexbin(xs, np.clip(ms, low, high), gridsize=(40, 16), xscale="log" if log_x else "linear",
+                      mincnt=1, bins="log", cmap="Blues", linewidths=0, zorder=1)  # fmt: skip
+        elif dense:  # categories: a seeded sample as dots
+            dense_kinds.add("sample")
+            ax.scatter(xs[shown], ms[shown], s=8, color=PALETTE[0], alpha=0.5, zorder=2, clip_on=True)
+        else:
+            lo_err = ms - np.maximum(ms - ss, bounds[0])
+            hi_err = np.minimum(ms + ss, bounds[1]) - ms
+            ax.errorbar(xs, ms, yerr=[lo_err, hi_err], fmt="none", ecolor=PALETTE[0], alpha=0.5, lw=0.9, zorder=1)
+            ax.scatter(xs, ms, s=14, color=PALETTE[0], alpha=0.75, zorder=2, clip_on=True)
+        _mark_off_axis(ax, xs[shown], ms[shown], low, high)
         if grid and rows:  # the best score reached at each value (a grid has several per value)
-            keys = sorted(set(values), key=lambda v: float(v)) if numeric else cats
-            best = []
-            for key in keys:
-                at = [s for v, s in zip(values, ms, strict=False) if (v if numeric else _key(v)) == key]
-                best.append(min(at) if m.is_loss else max(at))
-            tx = [float(k) for k in keys] if numeric else list(range(len(keys)))
+            keys = [v if numeric else _key(v) for v in values]
+            at = best_at_each(keys, ms, m.is_loss)
+            if numeric and len(at) > MAP_BINS * 2:  # one value per configuration: best of each bin
+                edges = bin_edges(xs, name in logs and (xs > 0).all(), MAP_BINS)
+                best = binned_best(xs, np.zeros_like(xs), ms, edges, np.array([-1.0, 1.0]), m.is_loss)[0]
+                centres = np.sqrt(edges[1:] * edges[:-1]) if (edges > 0).all() and name in logs else None
+                tx = centres if centres is not None else (edges[1:] + edges[:-1]) / 2
+                keep = ~np.isnan(best)
+                tx, best = tx[keep], best[keep]
+            else:
+                ordered = sorted(at, key=float) if numeric else [c for c in cats if c in at]
+                tx = [float(k) for k in ordered] if numeric else [cats.index(k) for k in ordered]
+                best = [at[k] for k in ordered]
             ax.plot(tx, np.clip(best, low, high), color=PALETTE[1], lw=1.6, marker="_", ms=12, zorder=3)
-        if best_i in rows:
-            j = rows.index(best_i)
+        if j is not None:
             ax.scatter(
                 [xs[j]], [ms[j]], marker="*", s=200, facecolor="none", edgecolor=BEST, lw=1.5, zorder=5, clip_on=False
             )
@@ -451,22 +561,40 @@ def draw_marginal(plt, frame, config, refit):
         ax.set_xlabel(name + (" (log)" if numeric and name in logs else ""))
     axes[0][0].set_ylim(low, high)
     for row in axes:
-        row[0].set_ylabel(f"{_score_label(refit)}\nwhiskers: ± std over folds")
-    handles = [
-        Line2D([], [], ls="", marker="o", color=PALETTE[0], label="one configuration (mean ± std)"),
-        Line2D([], [], ls="", marker="*", mfc="none", mec=BEST, ms=11, label="best"),
-    ]
+        row[0].set_ylabel(_score_label(refit) + ("" if dense_kinds else "\nwhiskers: ± std over folds"))
+    handles = []
+    if "density" in dense_kinds:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="#4a89c4", label="configurations (darker: more)"))
+    if "sample" in dense_kinds or not dense_kinds:
+        label = "one configuration" + (" (mean)" if dense_kinds else " (mean ± std)")
+        handles.append(Line2D([], [], ls="", marker="o", color=PALETTE[0], label=label))
+    handles.append(Line2D([], [], ls="", marker="*", mfc="none", mec=BEST, ms=11, label="best"))
     if grid:
         handles.append(Line2D([], [], color=PALETTE[1], marker="_", ms=12, label="best at each value"))
     note = _off_axis_note(n_below, n_above, mean)
+    if dense_kinds:  # said on the figure: what is drawn instead of every dot
+        what = ["numeric parameters as a density of all" if "density" in dense_kinds else "",
+                f"categories: a random {MAX_DOTS:,}" if "sample" in dense_kinds else ""]  # fmt: skip
+        scale = f"{n_scored:,} configurations: " + ", ".join(filter(None, what)) + "; no whiskers"
+        note = "; ".join(filter(None, [scale, note]))
     n_nan = int(np.isnan(mean).sum())
     if n_nan:
         note = "; ".join(filter(None, [note, f"{_count(n_nan, 'failed configuration')} not shown"]))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=len(handles))
     fig.suptitle(f"{m.label} per parameter, every configuration", x=0.01, ha="left", fontweight="bold")
-    if note:
+    bottom = 0.08 / nrows
+    if note and dense_kinds:  # the longer note: its own lines above the legend, not beside it
+        import textwrap
+
+        height = fig.get_figheight()
+        lines = textwrap.wrap(note, int(fig.get_figwidth() * 15))
+        fig.text(0.01, 0.34 / height, "\n".join(lines), ha="left", va="bottom", fontsize=7.5, color="#52606d")
+        bottom = (0.42 + 0.14 * len(lines)) / height
+    elif note:
         fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=7.5, color="#52606d")
-    fig.tight_layout(rect=(0, 0.08 / nrows, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
 
@@ -531,20 +659,28 @@ def draw_score_map(plt, frame, config, refit):
     size = 480 if labelled else (160 if grid else 40)
     # Colour over the interesting range: a few terrible configurations share the darkest colour.
     vmin, vmax, _, _ = _limits(ms, refit) if ok.any() else (0, 1, 0, 0)
-    sc = ax.scatter(
-        xs[ok],
-        ys[ok],
-        c=ms[ok],
-        cmap=_cmap(refit),
-        vmin=vmin,
-        vmax=vmax,
-        s=size,
-        marker="s" if grid else "o",
-        edgecolor="white",
-        zorder=2,
-    )
+    binned = len(cells) > MAX_DOTS  # at scale: the best of each of MAP_BINS x MAP_BINS cells
+    if binned:
+        x_edges = bin_edges(xs, x_name in logs and (xs > 0).all())
+        y_edges = bin_edges(ys, y_name in logs and (ys > 0).all())
+        best_cells = binned_best(xs, ys, ms, x_edges, y_edges, metric_.is_loss)
+        sc = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(best_cells), cmap=_cmap(refit), vmin=vmin,
+                           vmax=vmax, zorder=1)  # fmt: skip
+    else:
+        sc = ax.scatter(
+            xs[ok],
+            ys[ok],
+            c=ms[ok],
+            cmap=_cmap(refit),
+            vmin=vmin,
+            vmax=vmax,
+            s=size,
+            marker="s" if grid else "o",
+            edgecolor="white",
+            zorder=2,
+        )
     handles = []
-    if (~ok).any():
+    if (~ok).any() and not binned:
         ax.scatter(xs[~ok], ys[~ok], marker="x", s=50, color=MUTED, label="failed", zorder=2)
         handles.append(Line2D([], [], ls="", marker="x", color=MUTED, label="failed"))
     if labelled and ok.any():
@@ -570,12 +706,15 @@ def draw_score_map(plt, frame, config, refit):
         fig.colorbar(sc, ax=ax, label="\n".join(textwrap.wrap(_score_label(refit), 34)))
     fig.legend(handles=handles, loc="outside lower left", ncol=2)
     title = f"{metric_.label} over {x_name} × {y_name}"
-    ax.set_title("\n".join(textwrap.wrap(title, 60)) + "\nat each point: the best over the other parameters",
-                 fontsize=10)  # fmt: skip
+    how = "at each point: the best over the other parameters"
+    if binned:
+        failed = f", {int((~ok).sum()):,} failed not shown" if (~ok).any() else ""
+        how = f"{len(cells):,} points binned: each cell the best in it{failed}"
+    ax.set_title("\n".join(textwrap.wrap(title, 60)) + f"\n{how}", fontsize=10)
     return fig
 
 
-def draw_fold_spread(plt, frame, config, refit, n=15):
+def draw_fold_spread(plt, frame, config, refit, n=FOLD_SPREAD_TOP):
     """Per-fold scores of the top configurations (is the winner consistently good?)."""
     top = _top(frame, refit, n)
     split_cols = [c for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{refit}")]
@@ -634,16 +773,21 @@ def draw_best_so_far(plt, frame, config, refit):
     running = m.running_best(ms)  # goes down for a loss
     low, high, n_below, n_above = _limits(ms, refit)
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    ok = ~np.isnan(ms)
-    ax.scatter(x[ok], ms[ok], s=12, alpha=0.55, color=PALETTE[0], label="configuration")
+    b = m.best_index(ms)
+    scored = np.flatnonzero(~np.isnan(ms))
+    ok = np.zeros(len(ms), dtype=bool)  # the dots drawn: all, or a sample with the best (said below)
+    ok[scored[sample_rows(len(scored), keep=[int(np.searchsorted(scored, b))])]] = True
+    ax.scatter(x[ok], ms[ok], s=12 if len(ms) <= MAX_DOTS else 6, alpha=0.55, color=PALETTE[0], label="configuration")
     _mark_off_axis(ax, x[ok], ms[ok], low, high)
     shown = np.isfinite(running)
     ax.step(x[shown], np.clip(running[shown], low, high), where="post", color=BEST, lw=2, label="best so far")
-    b = m.best_index(ms)
     ax.scatter([x[b]], [ms[b]], marker="*", s=160, facecolor="none", edgecolor=BEST, lw=1.5, zorder=3, clip_on=False)
     ax.set_ylim(low, high)
     ax.set_xlim(0, len(ms) + 1)
-    note = _off_axis_note(n_below, n_above, ms)
+    sampled = _sample_note(int(ok.sum()), int((~np.isnan(ms)).sum()))
+    note = "; ".join(
+        filter(None, [_off_axis_note(n_below, n_above, ms), sampled + (", the line: all" if sampled else "")])
+    )
     ax.set_xlabel(xlabel + (f"\n{note}" if note else ""))
     ax.set_ylabel(_score_label(refit))
     handles = [
@@ -679,8 +823,9 @@ def draw_fit_time(plt, frame, config, refit):
         return _no_data(plt, PLOT_TITLES["fit_time"], "every configuration failed")
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     low, high, n_below, n_above = _limits(m[ok], refit)
-    ax.scatter(t[ok], m[ok], s=16, alpha=0.6, color=PALETTE[0])
     idx = np.flatnonzero(ok)
+    dots = idx[sample_rows(len(idx))]  # at scale a seeded sample (said below); the front is of all
+    ax.scatter(t[dots], m[dots], s=16 if len(dots) == len(idx) else 6, alpha=0.6, color=PALETTE[0])
     front = idx[_pareto(t[ok], metric(refit).sign * m[ok])]  # the front of the stored (higher-is-better) score
     ax.plot(t[front], m[front], color=PALETTE[2], lw=1.5, marker="o", ms=3)
     best = _best_row(frame, refit)
@@ -696,9 +841,9 @@ def draw_fit_time(plt, frame, config, refit):
             zorder=3,
             clip_on=False,
         )
-    _mark_off_axis(ax, t[ok], m[ok], low, high)
+    _mark_off_axis(ax, t[dots], m[dots], low, high)
     ax.set_ylim(low, high)
-    notes = [_off_axis_note(n_below, n_above, m[ok])]
+    notes = [_off_axis_note(n_below, n_above, m[ok]), _sample_note(len(dots), len(idx))]
     pos = t[ok][t[ok] > 0]
     unit = "s"
     if len(pos) and pos.max() / pos.min() > 30:
@@ -706,7 +851,7 @@ def draw_fit_time(plt, frame, config, refit):
     else:  # a few very slow configurations must not squeeze all others to the left edge
         t_low, t_high, _, n_right = robust_limits(t[ok], (0.0, np.inf), keep_top=False)
         ax.set_xlim(0, t_high)
-        _mark_off_axis(ax, m[ok], t[ok], 0, t_high, horizontal=True)
+        _mark_off_axis(ax, m[dots], t[dots], 0, t_high, horizontal=True)
         if n_right:
             notes.append(
                 f"{_count(n_right, 'slower configuration')} right of the axis (slowest {t[ok].max():.3g} s, marked ▶)"
@@ -726,7 +871,7 @@ def draw_fit_time(plt, frame, config, refit):
     return fig
 
 
-def draw_parallel(plt, frame, config, refit, n=20):
+def draw_parallel(plt, frame, config, refit, n=PARALLEL_TOP):
     """Parallel coordinates of the top configurations: one vertical axis per parameter (log
     scaled where log-spaced), one line per configuration coloured by its score."""
     import matplotlib as mpl
@@ -903,7 +1048,7 @@ def draw_importance(plt, frame, config, refit):
         f"surrogate's out-of-bag R² = {r2:.2f}" if np.isfinite(r2) else "surrogate not validated (< 10 configurations)"
     )
     if result["n_rows"] < result["n_scored"]:
-        trust += f"; learnt from a random {result['n_rows']} of the {result['n_scored']} scored configurations"
+        trust += f"\nlearnt from a random {result['n_rows']:,} of the {result['n_scored']:,} scored configurations"
     what = "drop in the surrogate's R² when the parameter is shuffled (± std, 10 repeats)"
     ax.set_xlabel(f"{what}\n{trust}" if explained else trust)
     title = f"Parameter importance for {metric(refit).label}"

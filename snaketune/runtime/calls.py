@@ -92,15 +92,13 @@ def aggregate(*, plan: dict, config: dict, outputs: list[str]) -> str:
 
 def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:
     from snaketune.results.optuna_study import PLOT_NAME, plot_history
-    from snaketune.results.plots import figure_cache, keep_figures, make_plots, reuse_figures
+    from snaketune.results.plots import make_plots
 
-    cache = figure_cache(leaderboard, config, outputs)
-    if reuse_figures(cache, outputs):
-        return f"{len(outputs)} plots, copied from {cache} (this leaderboard was drawn before)"
     history = [p for p in outputs if Path(p).stem == PLOT_NAME]  # model-based searches only
     others = {p: partial(plot_history, leaderboard, config, p) for p in history}
-    make_plots(leaderboard, config, [p for p in outputs if p not in history], others)
-    keep_figures(cache, outputs)
+    copied = make_plots(leaderboard, config, [p for p in outputs if p not in history], others)
+    if copied:
+        return f"{len(outputs)} plots: {copied} copied from .cache/plots (what they show did not change)"
     return f"{len(outputs)} plots"
 
 

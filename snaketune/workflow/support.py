@@ -360,13 +360,23 @@ def batch_args(study: Study, batch: str) -> str:
     :func:`release_broken_batches` deletes its manifest; trial files are named by their content,
     so a member with a file has nothing to compute.
     """
+    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
+
     plan, trial_ids = study.plan, study.batches[batch]
-    return call_file(
-        study,
-        specs=[plan.spec(t) for t in trial_ids],
-        outputs=[plan.trial_path(t) for t in trial_ids],
-        manifest=study.batch_manifest(batch),
+    # Named by what fixes the file's content without building it: a trial id names its parameters
+    # by content hash, the rest is the plan's spec base. Hashing every batch's full specs (100,000
+    # trials) was most of a rerun's parse (issue 28).
+    manifest = study.batch_manifest(batch)
+    name = digest(
+        {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": trial_ids, "manifest": manifest}, 16
     )
+    path = Path(study.out) / ".snaketune" / "calls" / f"batch-{name}.json"
+    if not path.exists():
+        specs = [plan.spec(t) for t in trial_ids]
+        write_json_atomic(
+            path, {"specs": specs, "outputs": [plan.trial_path(t) for t in trial_ids], "manifest": manifest}
+        )
+    return f"@{path}"
 
 
 def nested_trial_args(study: Study, trial_id: str) -> str:
