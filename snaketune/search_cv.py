@@ -35,7 +35,6 @@ from sklearn.utils import indexable
 
 from snaketune.api import RunError, run_snakemake, snakemake_command
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic
-from snaketune.search.space import as_candidate
 
 DEFAULT_STUDY_DIR = "snaketune-searches"
 STUDY = "search"  # <study_dir>/results/search/: one study folder a study_dir, trials named by content
@@ -281,7 +280,7 @@ def _check_candidates(estimator, candidates: list[dict]) -> None:
                 back = json.loads(json.dumps(stored))
             except (TypeError, ValueError):
                 back = _UNSTORABLE
-            if back is _UNSTORABLE or as_candidate(back) != as_candidate(stored) or _has_nan(stored):
+            if back is _UNSTORABLE or not _same_value(back, value):
                 raise ValueError(
                     f"parameter {name!r}: the value {value!r} cannot be stored in a trial file (snaketune "
                     "searches take numbers, strings, booleans, None, and lists or tuples of them)"
@@ -291,16 +290,30 @@ def _check_candidates(estimator, candidates: list[dict]) -> None:
 _UNSTORABLE = object()
 
 
-def _has_nan(value) -> bool:
+def _same_value(back, value) -> bool:
+    """Whether a value read back from a trial file's JSON is the value given (lists and tuples
+    alike; a dict's non-text keys or a NaN do not come back)."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return (
+            isinstance(back, dict)
+            and list(back) == list(value)
+            and all(_same_value(back[k], v) for k, v in value.items())
+        )
+    if isinstance(value, (list, tuple)):
+        return isinstance(back, list) and len(back) == len(value) and all(map(_same_value, back, value))
     if isinstance(value, float):
-        return value != value
-    return isinstance(value, list) and any(_has_nan(v) for v in value)
+        return isinstance(back, float) and back == value  # NaN is never equal
+    return type(back) is type(value) and back == value
 
 
 def store_inputs(folder: Path, X, y, estimator, splits) -> StoredInputs:
     """Write X and y, the estimator and the folds under ``folder``, each named by its content's
-    sha256 (a file that exists is not written again)."""
-    return StoredInputs(_store_data(folder, X, y), _store_estimator(folder, estimator), _store_folds(folder, splits))
+    sha256 (a file that exists is not written again). The estimator first: it is the one most
+    likely to fail (a step cloudpickle cannot serialise)."""
+    estimator_file = _store_estimator(folder, estimator)
+    return StoredInputs(_store_data(folder, X, y), estimator_file, _store_folds(folder, splits))
 
 
 def _store_once(folder: Path, stem: str, suffix: str, content: bytes) -> str:
@@ -354,17 +367,19 @@ def _store_estimator(folder: Path, estimator) -> str:
 
 
 def _unpicklable_part(estimator) -> str:
-    """The first parameter (a pipeline step, a function) that cloudpickle cannot serialise."""
+    """The innermost parameter (a pipeline step, a function, a value) cloudpickle cannot serialise."""
     import cloudpickle
 
+    failing = []
     for name, value in estimator.get_params(deep=True).items():
-        if "__" in name and hasattr(value, "get_params"):
-            continue  # its own parameters are listed too; report the innermost culprit
         try:
             cloudpickle.dumps(value)
-        except Exception:  # noqa: BLE001
-            return f"parameter {name!r} ({type(value).__name__})"
-    return f"{type(estimator).__name__}"
+        except Exception:  # noqa: BLE001 - any reason is the one to report
+            failing.append(name)
+    if not failing:
+        return type(estimator).__name__
+    name = max(failing, key=lambda n: n.count("__"))
+    return f"parameter {name!r} ({type(estimator.get_params(deep=True)[name]).__name__})"
 
 
 def _store_folds(folder: Path, splits) -> str:
