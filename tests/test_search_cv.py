@@ -201,3 +201,18 @@ def test_bad_input_raises_before_anything_runs(tmp_path, make, error, match):
     with pytest.raises(error, match=match):
         make(study_dir).fit(X, y)
     assert not (study_dir / "results" / "search" / "trials").exists()
+
+
+def test_a_config_loads_only_a_pickle_its_own_search_stored(tmp_path):
+    from snaketune.config.load import ConfigError, load_config
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"not even read")
+    config = {
+        "study": "s",
+        "data": {"loader": "iris"},
+        "estimator": {"pickle": str(evil)},
+        "search": {"grid": {"C": [1]}},
+    }
+    with pytest.raises(ConfigError, match="estimator.pickle: .* is not in .*s/inputs"):
+        load_config(config, tmp_path)

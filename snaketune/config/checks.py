@@ -82,6 +82,10 @@ def semantic_problems(
     if "folds" in config:
         problems.append("folds: only a command study takes folds; an estimator study sets cv.n_splits")
     estimator = None
+    if valid("estimator", "output_dir", "study") and "pickle" in config["estimator"]:
+        outside = _pickle_outside_study(config, basedir)
+        if outside:
+            return problems + outside
     if valid("estimator", "allowed_modules"):
         try:
             est_problems, spec = _estimator_problems(config)
@@ -100,6 +104,19 @@ def semantic_problems(
     if check_data and valid("data"):
         problems += _guarded("data", _data_problems, config, basedir, estimator, valid("cv"))
     return problems
+
+
+def _pickle_outside_study(config: dict, basedir: Path) -> list[str]:
+    """A pickle runs code when loaded: only one the study's own search stored (under
+    ``<output_dir>/<study>/inputs/``, where ``snaketune.GridSearchCV.fit`` writes) is loaded."""
+    inputs = (basedir / config["output_dir"] / config["study"] / "inputs").resolve()
+    path = (basedir / config["estimator"]["pickle"]).resolve()
+    if path.parent != inputs:
+        return [
+            f"estimator.pickle: {config['estimator']['pickle']!r} is not in {inputs} (only an estimator "
+            "a snaketune search stored for this study is loaded: loading a pickle runs its code)"
+        ]
+    return []
 
 
 def _study_problems(config: dict) -> list[str]:
