@@ -33,6 +33,7 @@ from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 
+from snaketune import engine
 from snaketune.api import RunError, run_snakemake, snakemake_command
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic
 
@@ -427,8 +428,11 @@ def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
     configfile = workdir / "results" / STUDY / ".snaketune" / "search.yaml"
     write_config(configfile, config)
     cmd = snakemake_command(configfile, cores, profile, ["aggregate"])
-    copy_output = not (sys.stdout.isatty() and _fileno(sys.stdout) == 1)
-    code, interrupted = run_snakemake(cmd, workdir, copy_output=copy_output)
+    if os.environ.get("SNAKETUNE_ENGINE", "1") != "0":
+        code, interrupted = engine.run(cmd[3:], workdir)  # after `python -m snaketune.runtime.snakemake_cli`
+    else:  # a new Python for the run
+        copy_output = not (sys.stdout.isatty() and _fileno(sys.stdout) == 1)
+        code, interrupted = run_snakemake(cmd, workdir, copy_output=copy_output)
     if interrupted:
         raise KeyboardInterrupt  # finished trials are kept: fit again to go on
     if code != 0:
