@@ -225,6 +225,12 @@ def run(argv: list[str], cwd: str | Path, output=None) -> tuple[int, bool]:
                     os.kill(pid, signal.SIGINT)
 
 
+def engine_pid() -> int | None:
+    """The pid of the engine this process started, if it is running."""
+    proc = _started.get(os.getpid())
+    return proc.pid if proc is not None and proc.poll() is None else None
+
+
 def stop() -> None:
     """Stop this process's engine (it would exit by itself with this process, or when idle)."""
     proc = _started.pop(os.getpid(), None)
