@@ -273,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and the new top 5 printed. Ctrl-C stops (finished trials are kept).",
         formatter_class=raw,
     )
-    p.add_argument("config", nargs="?", default="config.yaml", metavar="CONFIG", help="study config (default config.yaml)")
+    p.add_argument(
+        "config", nargs="?", default="config.yaml", metavar="CONFIG", help="study config (default config.yaml)"
+    )
     p.add_argument("--cores", default="all", help="cores for the trials (default all)")
     p.set_defaults(run=watch)
     return parser

@@ -23,6 +23,7 @@ the line ``EXIT <status>`` after a NUL byte. The client passes an interrupt to t
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -81,7 +82,7 @@ def serve(parent_pid: int, idle_seconds: float = IDLE_SECONDS) -> None:
     set_parent_death_signal(signal.SIGKILL)
     for module in WARM_MODULES:
         try:
-            __import__(module)
+            importlib.import_module(module)  # a fixed list of module names
         except ImportError:  # an optional piece: the child imports what it needs
             pass
     from snakemake.cli import get_argument_parser

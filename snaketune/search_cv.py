@@ -105,10 +105,7 @@ class _StoredSearch:
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]
         if self.refit:
-            self.best_estimator_ = clone(base).set_params(**clone(self.best_params_, safe=False))
-            start = time.time()
-            self.best_estimator_.fit(X, y)
-            self.refit_time_ = time.time() - start
+            self.best_estimator_, self.refit_time_ = refit_once(base, self.best_params_, X, y, inputs)
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
         self.scorer_ = scorers._scorers if hasattr(scorers, "_scorers") else scorers
@@ -476,6 +473,32 @@ def _trial_outcomes(rows: list[list], metrics: dict, scoring, train: bool, error
                 entry["train_scores"] = scores(record.train_scores)
             out.append(entry)
     return out
+
+
+def refit_once(estimator, params: dict, X, y, inputs: StoredInputs):
+    """scikit-learn's refit (``clone(estimator).set_params(**params).fit(X, y)``), stored beside the
+    inputs it was fitted on, so a fit with the same best configuration loads it (and its time)."""
+    import pickle
+
+    import cloudpickle
+
+    from snaketune.base.jsonutil import digest
+
+    key = digest({"data": Path(next(iter(inputs.data.values()))).name, "estimator": Path(inputs.estimator).name,
+                  "params": to_jsonable(params)}, length=20)  # fmt: skip
+    path = Path(inputs.estimator).parent / f"refit-{key}.pkl"
+    if path.exists():
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - this search's own refit (see _pickle_outside_study)
+    model = clone(estimator).set_params(**clone(params, safe=False))
+    start = time.time()
+    model.fit(X, y)
+    elapsed = time.time() - start
+    try:
+        write_bytes_atomic(path, cloudpickle.dumps((model, elapsed)))
+    except Exception:  # noqa: BLE001 - a model that cannot be stored is refitted next time
+        pass
+    return model, elapsed
 
 
 def _warn_about_failures(rows: list[list], error_score) -> None:
