@@ -38,7 +38,7 @@ from snaketune.api import RunError, run_snakemake, snakemake_command
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic
 
 DEFAULT_STUDY_DIR = "snaketune-searches"
-STUDY = "search"  # <study_dir>/results/search/: one study folder a study_dir, trials named by content
+STUDY_PREFIX = "search-"  # <study_dir>/results/search-<sha of X and y>/: one study folder a data set
 TARGET = "__snaketune_target__"  # the target's column beside a DataFrame's features
 
 
@@ -49,6 +49,7 @@ class StoredInputs:
     data: dict
     estimator: str
     folds: str
+    study: str  # the study (folder) name: one a data set
 
 
 class _StoredSearch:
@@ -91,7 +92,7 @@ class _StoredSearch:
         _check_candidates(base, candidates)
 
         workdir = Path(self.study_dir or DEFAULT_STUDY_DIR).resolve()
-        inputs = store_inputs(workdir / "results" / STUDY / "inputs", X, y, base, splits)
+        inputs = store_inputs(workdir / "results", X, y, base, splits)
         config = study_config(self, inputs, candidates, metrics, refit_metric)
         records = run_study(config, workdir, self._cores(), self.profile)
         out = _trial_outcomes(records, metrics, self.scoring, self.return_train_score, self.error_score)
@@ -110,7 +111,7 @@ class _StoredSearch:
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
         self.scorer_ = scorers._scorers if hasattr(scorers, "_scorers") else scorers
         self.cv_results_ = results
-        self.study_path_ = workdir / "results" / STUDY
+        self.study_path_ = workdir / "results" / inputs.study
         return self
 
     def _candidate_list(self) -> list[dict]:
@@ -306,12 +307,19 @@ def _same_value(back, value) -> bool:
     return type(back) is type(value) and back == value
 
 
-def store_inputs(folder: Path, X, y, estimator, splits) -> StoredInputs:
-    """Write X and y, the estimator and the folds under ``folder``, each named by its content's
-    sha256 (a file that exists is not written again). The estimator first: it is the one most
-    likely to fail (a step cloudpickle cannot serialise)."""
-    estimator_file = _store_estimator(folder, estimator)
-    return StoredInputs(_store_data(folder, X, y), estimator_file, _store_folds(folder, splits))
+def store_inputs(output_dir: Path, X, y, estimator, splits) -> StoredInputs:
+    """Write X and y, the estimator and the folds into the data set's study folder
+    (``<output_dir>/search-<sha>/inputs/``), each named by its content's sha256 (a file that
+    exists is not written again). The estimator is serialised first: it is the one most likely to
+    fail (a step cloudpickle cannot serialise), and then nothing is written."""
+    estimator_bytes = _estimator_bytes(estimator)
+    stem, suffix, data_bytes, data = _data_bytes(X, y)
+    study = STUDY_PREFIX + hashlib.sha256(data_bytes).hexdigest()[:12]
+    folder = output_dir / study / "inputs"
+    data = {**data, stem: _store_once(folder, "data", suffix, data_bytes)}
+    return StoredInputs(
+        data, _store_once(folder, "estimator", ".pkl", estimator_bytes), _store_folds(folder, splits), study
+    )
 
 
 def _store_once(folder: Path, stem: str, suffix: str, content: bytes) -> str:
@@ -332,7 +340,8 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _store_data(folder: Path, X, y) -> dict:
+def _data_bytes(X, y) -> tuple[str, str, bytes, dict]:
+    """The data source key, file suffix, file content and other keys of X and y."""
     if hasattr(X, "iloc") and hasattr(X, "columns"):
         if not all(isinstance(c, str) for c in X.columns):
             raise ValueError("snaketune searches need a DataFrame's column names to be strings")
@@ -341,7 +350,7 @@ def _store_data(folder: Path, X, y) -> dict:
         frame = X.reset_index(drop=True).assign(**{TARGET: np.asarray(y)})
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
-        return {"parquet": _store_once(folder, "data", ".parquet", buffer.getvalue()), "target": TARGET}
+        return "parquet", ".parquet", buffer.getvalue(), {"target": TARGET}
     if hasattr(X, "tocsr"):
         raise NotImplementedError("snaketune searches take dense arrays or DataFrames, not sparse matrices, yet")
     X, y = np.asarray(X), np.asarray(y)
@@ -349,19 +358,18 @@ def _store_data(folder: Path, X, y) -> dict:
         raise ValueError(f"snaketune searches take X as a 2-D numeric array or a DataFrame (got {X.dtype}, {X.ndim}-D)")
     if y.dtype.kind == "O":
         y = y.astype(str)  # labels as text: .npz files hold no Python objects
-    return {"arrays": _store_once(folder, "data", ".npz", _npz_bytes({"X": X, "y": y}))}
+    return "arrays", ".npz", _npz_bytes({"X": X, "y": y}), {}
 
 
-def _store_estimator(folder: Path, estimator) -> str:
+def _estimator_bytes(estimator) -> bytes:
     import cloudpickle
 
     try:
-        content = cloudpickle.dumps(estimator)
+        return cloudpickle.dumps(estimator)
     except Exception as exc:
         raise TypeError(
             f"the estimator cannot be serialised for the trials: {_unpicklable_part(estimator)}: {exc}"
         ) from exc
-    return _store_once(folder, "estimator", ".pkl", content)
 
 
 def _unpicklable_part(estimator) -> str:
@@ -396,7 +404,7 @@ def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: 
     if isinstance(error_score, float) and np.isnan(error_score):
         error_score = "nan"
     return {
-        "study": STUDY,
+        "study": inputs.study,
         "output_dir": "results",
         "data": dict(inputs.data),
         "estimator": {"pickle": inputs.estimator},
@@ -422,7 +430,7 @@ def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
     from snaketune.results.status import read_finished, study_plan, trial_rows
 
     validated = load_config(copy.deepcopy(config), workdir, check_data=False)
-    configfile = workdir / "results" / STUDY / ".snaketune" / "search.yaml"
+    configfile = workdir / "results" / config["study"] / ".snaketune" / "search.yaml"
     write_config(configfile, config)
     cmd = snakemake_command(configfile, cores, profile, ["aggregate"])
     if os.environ.get("SNAKETUNE_ENGINE", "1") != "0":

@@ -20,7 +20,7 @@ from snaketune import engine
 
 
 def trial_mtimes(study_dir) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in (study_dir / "results" / "search" / "trials").glob("*.json")}
+    return {p.name: p.stat().st_mtime_ns for p in study_dir.glob("results/search-*/trials/*.json")}
 
 
 @pytest.mark.slow
