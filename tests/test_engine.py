@@ -93,3 +93,27 @@ def _state(pid: int) -> str:
             return handle.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_fit_stops_the_run_and_keeps_finished_trials(tmp_path):
+    script = (
+        "import sys, snaketune; from sklearn.datasets import load_digits; from sklearn.svm import SVC; "
+        "X, y = load_digits(return_X_y=True); "
+        "grid = {'C': [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 'gamma': [1e-4, 3e-4, 1e-3, 3e-3]}; "
+        "snaketune.GridSearchCV(SVC(), grid, cv=3, n_jobs=2, study_dir=sys.argv[1]).fit(X[:600], y[:600])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 240
+    while len(trial_mtimes(tmp_path)) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in out, out[-3000:]
+    assert "interrupted" in out  # Snakemake's one line through our terminal logger
+    kept = trial_mtimes(tmp_path)
+    assert 6 <= len(kept) < 72
+    time.sleep(2)
+    assert trial_mtimes(tmp_path) == kept  # the run stopped: nothing writes on
