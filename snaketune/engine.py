@@ -182,18 +182,14 @@ def connect(start: bool = True, timeout: float = START_SECONDS) -> socket.socket
 
 
 def _start() -> subprocess.Popen:
-    log = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / f"snaketune-engine-{os.getuid()}-{os.getpid()}.log"  # noqa: S108
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "snaketune.engine", "--parent", str(os.getpid())],
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            start_new_session=True,  # a terminal's Ctrl-C is for the run, not the engine
-        )
-    finally:
-        os.close(fd)
+    # No log file: nothing is written outside a study's folder; each run's output goes to its client.
+    return subprocess.Popen(
+        [sys.executable, "-m", "snaketune.engine", "--parent", str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C is for the run, not the engine
+    )
 
 
 def run(argv: list[str], cwd: str | Path, output=None) -> tuple[int, bool]:

@@ -420,16 +420,21 @@ def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: 
 
 
 def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
-    """Run the study's trials (and its leaderboard) with Snakemake; the trial records, one list of
-    folds per candidate."""
+    """The trial records, one list of folds per candidate: read from the study's files when every
+    trial is there (Snakemake would find nothing to do, so it is not started), else after running
+    the missing trials and the leaderboard with Snakemake."""
     import copy
     import sys
 
     from snaketune.api import write_config
     from snaketune.config.load import load_config
-    from snaketune.results.status import read_finished, study_plan, trial_rows
+    from snaketune.results.status import study_plan, trial_rows
 
     validated = load_config(copy.deepcopy(config), workdir, check_data=False)
+    rows = trial_rows(*study_plan(validated, workdir))
+    records, missing = _read_trials(workdir, rows)
+    if not missing:
+        return records
     configfile = workdir / "results" / config["study"] / ".snaketune" / "search.yaml"
     write_config(configfile, config)
     cmd = snakemake_command(configfile, cores, profile, ["aggregate"])
@@ -442,13 +447,18 @@ def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
         raise KeyboardInterrupt  # finished trials are kept: fit again to go on
     if code != 0:
         raise RunError(f"the study in {workdir} failed (snakemake exit status {code}; see its output above)", code)
-    plan, slots = study_plan(validated, workdir)
-    rows = trial_rows(plan, slots)
-    records = read_finished(workdir / p for row in rows for p in row)
-    missing = [p for row in rows for p in row if Path(p).stem not in records]
+    records, missing = _read_trials(workdir, rows)
     if missing:
         raise RunError(f"{len(missing)} trial files missing after the run, e.g. {missing[0]}", 1)
-    return [[records[Path(p).stem] for p in row] for row in rows]
+    return records
+
+
+def _read_trials(workdir: Path, rows: list[list[str]]) -> tuple[list[list], list[str]]:
+    from snaketune.results.status import read_finished
+
+    found = read_finished(workdir / p for row in rows for p in row)
+    missing = [p for row in rows for p in row if Path(p).stem not in found]
+    return ([] if missing else [[found[Path(p).stem] for p in row] for row in rows]), missing
 
 
 def _fileno(stream) -> int:
