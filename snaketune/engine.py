@@ -12,9 +12,10 @@ writes its output to the client's connection.
 It listens on an abstract Unix socket named by the user and the parent's pid, accepts only
 processes of the same user (``SO_PEERCRED``, as the warm worker does), and exits when its parent
 exits (``PR_SET_PDEATHSIG``, and a check every second) or after ``IDLE_SECONDS`` without a run.
-A child dies with the engine (kill -9 included): the client then sees the connection close
-without an exit status and raises :class:`EngineLost`; finished trials are kept, and the next
-call starts a new engine and resumes.
+A child is stopped as by Ctrl-C when the engine dies (kill -9 included: ``PR_SET_PDEATHSIG``
+SIGINT; the client sends SIGKILL after ``LOST_GRACE_SECONDS`` if it still runs), and the client
+raises :class:`EngineLost`; finished trials are kept, and the next call starts a new engine and
+resumes.
 
 Protocol (one connection a run): the client sends one JSON line ``{"argv": [...], "cwd": ...}``;
 the child answers with its pid on the first line, then Snakemake's output; the engine ends with
@@ -36,6 +37,7 @@ from pathlib import Path
 IDLE_SECONDS = 1800.0
 START_SECONDS = 60.0
 EXIT_MARK = "\0EXIT "
+LOST_GRACE_SECONDS = 30.0
 # Imported before the first run: what every run parses and executes (the worker that runs trials
 # imports scikit-learn itself).
 WARM_MODULES = (
@@ -135,7 +137,9 @@ def _child(conn: socket.socket, argv: list[str], cwd: str) -> int:
     from snaketune.base.procs import set_parent_death_signal
     from snaketune.runtime import snakemake_cli
 
-    set_parent_death_signal(signal.SIGTERM)  # Snakemake stops its jobs and keeps finished trials
+    # The engine killed: stop as after Ctrl-C (Snakemake stops its jobs, keeps finished trials and
+    # releases its lock); its SIGTERM would wait for running jobs, and the client with it.
+    set_parent_death_signal(signal.SIGINT)
     os.setpgid(0, 0)  # its own group: the client's interrupt reaches it once, never the engine
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     conn.sendall(f"{os.getpid()}\n".encode())
@@ -195,31 +199,80 @@ def _start() -> subprocess.Popen:
 def run(argv: list[str], cwd: str | Path, output=None) -> tuple[int, bool]:
     """Run Snakemake's command line ``argv`` in the engine, in folder ``cwd``; its output is written
     to ``output`` (default ``sys.stdout``) line by line. Returns ``(exit status, interrupted)``; an
-    interrupt here is passed to the run as SIGINT (Snakemake stops and keeps finished trials)."""
+    interrupt here is passed to the run as SIGINT (Snakemake stops and keeps finished trials).
+
+    Raises :class:`EngineLost` when the engine dies during the run: its child is then stopped as
+    by an interrupt (it may hold the connection open while Snakemake stops its jobs)."""
     output = output or sys.stdout
     with connect() as sock:
         sock.sendall((json.dumps({"argv": list(argv), "cwd": str(cwd)}) + "\n").encode())
-        stream = sock.makefile("r", encoding="utf-8", errors="replace")
-        interrupted = False
-        pid = None
+        reader = _Reader(sock)
         while True:
             try:
-                line = stream.readline()
-                if not line:
-                    raise EngineLost("the engine ended during the run; finished trials are kept: run again to go on")
-                if line.startswith(EXIT_MARK):
-                    return int(line[len(EXIT_MARK) :]), interrupted
-                if pid is None:
-                    pid = int(line)
-                    if interrupted:
-                        os.kill(pid, signal.SIGINT)
-                    continue
-                output.write(line)
-                output.flush()
+                line = reader.next_line()
             except KeyboardInterrupt:
-                interrupted = True
-                if pid is not None:
-                    os.kill(pid, signal.SIGINT)
+                reader.interrupt()
+                continue
+            if line.startswith(EXIT_MARK):
+                return int(line[len(EXIT_MARK) :]), reader.interrupted
+            output.write(line)
+            output.flush()
+
+
+class _Reader:
+    """The lines of one run's connection: the child's pid first, then its output, then the status."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = b""
+        self.pid: int | None = None
+        self.interrupted = False
+        self.lost_at: float | None = None
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self.pid is not None:
+            _signal(self.pid, signal.SIGINT)
+
+    def next_line(self) -> str:
+        import select
+
+        while True:
+            if b"\n" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\n", 1)
+                line = raw.decode("utf-8", errors="replace") + "\n"
+                if self.pid is None and not line.startswith(EXIT_MARK):
+                    self.pid = int(line)
+                    if self.interrupted:
+                        _signal(self.pid, signal.SIGINT)
+                    continue
+                return line
+            ready, _, _ = select.select([self.sock], [], [], 1.0)
+            if ready:
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    raise EngineLost("the engine ended during the run; finished trials are kept: run again to go on")
+                self.buffer += chunk
+            elif engine_pid() is None:
+                self._engine_gone()
+
+    def _engine_gone(self) -> None:
+        # The child got SIGINT from the engine's death already (PR_SET_PDEATHSIG; a second one
+        # would cut Snakemake's own clean-up short); give it a while, then stop it outright.
+        now = time.monotonic()
+        if self.lost_at is None:
+            self.lost_at = now
+        elif now - self.lost_at > LOST_GRACE_SECONDS:
+            if self.pid is not None:
+                _signal(-self.pid, signal.SIGKILL)  # its process group: Snakemake and its jobs
+            raise EngineLost("the engine ended during the run; finished trials are kept: run again to go on")
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def engine_pid() -> int | None:

@@ -437,7 +437,9 @@ def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
         return records
     configfile = workdir / "results" / config["study"] / ".snaketune" / "search.yaml"
     write_config(configfile, config)
-    cmd = snakemake_command(configfile, cores, profile, ["aggregate"])
+    # A run stopped with its engine leaves batch manifests marked incomplete: they run again (their
+    # trial files, written atomically, are kept and not recomputed).
+    cmd = snakemake_command(configfile, cores, profile, ["aggregate", "--rerun-incomplete"])
     if os.environ.get("SNAKETUNE_ENGINE", "1") != "0":
         code, interrupted = engine.run(cmd[3:], workdir)  # after `python -m snaketune.runtime.snakemake_cli`
     else:  # a new Python for the run
