@@ -90,6 +90,9 @@ class _StoredSearch:
         candidates = self._candidate_list()
         base = clone(self.estimator)
         _check_candidates(base, candidates)
+        if self.verbose > 0:  # scikit-learn's line; Snakemake's progress follows
+            n = len(candidates)
+            print(f"Fitting {self.n_splits_} folds for each of {n} candidates, totalling {n * self.n_splits_} fits")
 
         workdir = Path(self.study_dir or DEFAULT_STUDY_DIR).resolve()
         inputs = store_inputs(workdir / "results", X, y, base, splits)
