@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/bench_session.py
 	$(BIN)/python bench/bench_real_table.py
 	$(BIN)/python bench/bench_scale.py --configs 2000
+	$(BIN)/python bench/bench_search_cv.py
 	@if command -v sbatch >/dev/null && scripts/slurm-local.sh status 2>/dev/null | grep -q "slurmctld: running"; then \
 		$(BIN)/python bench/bench_slurm.py; else echo "bench: no SLURM cluster up, SLURM row skipped"; fi
 

@@ -6,10 +6,12 @@ scikit-learn lazily where they can, because the Snakefile imports this package a
 Public API (:mod:`snaketune.api`): :func:`run` a study from a config file or dict, :func:`load`
 one that ran, and read it as a :class:`Study` with scikit-learn's search attributes;
 :func:`snakefile` is the packaged workflow, for Snakemake's ``module`` directive.
+:class:`GridSearchCV` and :class:`RandomizedSearchCV` (:mod:`snaketune.search_cv`) are
+scikit-learn's searches whose trials are stored and never computed twice.
 """
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "RunError", "Study", "load", "run", "snakefile"]
+__all__ = ["ConfigError", "GridSearchCV", "RandomizedSearchCV", "RunError", "Study", "load", "run", "snakefile"]
 
 
 def __getattr__(name: str):
@@ -18,6 +20,10 @@ def __getattr__(name: str):
         from snaketune.config.load import ConfigError
 
         return ConfigError
+    if name in ("GridSearchCV", "RandomizedSearchCV"):
+        from snaketune import search_cv
+
+        return getattr(search_cv, name)
     if name in ("RunError", "Study", "load", "run", "snakefile"):
         from snaketune import api
 

@@ -103,7 +103,7 @@ def run(
     if isinstance(config, Mapping):
         validated = load_config(copy.deepcopy(dict(config)), workdir)
         configfile = _study_folder(validated, workdir) / ".snaketune" / "config.yaml"
-        _write_config(configfile, dict(config))
+        write_config(configfile, dict(config))
     else:
         configfile = Path(workdir, config)
         validated = load_config(read_yaml(configfile), workdir)
@@ -210,7 +210,8 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-def _write_config(path: Path, config: dict) -> None:
+def write_config(path: Path, config: dict) -> None:
+    """Write a study config as YAML (atomically: a running study never reads half of it)."""
     import yaml
 
     from snaketune.base.jsonutil import to_jsonable
@@ -391,7 +392,7 @@ class Study:
         configfile = self.configfile
         if configfile is None:
             configfile = self.path / ".snaketune" / "config.yaml"
-            _write_config(configfile, self.config)
+            write_config(configfile, self.config)
         cmd = snakemake_command(configfile, cores=None, snakemake_args=["--report", str(target.resolve())])
         proc = subprocess.run(cmd, cwd=self.workdir, capture_output=True, text=True)
         if proc.returncode != 0:

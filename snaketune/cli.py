@@ -2,8 +2,8 @@
 
 Commands: ``run`` (Snakemake on the packaged workflow), ``init`` (a starter config, from an
 example), ``check`` (validate config files, run nothing), ``plan`` (what a config would run),
-``status`` (progress of a running or finished study) and ``report`` (Snakemake's HTML report of a
-study). Help texts are plain text: argparse prints them as written.
+``status`` (progress of a running or finished study), ``report`` (Snakemake's HTML report of a
+study) and ``watch`` (run again on every save of the config). Help texts are plain text: argparse prints them as written.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ examples:
   snaketune status                      # the study running here (or the last one that ran)
   snaketune status --configfile examples/svc-digits.yaml --watch
   snaketune report                      # -> results/<study>/report.html
+  snaketune watch --cores 2             # rerun on every save of config.yaml; prints the new top 5
 
 The run itself prints a header, one progress line and a summary; Snakemake's
 per-job listing: snakemake --cores N --logger-snaketune-jobs
@@ -250,7 +251,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configfile", metavar="FILE", help="the study config, as given to snakemake (default config.yaml)")
     p.add_argument("--output", metavar="HTML", help="report file (default <output_dir>/<study>/report.html)")
     p.set_defaults(run=report)
+
+    p = commands.add_parser(
+        "watch",
+        help="run a study, then again whenever its config (or a data file it names) is saved",
+        description="Run the study now and after every save of its config or declared inputs, through "
+        "the warm engine: only new trials run, then the leaderboard, plots and report are written again "
+        "and the new top 5 printed. Ctrl-C stops (finished trials are kept).",
+        formatter_class=raw,
+    )
+    p.add_argument(
+        "config", nargs="?", default="config.yaml", metavar="CONFIG", help="study config (default config.yaml)"
+    )
+    p.add_argument("--cores", default="all", help="cores for the trials (default all)")
+    p.set_defaults(run=watch)
     return parser
+
+
+def watch(args: argparse.Namespace) -> int:
+    from snaketune.watch import watch as watch_study
+
+    return watch_study(args.config, args.cores)
 
 
 def main(argv=None) -> int:

@@ -110,6 +110,10 @@ def load_dataset(data: dict, basedir: Path) -> Source:
         params.setdefault("random_state", data.get("seed", 0))
         X, y = generate(**params)[:2]
         return Source(np.asarray(X, dtype=float), np.asarray(y), [f"x{i}" for i in range(X.shape[1])], [])
+    if "arrays" in data:  # X and y as given to snaketune.GridSearchCV.fit
+        with np.load(Path(basedir) / data["arrays"]) as npz:
+            X, y = npz["X"], npz["y"]
+        return Source(X, y, [f"x{i}" for i in range(X.shape[1])], [])
     frame = read_table(data, basedir)
     y = frame[data["target"]].to_numpy()
     classes: list = []
@@ -275,7 +279,7 @@ def load_prepared(data_dir: str | Path, mmap: bool = True) -> dict:
 def source_digest(data: dict, basedir: Path) -> dict:
     """What identifies the data at parse time: the spec plus, for files, their sha256."""
     spec = {k: v for k, v in data.items()}
-    for key in ("csv", "parquet"):
+    for key in ("csv", "parquet", "arrays"):
         if key in data:
             spec[f"{key}_sha256"] = file_sha256(Path(basedir) / data[key])
     return spec

@@ -57,6 +57,8 @@ def build_estimator(spec: dict, allowed_modules=(), seed: int | None = None) -> 
     seed : int or None
         Every ``random_state`` parameter left at ``None`` is set to this, so runs are reproducible.
     """
+    if "pickle" in spec:  # the user's own object, as it is: no seed added
+        return load_pickled(spec["pickle"])
     if "steps" in spec:
         from sklearn.pipeline import Pipeline
 
@@ -72,6 +74,15 @@ def build_estimator(spec: dict, allowed_modules=(), seed: int | None = None) -> 
         if unset:
             estimator.set_params(**unset)
     return estimator
+
+
+def load_pickled(path: str) -> Any:
+    """An estimator stored by ``snaketune.GridSearchCV.fit`` (cloudpickle writes ordinary pickles;
+    classes it stored by value need cloudpickle installed to load)."""
+    import pickle
+
+    with open(path, "rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - written by the user's own fit (documented in the schema)
 
 
 def build_step(step: dict, allowed_modules=()) -> Any:
@@ -108,6 +119,8 @@ def column_selector(columns):
 
 def class_entries(spec: dict) -> list[tuple[str, str]]:
     """``(config key, dotted class path)`` of every class an estimator spec names, in order."""
+    if "pickle" in spec:
+        return []
     if "steps" not in spec:
         return [("estimator.class", spec["class"])]
     out = []
@@ -138,6 +151,8 @@ def estimator_classes(spec: dict) -> list[str]:
 
 def fixed_params(spec: dict) -> list[tuple[str, str, Any]]:
     """``(config key, set_params name, value)`` of every fixed parameter of an estimator spec."""
+    if "pickle" in spec:
+        return []
     if "steps" not in spec:
         return [(f"estimator.params.{name}", name, value) for name, value in spec.get("params", {}).items()]
     out = []

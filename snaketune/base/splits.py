@@ -23,6 +23,9 @@ def n_folds(cv: dict, n_groups: int | None = None) -> int:
     """
     if cv["kind"] in ("repeated_kfold", "repeated_stratified"):
         return cv["n_splits"] * cv["n_repeats"]
+    if cv["kind"] == "folds":
+        with np.load(cv["file"]) as npz:
+            return len(npz.files) // 2
     if cv["kind"] == "leave_one_group_out":
         if n_groups is None:
             raise ValueError("cv.kind: leave_one_group_out needs the number of groups")
@@ -91,6 +94,8 @@ def compute_splits(
 
     ``groups`` reaches the splitter as in ``GridSearchCV.fit(X, y, groups=groups)``.
     """
+    if cv["kind"] == "folds":  # explicit splits, stored as scikit-learn gave them
+        return load_splits(cv["file"])
     splitter = make_splitter(cv, classifier)
     X_dummy = np.zeros((len(y), 1))
     return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(X_dummy, y, groups)]

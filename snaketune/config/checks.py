@@ -17,6 +17,7 @@ from snaketune.base.estimator import (
     closest_param,
     fixed_params,
     import_class,
+    load_pickled,
 )
 from snaketune.base.splits import GROUP_KINDS, STRATIFIED_KINDS
 from snaketune.search.nested import nested_problems, nested_split_problems
@@ -81,6 +82,10 @@ def semantic_problems(
     if "folds" in config:
         problems.append("folds: only a command study takes folds; an estimator study sets cv.n_splits")
     estimator = None
+    if valid("estimator", "output_dir", "study") and "pickle" in config["estimator"]:
+        outside = _pickle_outside_study(config, basedir)
+        if outside:
+            return problems + outside
     if valid("estimator", "allowed_modules"):
         try:
             est_problems, spec = _estimator_problems(config)
@@ -99,6 +104,19 @@ def semantic_problems(
     if check_data and valid("data"):
         problems += _guarded("data", _data_problems, config, basedir, estimator, valid("cv"))
     return problems
+
+
+def _pickle_outside_study(config: dict, basedir: Path) -> list[str]:
+    """A pickle runs code when loaded: only one the study's own search stored (under
+    ``<output_dir>/<study>/inputs/``, where ``snaketune.GridSearchCV.fit`` writes) is loaded."""
+    inputs = (basedir / config["output_dir"] / config["study"] / "inputs").resolve()
+    path = (basedir / config["estimator"]["pickle"]).resolve()
+    if path.parent != inputs:
+        return [
+            f"estimator.pickle: {config['estimator']['pickle']!r} is not in {inputs} (only an estimator "
+            "a snaketune search stored for this study is loaded: loading a pickle runs its code)"
+        ]
+    return []
 
 
 def _study_problems(config: dict) -> list[str]:
@@ -136,6 +154,12 @@ def _estimator_problems(config: dict) -> tuple[list[str], dict | None]:
     checked, so one run reports both kinds of problem.
     """
     spec = config["estimator"]
+    if "pickle" in spec:
+        try:
+            load_pickled(spec["pickle"])
+        except Exception as exc:  # noqa: BLE001 - a missing file, or a class this Python cannot import
+            return [f"estimator.pickle: cannot load {spec['pickle']!r}: {_one_line(exc)}"], None
+        return [], spec
     allowed = config["allowed_modules"]
     out = []
     classes = {}
@@ -393,7 +417,7 @@ def _scorer_misfit(name: str, estimator) -> list[str]:
 
 
 def _source_class_key(config: dict) -> str:
-    return _class_keys(config["estimator"])[-1]
+    return (_class_keys(config["estimator"]) or ["estimator.pickle"])[-1]
 
 
 def _data_problems(config: dict, basedir: Path, estimator, check_cv: bool = True) -> list[str]:
@@ -509,6 +533,8 @@ def _cv_problems(config: dict, y, estimator, classification: bool, source=None) 
             f"{_source_class_key(config)}: {type(estimator).__name__} is a classifier, but {target} is "
             f"{type_of_target(y)} (type_of_target); use a regressor"
         ]
+    if kind == "folds":
+        return _fold_file_problems(cv, len(y))
     if source is not None and (kind in GROUP_KINDS or kind == "time_series" or config["data"].get("groups")):
         return _ordered_cv_problems(config, source, classification)
     if kind in STRATIFIED_KINDS and estimator is not None and is_regressor(estimator):
@@ -537,6 +563,23 @@ def _cv_problems(config: dict, y, estimator, classification: bool, source=None) 
     if kind == "stratified_shuffle_split" and smallest < 2:
         return [f"cv.kind: 'stratified_shuffle_split' needs at least 2 members per class (smallest has {smallest})"]
     return []
+
+
+def _fold_file_problems(cv: dict, n: int) -> list[str]:
+    """Explicit folds: a readable file whose indices are rows of the data."""
+    from snaketune.base.splits import load_splits
+
+    if "file" not in cv:
+        return ["cv.file: cv.kind 'folds' needs the file of its splits"]
+    try:
+        splits = load_splits(cv["file"])
+    except Exception as exc:  # noqa: BLE001
+        return [f"cv.file: cannot read {cv['file']!r}: {_one_line(exc)}"]
+    for k, (train, test) in enumerate(splits):
+        for side, rows in (("train", train), ("test", test)):
+            if len(rows) and (rows.min() < 0 or rows.max() >= n):
+                return [f"cv.file: split {k}'s {side} rows are outside the {n} rows of the data"]
+    return [] if splits else [f"cv.file: {cv['file']!r} holds no split"]
 
 
 def _ordered_cv_problems(config: dict, source, classification: bool) -> list[str]:

@@ -160,7 +160,7 @@ class Worker:
         except (OSError, ValueError, ConnectionError):
             conn.close()
             return
-        reason = self._refusal(request) or _foreign_peer(conn)
+        reason = self._refusal(request) or foreign_peer(conn)
         if reason:
             send_message(conn, {"refused": reason})
             conn.close()
@@ -329,8 +329,9 @@ def _run_request(request: dict, kwargs: dict) -> tuple[int, str]:
     return status, log.replace("\n", " (warm worker)\n") if status == 0 else log
 
 
-def _foreign_peer(conn: socket.socket) -> str | None:
-    """Abstract sockets have no file permissions: accept only our own user's processes."""
+def foreign_peer(conn: socket.socket) -> str | None:
+    """Abstract sockets have no file permissions: accept only our own user's processes (a reason
+    to refuse, else None; the warm engine checks its clients the same way)."""
     try:
         _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
     except OSError:

@@ -1,0 +1,304 @@
+"""The warm engine: Snakemake, scikit-learn and the package imported once per Python session.
+
+Every ``snakemake`` run pays its imports and start-up again (about 2 s before the first job on 2
+cores); a search fitted again and again in a notebook, or ``snaketune watch``, pays it at every
+call. The engine is a process started on first use by the Python that needs it (its *parent*),
+with those modules imported. It runs one study at a time, each in a forked child, so the state
+Snakemake keeps process-wide (its logging, ``sys.path``, the working folder, module globals)
+ends with the run and never reaches the next one. The child runs Snakemake's own command line
+(``snaketune.runtime.snakemake_cli``: profiles and every option as on the command line) and
+writes its output to the client's connection.
+
+It listens on an abstract Unix socket named by the user and the parent's pid, accepts only
+processes of the same user (``SO_PEERCRED``, as the warm worker does), and exits when its parent
+exits (``PR_SET_PDEATHSIG``, and a check every second) or after ``IDLE_SECONDS`` without a run.
+A child is stopped as by Ctrl-C when the engine dies (kill -9 included: ``PR_SET_PDEATHSIG``
+SIGINT; the client sends SIGKILL after ``LOST_GRACE_SECONDS`` if it still runs), and the client
+raises :class:`EngineLost`; finished trials are kept, and the next call starts a new engine and
+resumes.
+
+Protocol (one connection a run): the client sends one JSON line ``{"argv": [...], "cwd": ...}``;
+the child answers with its pid on the first line, then Snakemake's output; the engine ends with
+the line ``EXIT <status>`` after a NUL byte. The client passes an interrupt to the child as SIGINT.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+IDLE_SECONDS = 1800.0
+START_SECONDS = 60.0
+EXIT_MARK = "\0EXIT "
+LOST_GRACE_SECONDS = 30.0
+# Imported before the first run: what every run parses and executes (the worker that runs trials
+# imports scikit-learn itself).
+WARM_MODULES = (
+    "snakemake.cli",
+    "snakemake.api",
+    "snakemake.workflow",
+    "snakemake.dag",
+    "snakemake.report.html_reporter",
+    "snakemake_logger_plugin_snaketune",
+    "snaketune.workflow.support",
+    "snaketune.workflow.terminal",
+    "snaketune.config.load",
+    "snaketune.config.checks",
+    "snaketune.search.plan",
+    "snaketune.results.status",
+    "snakemake.storage",
+    "smart_open",
+    "snaketune.runtime.batching",
+    "snaketune.runtime.worker",
+    "snaketune.results.aggregate",
+    "snaketune.evaluation.records",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+)
+
+
+class EngineLost(RuntimeError):
+    """The engine (or its run) ended before the run's exit status; trials finished are kept."""
+
+
+def engine_address(parent_pid: int) -> str:
+    """The abstract socket name of the engine serving ``parent_pid`` (one a session)."""
+    return f"snaketune-engine-{os.getuid()}-{parent_pid}"
+
+
+# --- the engine process ---------------------------------------------------------------------
+
+
+def serve(parent_pid: int, idle_seconds: float = IDLE_SECONDS) -> None:
+    """Import, listen, and run one study per connection until the parent is gone or idle."""
+    from snaketune.base.procs import set_parent_death_signal
+    from snaketune.runtime.worker import foreign_peer
+
+    set_parent_death_signal(signal.SIGKILL)
+    for module in WARM_MODULES:
+        try:
+            importlib.import_module(module)  # a fixed list of module names
+        except ImportError:  # an optional piece: the child imports what it needs
+            pass
+    from snakemake.cli import get_argument_parser
+
+    get_argument_parser()  # finds and loads every plugin once (0.6 s a run otherwise)
+    from snaketune.config.load import load_schema
+
+    load_schema()  # parsed once (config.load caches it)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind("\0" + engine_address(parent_pid))
+    listener.listen(8)
+    listener.settimeout(1.0)
+    last = time.monotonic()
+    while os.getppid() == parent_pid and time.monotonic() - last < idle_seconds:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        with conn:
+            if foreign_peer(conn):
+                continue
+            try:
+                run_one(conn, listener)
+            except (OSError, ValueError) as exc:  # the client hung up, or sent nonsense
+                print(f"run not completed: {exc}", file=sys.stderr, flush=True)
+        last = time.monotonic()
+    listener.close()
+
+
+def run_one(conn: socket.socket, listener: socket.socket) -> None:
+    """Fork a child that runs Snakemake's command line with its output on ``conn``; send its status."""
+    conn.settimeout(10)
+    request = json.loads(conn.makefile("r").readline())
+    conn.settimeout(None)
+    argv, cwd = [str(a) for a in request["argv"]], str(request["cwd"])
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            listener.close()  # a child that outlives the engine must not keep its address
+            code = _child(conn, argv, cwd)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    conn.sendall(f"{EXIT_MARK}{code}\n".encode())
+
+
+def _child(conn: socket.socket, argv: list[str], cwd: str) -> int:
+    from snaketune.base.procs import set_parent_death_signal
+    from snaketune.runtime import snakemake_cli
+
+    # The engine killed: stop as after Ctrl-C (Snakemake stops its jobs, keeps finished trials and
+    # releases its lock); its SIGTERM would wait for running jobs, and the client with it.
+    set_parent_death_signal(signal.SIGINT)
+    os.setpgid(0, 0)  # its own group: the client's interrupt reaches it once, never the engine
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    conn.sendall(f"{os.getpid()}\n".encode())
+    os.dup2(conn.fileno(), 1)
+    os.dup2(conn.fileno(), 2)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    os.chdir(cwd)
+    sys.argv = ["snakemake", *argv]
+    try:
+        snakemake_cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+# --- the client -----------------------------------------------------------------------------
+
+_started: dict[int, subprocess.Popen] = {}
+
+
+def connect(start: bool = True, timeout: float = START_SECONDS) -> socket.socket:
+    """A connection to this process's engine, started first if there is none."""
+    address = "\0" + engine_address(os.getpid())
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(address)
+            return sock
+        except (ConnectionRefusedError, FileNotFoundError):
+            sock.close()
+        proc = _started.get(os.getpid())
+        if proc is None or proc.poll() is not None:
+            if not start:
+                raise EngineLost("no engine running")
+            _started[os.getpid()] = _start()
+        elif time.monotonic() > deadline:
+            raise EngineLost(f"the engine did not listen within {timeout:g} s")
+        time.sleep(0.02)
+
+
+def _start() -> subprocess.Popen:
+    # No log file: nothing is written outside a study's folder; each run's output goes to its client.
+    return subprocess.Popen(
+        [sys.executable, "-m", "snaketune.engine", "--parent", str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C is for the run, not the engine
+    )
+
+
+def run(argv: list[str], cwd: str | Path, output=None) -> tuple[int, bool]:
+    """Run Snakemake's command line ``argv`` in the engine, in folder ``cwd``; its output is written
+    to ``output`` (default ``sys.stdout``) line by line. Returns ``(exit status, interrupted)``; an
+    interrupt here is passed to the run as SIGINT (Snakemake stops and keeps finished trials).
+
+    Raises :class:`EngineLost` when the engine dies during the run: its child is then stopped as
+    by an interrupt (it may hold the connection open while Snakemake stops its jobs)."""
+    output = output or sys.stdout
+    with connect() as sock:
+        sock.sendall((json.dumps({"argv": list(argv), "cwd": str(cwd)}) + "\n").encode())
+        reader = _Reader(sock)
+        while True:
+            try:
+                line = reader.next_line()
+            except KeyboardInterrupt:
+                reader.interrupt()
+                continue
+            if line.startswith(EXIT_MARK):
+                return int(line[len(EXIT_MARK) :]), reader.interrupted
+            output.write(line)
+            output.flush()
+
+
+class _Reader:
+    """The lines of one run's connection: the child's pid first, then its output, then the status."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = b""
+        self.pid: int | None = None
+        self.interrupted = False
+        self.lost_at: float | None = None
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self.pid is not None:
+            _signal(self.pid, signal.SIGINT)
+
+    def next_line(self) -> str:
+        import select
+
+        while True:
+            if b"\n" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\n", 1)
+                line = raw.decode("utf-8", errors="replace") + "\n"
+                if self.pid is None and not line.startswith(EXIT_MARK):
+                    self.pid = int(line)
+                    if self.interrupted:
+                        _signal(self.pid, signal.SIGINT)
+                    continue
+                return line
+            ready, _, _ = select.select([self.sock], [], [], 1.0)
+            if ready:
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    raise EngineLost("the engine ended during the run; finished trials are kept: run again to go on")
+                self.buffer += chunk
+            elif engine_pid() is None:
+                self._engine_gone()
+
+    def _engine_gone(self) -> None:
+        # The child got SIGINT from the engine's death already (PR_SET_PDEATHSIG; a second one
+        # would cut Snakemake's own clean-up short); give it a while, then stop it outright.
+        now = time.monotonic()
+        if self.lost_at is None:
+            self.lost_at = now
+        elif now - self.lost_at > LOST_GRACE_SECONDS:
+            if self.pid is not None:
+                _signal(-self.pid, signal.SIGKILL)  # its process group: Snakemake and its jobs
+            raise EngineLost("the engine ended during the run; finished trials are kept: run again to go on")
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def engine_pid() -> int | None:
+    """The pid of the engine this process started, if it is running."""
+    proc = _started.get(os.getpid())
+    return proc.pid if proc is not None and proc.poll() is None else None
+
+
+def stop() -> None:
+    """Stop this process's engine (it would exit by itself with this process, or when idle)."""
+    proc = _started.pop(os.getpid(), None)
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m snaketune.engine", description=__doc__.splitlines()[0])
+    parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--idle", type=float, default=float(os.environ.get("SNAKETUNE_ENGINE_IDLE", IDLE_SECONDS)))
+    args = parser.parse_args(argv)
+    serve(args.parent, args.idle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,543 @@
+"""Drop-in scikit-learn searches whose trials are content-addressed files: computed once, kept.
+
+:class:`GridSearchCV` and :class:`RandomizedSearchCV` take scikit-learn's arguments, find their
+candidates with scikit-learn's own ``_run_search`` (``ParameterGrid``/``ParameterSampler``) and
+their folds with ``check_cv``, and check parameters and scoring as scikit-learn does, before
+anything runs. ``fit`` then stores what a trial needs under ``study_dir`` (X and y, the pickled
+estimator and the folds, each named by its content) and runs a study on them through Snakemake:
+one trial file per (candidate, fold), so a second ``fit`` with a grown grid runs only the new
+candidates' folds, and the same ``fit`` in another Python runs none. ``cv_results_`` is built
+from the trial files by scikit-learn's own ``_format_results``; the refit runs here, as
+scikit-learn's does.
+
+>>> from snaketune import GridSearchCV
+>>> search = GridSearchCV(SVC(), {"C": [1, 10]}, n_jobs=2).fit(X, y)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import numbers
+import os
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn import model_selection as _ms
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.model_selection import check_cv
+from sklearn.utils import indexable
+
+from snaketune import engine
+from snaketune.api import RunError, run_snakemake, snakemake_command
+from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic
+
+DEFAULT_STUDY_DIR = "snaketune-searches"
+STUDY_PREFIX = "search-"  # <study_dir>/results/search-<sha of X and y>/: one study folder a data set
+TARGET = "__snaketune_target__"  # the target's column beside a DataFrame's features
+
+
+@dataclass(frozen=True)
+class StoredInputs:
+    """The files a study reads, each named by the sha256 of its content."""
+
+    data: dict
+    estimator: str
+    folds: str
+    study: str  # the study (folder) name: one a data set
+
+
+class _StoredSearch:
+    """What both searches add to scikit-learn's: storing, running the study, reading it back."""
+
+    def fit(self, X, y=None, groups=None, **fit_params):
+        """Run every (candidate, fold) trial not computed yet, then refit the best as scikit-learn does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or DataFrame
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,), optional
+            Group labels for a group-aware ``cv`` (used to make the folds, as scikit-learn does).
+
+        Returns
+        -------
+        self
+        """
+        if fit_params:
+            raise TypeError(f"snaketune searches take no fit parameters yet (got {', '.join(sorted(fit_params))})")
+        self._validate_params()
+        if self.trial_timeout is not None and self.trial_timeout <= 0:
+            raise ValueError(f"trial_timeout must be > 0 seconds, got {self.trial_timeout!r}")
+        scorers, refit_metric = self._get_scorers()  # scikit-learn's errors for a bad scoring/refit
+        metrics = _metric_names(self.scoring, self.estimator)
+        X, y, groups = indexable(X, y, groups)
+        if y is None:
+            raise ValueError("snaketune searches need a target y (unsupervised searches are not supported yet)")
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        self.n_splits_ = cv.get_n_splits(X, y, groups)
+        splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)]
+        if len(splits) != self.n_splits_:
+            raise ValueError(
+                "cv.split and cv.get_n_splits return inconsistent results. "
+                f"Expected {self.n_splits_} splits, got {len(splits)}"
+            )
+        candidates = self._candidate_list()
+        base = clone(self.estimator)
+        _check_candidates(base, candidates)
+        if self.verbose > 0:  # scikit-learn's line; Snakemake's progress follows
+            n = len(candidates)
+            print(f"Fitting {self.n_splits_} folds for each of {n} candidates, totalling {n * self.n_splits_} fits")
+
+        workdir = Path(self.study_dir or DEFAULT_STUDY_DIR).resolve()
+        inputs = store_inputs(workdir / "results", X, y, base, splits)
+        config = study_config(self, inputs, candidates, metrics, refit_metric)
+        records = run_study(config, workdir, self._cores(), self.profile)
+        out = _trial_outcomes(records, metrics, self.scoring, self.return_train_score, self.error_score)
+        _warn_about_failures(records, self.error_score)
+
+        results = self._format_results(candidates, self.n_splits_, out)
+        self.multimetric_ = not _single_metric(self.scoring)
+        if self.refit or not self.multimetric_:
+            self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+            if not callable(self.refit):
+                self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
+            self.best_params_ = results["params"][self.best_index_]
+        if self.refit:
+            self.best_estimator_, self.refit_time_ = refit_once(base, self.best_params_, X, y, inputs)
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        self.scorer_ = scorers._scorers if hasattr(scorers, "_scorers") else scorers
+        self.cv_results_ = results
+        self.study_path_ = workdir / "results" / inputs.study
+        return self
+
+    def _candidate_list(self) -> list[dict]:
+        """The candidates scikit-learn's search evaluates, in its order (its own generators)."""
+        found = list(self._candidates())
+        if not found:
+            raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
+        return found
+
+    def _cores(self):
+        if self.profile is not None and self.n_jobs is None:
+            return None  # the profile's jobs
+        if self.n_jobs is None:
+            return 1
+        return "all" if self.n_jobs < 0 else int(self.n_jobs)
+
+
+class GridSearchCV(_StoredSearch, _ms.GridSearchCV):
+    """scikit-learn's ``GridSearchCV`` whose trials are stored under ``study_dir`` and never recomputed.
+
+    Parameters
+    ----------
+    estimator, param_grid, scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, return_train_score
+        As scikit-learn's (``n_jobs`` is the number of cores trials run on; ``pre_dispatch`` is unused).
+    study_dir : path, default "snaketune-searches"
+        Where the trials (and the stored data, estimator and folds) live.
+    profile : str or path, optional
+        A Snakemake profile folder, or ``"slurm"`` for the shipped SLURM profile.
+    trial_timeout : float, optional
+        Seconds after which a trial is stopped and scored ``error_score``.
+    """
+
+    _parameter_constraints: dict = {**_ms.GridSearchCV._parameter_constraints}
+
+    def __init__(
+        self,
+        estimator,
+        param_grid,
+        *,
+        scoring=None,
+        n_jobs=None,
+        refit=True,
+        cv=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        error_score=np.nan,
+        return_train_score=False,
+        study_dir=None,
+        profile=None,
+        trial_timeout=None,
+    ):
+        super().__init__(
+            estimator,
+            param_grid,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.study_dir = study_dir
+        self.profile = profile
+        self.trial_timeout = trial_timeout
+
+    def _candidates(self):
+        return _ms.ParameterGrid(self.param_grid)
+
+
+class RandomizedSearchCV(_StoredSearch, _ms.RandomizedSearchCV):
+    """scikit-learn's ``RandomizedSearchCV`` whose trials are stored under ``study_dir`` and never
+    recomputed (parameters as :class:`GridSearchCV`'s, plus ``param_distributions``, ``n_iter``,
+    ``random_state``: the same candidates as scikit-learn's ``ParameterSampler`` draws)."""
+
+    _parameter_constraints: dict = {**_ms.RandomizedSearchCV._parameter_constraints}
+
+    def __init__(
+        self,
+        estimator,
+        param_distributions,
+        *,
+        n_iter=10,
+        scoring=None,
+        n_jobs=None,
+        refit=True,
+        cv=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        random_state=None,
+        error_score=np.nan,
+        return_train_score=False,
+        study_dir=None,
+        profile=None,
+        trial_timeout=None,
+    ):
+        super().__init__(
+            estimator,
+            param_distributions,
+            n_iter=n_iter,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            random_state=random_state,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.study_dir = study_dir
+        self.profile = profile
+        self.trial_timeout = trial_timeout
+
+    def _candidates(self):
+        return _ms.ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state)
+
+
+_EXTRA_CONSTRAINTS = {
+    "study_dir": [str, os.PathLike, None],
+    "profile": [str, os.PathLike, None],
+    "trial_timeout": [numbers.Real, None],
+}
+GridSearchCV._parameter_constraints.update(_EXTRA_CONSTRAINTS)
+RandomizedSearchCV._parameter_constraints.update(_EXTRA_CONSTRAINTS)
+
+
+def _single_metric(scoring) -> bool:
+    return scoring is None or isinstance(scoring, str) or callable(scoring)
+
+
+def _metric_names(scoring, estimator) -> dict[str, str]:
+    """Result name -> scikit-learn scorer name (what a trial scores); ``score`` for one metric."""
+    if callable(scoring) or (isinstance(scoring, dict) and any(not isinstance(v, str) for v in scoring.values())):
+        raise NotImplementedError(
+            "snaketune searches take scorer names (a string, a list or a dict of names), not callables, yet"
+        )
+    if scoring is None:
+        if is_classifier(estimator):
+            return {"score": "accuracy"}  # ClassifierMixin.score
+        if is_regressor(estimator):
+            return {"score": "r2"}  # RegressorMixin.score
+        raise NotImplementedError(
+            f"scoring=None uses {type(estimator).__name__}.score, which a trial cannot run yet; pass a scorer name"
+        )
+    if isinstance(scoring, str):
+        return {"score": scoring}
+    if isinstance(scoring, dict):
+        return dict(scoring)
+    return {name: name for name in scoring}
+
+
+def _check_candidates(estimator, candidates: list[dict]) -> None:
+    """scikit-learn's error for an unknown parameter, and ours for a value a trial file cannot hold."""
+    seen = set()
+    for params in candidates:
+        names = tuple(sorted(params))
+        if names not in seen:
+            seen.add(names)
+            clone(estimator).set_params(**clone(params, safe=False))
+        for name, value in params.items():
+            stored = to_jsonable(value)
+            try:
+                back = json.loads(json.dumps(stored))
+            except (TypeError, ValueError):
+                back = _UNSTORABLE
+            if back is _UNSTORABLE or not _same_value(back, value):
+                raise ValueError(
+                    f"parameter {name!r}: the value {value!r} cannot be stored in a trial file (snaketune "
+                    "searches take numbers, strings, booleans, None, and lists or tuples of them)"
+                )
+
+
+_UNSTORABLE = object()
+
+
+def _same_value(back, value) -> bool:
+    """Whether a value read back from a trial file's JSON is the value given (lists and tuples
+    alike; a dict's non-text keys or a NaN do not come back)."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return (
+            isinstance(back, dict)
+            and list(back) == list(value)
+            and all(_same_value(back[k], v) for k, v in value.items())
+        )
+    if isinstance(value, (list, tuple)):
+        return isinstance(back, list) and len(back) == len(value) and all(map(_same_value, back, value))
+    if isinstance(value, float):
+        return isinstance(back, float) and back == value  # NaN is never equal
+    return type(back) is type(value) and back == value
+
+
+def store_inputs(output_dir: Path, X, y, estimator, splits) -> StoredInputs:
+    """Write X and y, the estimator and the folds into the data set's study folder
+    (``<output_dir>/search-<sha>/inputs/``), each named by its content's sha256 (a file that
+    exists is not written again). The estimator is serialised first: it is the one most likely to
+    fail (a step cloudpickle cannot serialise), and then nothing is written."""
+    estimator_bytes = _estimator_bytes(estimator)
+    stem, suffix, data_bytes, data = _data_bytes(X, y)
+    study = STUDY_PREFIX + hashlib.sha256(data_bytes).hexdigest()[:12]
+    folder = output_dir / study / "inputs"
+    data = {**data, stem: _store_once(folder, "data", suffix, data_bytes)}
+    return StoredInputs(
+        data, _store_once(folder, "estimator", ".pkl", estimator_bytes), _store_folds(folder, splits), study
+    )
+
+
+def _store_once(folder: Path, stem: str, suffix: str, content: bytes) -> str:
+    path = folder / f"{stem}-{hashlib.sha256(content).hexdigest()[:20]}{suffix}"
+    if not path.exists():
+        write_bytes_atomic(path, content)
+    return str(path)
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    """An ``.npz`` whose bytes depend on the arrays only (``np.savez`` stamps the time)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, array in arrays.items():
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), entry.getvalue())
+    return buffer.getvalue()
+
+
+def _data_bytes(X, y) -> tuple[str, str, bytes, dict]:
+    """The data source key, file suffix, file content and other keys of X and y."""
+    if hasattr(X, "iloc") and hasattr(X, "columns"):
+        if not all(isinstance(c, str) for c in X.columns):
+            raise ValueError("snaketune searches need a DataFrame's column names to be strings")
+        if TARGET in X.columns:
+            raise ValueError(f"X has a column named {TARGET!r}, which snaketune uses for the target")
+        frame = X.reset_index(drop=True).assign(**{TARGET: np.asarray(y)})
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return "parquet", ".parquet", buffer.getvalue(), {"target": TARGET}
+    if hasattr(X, "tocsr"):
+        raise NotImplementedError("snaketune searches take dense arrays or DataFrames, not sparse matrices, yet")
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise ValueError(f"snaketune searches take X as a 2-D numeric array or a DataFrame (got {X.dtype}, {X.ndim}-D)")
+    if y.dtype.kind == "O":
+        y = y.astype(str)  # labels as text: .npz files hold no Python objects
+    return "arrays", ".npz", _npz_bytes({"X": X, "y": y}), {}
+
+
+def _estimator_bytes(estimator) -> bytes:
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(estimator)
+    except Exception as exc:
+        raise TypeError(
+            f"the estimator cannot be serialised for the trials: {_unpicklable_part(estimator)}: {exc}"
+        ) from exc
+
+
+def _unpicklable_part(estimator) -> str:
+    """The innermost parameter (a pipeline step, a function, a value) cloudpickle cannot serialise."""
+    import cloudpickle
+
+    failing = []
+    for name, value in estimator.get_params(deep=True).items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception:  # noqa: BLE001 - any reason is the one to report
+            failing.append(name)
+    if not failing:
+        return type(estimator).__name__
+    name = max(failing, key=lambda n: n.count("__"))
+    return f"parameter {name!r} ({type(estimator.get_params(deep=True)[name]).__name__})"
+
+
+def _store_folds(folder: Path, splits) -> str:
+    arrays = {}
+    for k, (train, test) in enumerate(splits):
+        arrays[f"train_{k}"] = np.asarray(train, dtype=np.int64)
+        arrays[f"test_{k}"] = np.asarray(test, dtype=np.int64)
+    return _store_once(folder, "folds", ".npz", _npz_bytes(arrays))
+
+
+def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: dict, refit_metric: str) -> dict:
+    """The study config of a search: every candidate a one-point grid, so the order is the search's."""
+    scorers = list(dict.fromkeys(metrics.values()))
+    refit_name = metrics.get(refit_metric, scorers[0]) if isinstance(refit_metric, str) else scorers[0]
+    error_score = search.error_score
+    if isinstance(error_score, float) and np.isnan(error_score):
+        error_score = "nan"
+    return {
+        "study": inputs.study,
+        "output_dir": "results",
+        "data": dict(inputs.data),
+        "estimator": {"pickle": inputs.estimator},
+        "search": {"grid": [{name: [to_jsonable(value)] for name, value in c.items()} for c in candidates]},
+        "cv": {"kind": "folds", "file": inputs.folds},
+        "scoring": scorers,
+        "refit": refit_name,
+        "return_train_score": bool(search.return_train_score),
+        "error_score": error_score,
+        "trial_timeout": search.trial_timeout,
+        "report": {"top_n": 5},
+    }
+
+
+def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
+    """The trial records, one list of folds per candidate: read from the study's files when every
+    trial is there (Snakemake would find nothing to do, so it is not started), else after running
+    the missing trials and the leaderboard with Snakemake."""
+    import copy
+    import sys
+
+    from snaketune.api import write_config
+    from snaketune.config.load import load_config
+    from snaketune.results.status import study_plan, trial_rows
+
+    validated = load_config(copy.deepcopy(config), workdir, check_data=False)
+    rows = trial_rows(*study_plan(validated, workdir))
+    records, missing = _read_trials(workdir, rows)
+    if not missing:
+        return records
+    configfile = workdir / "results" / config["study"] / ".snaketune" / "search.yaml"
+    write_config(configfile, config)
+    # A run stopped with its engine leaves batch manifests marked incomplete: they run again (their
+    # trial files, written atomically, are kept and not recomputed).
+    cmd = snakemake_command(configfile, cores, profile, ["aggregate", "--rerun-incomplete"])
+    if os.environ.get("SNAKETUNE_ENGINE", "1") != "0":
+        code, interrupted = engine.run(cmd[3:], workdir)  # after `python -m snaketune.runtime.snakemake_cli`
+    else:  # a new Python for the run
+        copy_output = not (sys.stdout.isatty() and _fileno(sys.stdout) == 1)
+        code, interrupted = run_snakemake(cmd, workdir, copy_output=copy_output)
+    if interrupted:
+        raise KeyboardInterrupt  # finished trials are kept: fit again to go on
+    if code != 0:
+        raise RunError(f"the study in {workdir} failed (snakemake exit status {code}; see its output above)", code)
+    records, missing = _read_trials(workdir, rows)
+    if missing:
+        raise RunError(f"{len(missing)} trial files missing after the run, e.g. {missing[0]}", 1)
+    return records
+
+
+def _read_trials(workdir: Path, rows: list[list[str]]) -> tuple[list[list], list[str]]:
+    from snaketune.results.status import read_finished
+
+    found = read_finished(workdir / p for row in rows for p in row)
+    missing = [p for row in rows for p in row if Path(p).stem not in found]
+    return ([] if missing else [[found[Path(p).stem] for p in row] for row in rows]), missing
+
+
+def _fileno(stream) -> int:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return -1
+
+
+def _trial_outcomes(rows: list[list], metrics: dict, scoring, train: bool, error_score) -> list[dict]:
+    """scikit-learn's ``_fit_and_score`` results, candidate-major, from the trial records."""
+    single = _single_metric(scoring)
+    fill = np.nan if isinstance(error_score, str) else float(error_score)
+
+    def scores(values: dict):
+        named = {name: float(values.get(scorer, fill)) for name, scorer in metrics.items()}
+        return named["score"] if single else named
+
+    out = []
+    for folds in rows:
+        for record in folds:
+            entry = {
+                "test_scores": scores(record.test_scores),
+                "fit_time": record.fit_time,
+                "score_time": record.score_time,
+                "n_test_samples": record.n_test,
+                "fit_error": record.error,
+            }
+            if train:
+                entry["train_scores"] = scores(record.train_scores)
+            out.append(entry)
+    return out
+
+
+def refit_once(estimator, params: dict, X, y, inputs: StoredInputs):
+    """scikit-learn's refit (``clone(estimator).set_params(**params).fit(X, y)``), stored beside the
+    inputs it was fitted on, so a fit with the same best configuration loads it (and its time)."""
+    import pickle
+
+    import cloudpickle
+
+    from snaketune.base.jsonutil import digest
+
+    key = digest({"data": Path(next(iter(inputs.data.values()))).name, "estimator": Path(inputs.estimator).name,
+                  "params": to_jsonable(params)}, length=20)  # fmt: skip
+    path = Path(inputs.estimator).parent / f"refit-{key}.pkl"
+    if path.exists():
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - this search's own refit (see _pickle_outside_study)
+    model = clone(estimator).set_params(**clone(params, safe=False))
+    start = time.time()
+    model.fit(X, y)
+    elapsed = time.time() - start
+    try:
+        write_bytes_atomic(path, cloudpickle.dumps((model, elapsed)))
+    except Exception:  # noqa: BLE001 - a model that cannot be stored is refitted next time
+        pass
+    return model, elapsed
+
+
+def _warn_about_failures(rows: list[list], error_score) -> None:
+    """scikit-learn's message when fits failed: a warning, or an error when all of them did."""
+    from sklearn.exceptions import FitFailedWarning
+
+    failed = [r for folds in rows for r in folds if r.status.value != "ok"]
+    if not failed:
+        return
+    total = sum(len(folds) for folds in rows)
+    first = f"{failed[0].error or failed[0].status.value}"
+    if len(failed) == total:
+        raise ValueError(f"All the {total} fits failed. First error: {first}")
+    warnings.warn(
+        f"{len(failed)} fits failed out of a total of {total}. The score on these train-test partitions "
+        f"for these parameters will be set to {error_score}. First error: {first}",
+        FitFailedWarning,
+        stacklevel=3,
+    )

@@ -1,0 +1,119 @@
+"""The warm engine: a fit after kill -9 of the engine mid-fit resumes; the engine ends with its parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn import model_selection as ms
+from sklearn.datasets import load_digits
+from sklearn.svm import SVC
+
+import snaketune
+from snaketune import engine
+
+
+def trial_mtimes(study_dir) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in study_dir.glob("results/search-*/trials/*.json")}
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    grid = {"C": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], "gamma": [1e-4, 3e-4, 1e-3, 3e-3]}  # 24 x 3 = 72 trials
+    cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
+
+    def search():
+        return snaketune.GridSearchCV(SVC(), grid, cv=cv, n_jobs=2, study_dir=tmp_path)
+
+    outcome = {}
+
+    def first_fit():
+        try:
+            search().fit(X, y)
+            outcome["finished"] = True
+        except engine.EngineLost as exc:
+            outcome["lost"] = exc
+
+    thread = threading.Thread(target=first_fit)
+    thread.start()
+    deadline = time.monotonic() + 240
+    while len(trial_mtimes(tmp_path)) < 6 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(engine.engine_pid(), signal.SIGKILL)
+    thread.join(240)
+    assert not thread.is_alive()
+    assert "lost" in outcome, outcome  # the run did not finish: it was stopped with its engine
+    kept = trial_mtimes(tmp_path)
+    assert 6 <= len(kept) < 72
+
+    ours = search().fit(X, y)  # a new engine; only the missing trials run
+    after = trial_mtimes(tmp_path)
+    assert len(after) == 72
+    assert {k: after[k] for k in kept} == kept
+    theirs = ms.GridSearchCV(SVC(), grid, cv=cv).fit(X, y)
+    for key in (k for k in theirs.cv_results_ if "_test_" in k):
+        np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=0, atol=1e-12, err_msg=key)
+    assert ours.best_params_ == theirs.best_params_
+
+
+@pytest.mark.slow
+def test_the_engine_ends_with_its_parent(tmp_path):
+    script = (
+        "import os, snaketune; from snaketune import engine; from sklearn.datasets import load_iris; "
+        "from sklearn.svm import SVC; X, y = load_iris(return_X_y=True); "
+        "snaketune.GridSearchCV(SVC(), {'C': [1.0]}, cv=2, study_dir=os.environ['STUDY']).fit(X, y); "
+        "print('ENGINE', engine.engine_pid())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, STUDY=str(tmp_path)),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pid = int(proc.stdout.split("ENGINE")[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_fit_stops_the_run_and_keeps_finished_trials(tmp_path):
+    script = (
+        "import sys, snaketune; from sklearn.datasets import load_digits; from sklearn.svm import SVC; "
+        "X, y = load_digits(return_X_y=True); "
+        "grid = {'C': [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 'gamma': [1e-4, 3e-4, 1e-3, 3e-3]}; "
+        "snaketune.GridSearchCV(SVC(), grid, cv=3, n_jobs=2, study_dir=sys.argv[1]).fit(X[:600], y[:600])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 240
+    while len(trial_mtimes(tmp_path)) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in out, out[-3000:]
+    assert "interrupted" in out  # Snakemake's one line through our terminal logger
+    kept = trial_mtimes(tmp_path)
+    assert 6 <= len(kept) < 72
+    time.sleep(2)
+    assert trial_mtimes(tmp_path) == kept  # the run stopped: nothing writes on

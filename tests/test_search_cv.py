@@ -1,0 +1,218 @@
+"""snaketune.GridSearchCV / RandomizedSearchCV against scikit-learn's, on the same folds.
+
+Every fit runs the real workflow (Snakemake, warm worker) in a temporary study_dir; scikit-learn's
+search runs in the test on the same data, so the numbers compared are computed twice, two ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import loguniform
+from sklearn import model_selection as ms
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
+
+import snaketune
+
+TOL = 1e-12
+
+
+def assert_same_results(ours, theirs) -> None:
+    """Every score column, rank and parameter of cv_results_, and the best_* attributes."""
+    ref = theirs.cv_results_
+    got = ours.cv_results_
+    score_keys = [k for k in ref if "_test_" in k or "_train_" in k or k.startswith("rank_")]
+    assert score_keys and set(score_keys) <= set(got)
+    for key in score_keys:
+        np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=TOL, err_msg=key)
+    assert got["params"] == ref["params"]
+    for key in (k for k in ref if k.startswith("param_")):
+        assert list(got[key]) == list(ref[key]), key
+    assert ours.best_index_ == theirs.best_index_
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.best_score_ == pytest.approx(theirs.best_score_, abs=TOL)
+    assert ours.n_splits_ == theirs.n_splits_
+    assert ours.multimetric_ == theirs.multimetric_
+
+
+class Unpicklable:
+    """Copies (as clone does) but cannot be pickled, like an open connection a step keeps."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle an open handle")
+
+
+def trial_files(study_dir: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in study_dir.glob("results/search-*/trials/*.json")}
+
+
+@pytest.mark.slow
+def test_grid_multimetric_equal_grown_grid_only_new_folds_new_process_nothing(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
+    grid = {"C": [0.1, 1.0, 10.0], "gamma": [0.01, 0.1]}
+    kwargs = dict(scoring=["accuracy", "f1_macro"], refit="f1_macro", cv=cv, return_train_score=True)
+    ours = snaketune.GridSearchCV(SVC(), grid, n_jobs=2, study_dir=tmp_path, **kwargs).fit(X, y)
+    theirs = ms.GridSearchCV(SVC(), grid, **kwargs).fit(X, y)
+    assert_same_results(ours, theirs)
+    assert "split2_train_accuracy" in ours.cv_results_
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    assert ours.score(X, y) == theirs.score(X, y)
+    assert set(ours.scorer_) == {"accuracy", "f1_macro"} and ours.refit_time_ >= 0
+    first = trial_files(tmp_path)
+    assert len(first) == 6 * 3
+
+    grown = dict(grid, C=[*grid["C"], 100.0])  # two new candidates: 6 new trials, no others
+    ours = snaketune.GridSearchCV(SVC(), grown, n_jobs=2, study_dir=tmp_path, **kwargs).fit(X, y)
+    assert_same_results(ours, ms.GridSearchCV(SVC(), grown, **kwargs).fit(X, y))
+    second = trial_files(tmp_path)
+    assert len(second) == 8 * 3
+    assert {k: second[k] for k in first} == first  # not one old trial rewritten
+
+    # The same call in another Python computes nothing.
+    script = (
+        "import sys, snaketune; from sklearn.datasets import load_iris; from sklearn.svm import SVC; "
+        "from sklearn.model_selection import StratifiedKFold; X, y = load_iris(return_X_y=True); "
+        f"s = snaketune.GridSearchCV(SVC(), {grown!r}, n_jobs=2, study_dir=sys.argv[1], scoring=['accuracy', "
+        "'f1_macro'], refit='f1_macro', cv=StratifiedKFold(3, shuffle=True, random_state=0), "
+        "return_train_score=True).fit(X, y); print(s.best_params_)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "snakemake" not in (proc.stdout + proc.stderr).lower()  # every trial is there: no run at all
+    assert trial_files(tmp_path) == second
+
+
+@pytest.mark.slow
+def test_randomized_pipeline_on_a_dataframe_with_groups(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 120
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "colour": rng.choice(["red", "green", "blue"], size=n),
+        }
+    )
+    y = ((frame["a"] + (frame["colour"] == "red")) > 0.3).astype(int).to_numpy()
+    groups = np.repeat(np.arange(12), 10)
+    model = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", OneHotEncoder(), ["colour"])]),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    )
+    space = {"clf__C": loguniform(1e-3, 1e2), "prep__num__with_mean": [True, False]}
+    kwargs = dict(n_iter=4, random_state=0, cv=ms.GroupKFold(3))
+    ours = snaketune.RandomizedSearchCV(model, space, n_jobs=2, study_dir=tmp_path, **kwargs).fit(
+        frame, y, groups=groups
+    )
+    theirs = ms.RandomizedSearchCV(model, space, **kwargs).fit(frame, y, groups=groups)
+    assert_same_results(ours, theirs)
+    assert "mean_test_score" in ours.cv_results_
+    np.testing.assert_allclose(ours.predict_proba(frame), theirs.predict_proba(frame), rtol=0, atol=TOL)
+    assert list(ours.feature_names_in_) == ["a", "b", "colour"]
+
+
+@pytest.mark.slow
+def test_fit_inside_a_running_event_loop_with_a_notebook_lambda(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    model = Pipeline([("double", FunctionTransformer(lambda Z: Z * 2.0)), ("svc", SVC())])
+    grid = {"svc__C": [0.5, 5.0]}
+
+    async def notebook_cell():
+        return snaketune.GridSearchCV(model, grid, cv=3, n_jobs=2, study_dir=tmp_path).fit(X, y)
+
+    ours = asyncio.run(notebook_cell())
+    assert_same_results(ours, ms.GridSearchCV(model, grid, cv=3).fit(X, y))
+
+
+@pytest.mark.slow
+def test_nested_in_cross_validate(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    grid = {"C": [0.1, 10.0]}
+    outer = ms.KFold(2, shuffle=True, random_state=1)
+    ours = ms.cross_validate(snaketune.GridSearchCV(SVC(), grid, cv=3, n_jobs=2, study_dir=tmp_path), X, y, cv=outer)
+    theirs = ms.cross_validate(ms.GridSearchCV(SVC(), grid, cv=3), X, y, cv=outer)
+    np.testing.assert_allclose(ours["test_score"], theirs["test_score"], rtol=0, atol=TOL)
+
+
+def test_clone_and_params_round_trip():
+    search = snaketune.RandomizedSearchCV(SVC(), {"C": [1, 2]}, n_iter=2, study_dir="x", trial_timeout=5)
+    copy = clone(search)
+    assert copy.get_params()["study_dir"] == "x" and copy.get_params()["trial_timeout"] == 5
+    assert copy.set_params(n_iter=3).n_iter == 3
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda d: snaketune.GridSearchCV(SVC(), {"Cc": [1]}, study_dir=d), ValueError, "Invalid parameter 'Cc'"),
+        (lambda d: snaketune.GridSearchCV(SVC(), {"C": [1]}, scoring="acuracy", study_dir=d), ValueError, "acuracy"),
+        (
+            lambda d: snaketune.GridSearchCV(SVC(), {"C": [1]}, scoring=["accuracy", "f1_macro"], study_dir=d),
+            ValueError,
+            "multi-metric scoring",
+        ),
+        (lambda d: snaketune.GridSearchCV(SVC(), {"C": 1}, study_dir=d), TypeError, "Parameter grid"),
+        (lambda d: snaketune.GridSearchCV(SVC(), {"C": [1]}, cv=500, study_dir=d), ValueError, "n_splits=500"),
+        (
+            lambda d: snaketune.GridSearchCV(
+                Pipeline([("f", FunctionTransformer(kw_args={"handle": Unpicklable()})), ("svc", SVC())]),
+                {"svc__C": [1]},
+                study_dir=d,
+            ),
+            TypeError,
+            "parameter 'f__kw_args'",
+        ),
+        (
+            lambda d: snaketune.GridSearchCV(SVC(), {"class_weight": [{0: 1.0, 1: 2.0}]}, study_dir=d),
+            ValueError,
+            "parameter 'class_weight'",
+        ),
+        (
+            lambda d: snaketune.GridSearchCV(SVC(), {"C": [1]}, trial_timeout=0, study_dir=d),
+            ValueError,
+            "trial_timeout",
+        ),
+    ],
+)
+def test_bad_input_raises_before_anything_runs(tmp_path, make, error, match):
+    X, y = load_iris(return_X_y=True)
+    study_dir = tmp_path / "study"
+    with pytest.raises(error, match=match):
+        make(study_dir).fit(X, y)
+    assert not list(study_dir.glob("results/*/trials"))
+
+
+def test_a_config_loads_only_a_pickle_its_own_search_stored(tmp_path):
+    from snaketune.config.load import ConfigError, load_config
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"not even read")
+    config = {
+        "study": "s",
+        "data": {"loader": "iris"},
+        "estimator": {"pickle": str(evil)},
+        "search": {"grid": {"C": [1]}},
+    }
+    with pytest.raises(ConfigError, match="estimator.pickle: .* is not in .*s/inputs"):
+        load_config(config, tmp_path)
