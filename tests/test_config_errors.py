@@ -729,3 +729,34 @@ def test_snakemake_configfile_syntax_error(make_study):
     proc = study.snakemake("--configfile", str(study.workdir / "bad.yaml"), check=False, timeout=120)
     assert_stopped_before_jobs(study, proc, [])
     assert "Config file is not valid JSON or YAML" in proc.stdout + proc.stderr
+
+
+class _Payload:
+    """Unpickling this writes a marker file: proof that a pickle's code ran."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize(
+    "study_keys",
+    [{"study": "bad name!"}, {"study": "s", "output_dir": "../elsewhere"}, {"study": "s", "output_dir": "/tmp"}],
+    ids=["bad-study-name", "dotdot-output-dir", "absolute-output-dir"],
+)
+def test_a_pickle_is_never_loaded_unless_the_study_folder_is_valid_and_holds_it(tmp_path, study_keys):
+    """Loading a pickle runs code: with an invalid study name or output folder, a pickle in the
+    folder those would name (or anywhere else) is not loaded, and the config is refused."""
+    import pickle
+
+    marker = tmp_path / "payload-ran"
+    out = tmp_path / study_keys.get("output_dir", "results") / study_keys["study"] / "inputs"
+    out.mkdir(parents=True, exist_ok=True)
+    evil = out / "estimator-x.pkl"
+    evil.write_bytes(pickle.dumps(_Payload(str(marker))))
+    config = dict(study_keys, data={"loader": "iris"}, estimator={"pickle": str(evil)}, search={"grid": {"C": [1]}})
+    with pytest.raises(ConfigError):
+        load_config(config, tmp_path)
+    assert not marker.exists(), "the pickle was loaded"

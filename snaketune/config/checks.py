@@ -82,10 +82,17 @@ def semantic_problems(
     if "folds" in config:
         problems.append("folds: only a command study takes folds; an estimator study sets cv.n_splits")
     estimator = None
-    if valid("estimator", "output_dir", "study") and "pickle" in config["estimator"]:
+    if valid("estimator") and "pickle" in config["estimator"]:
+        # Loading a pickle runs code: nothing is loaded unless the study's folder is valid and the
+        # pickle lies in its inputs (a bad study name must not let a pickle from elsewhere load).
+        if not valid("output_dir", "study"):
+            return problems + ["estimator.pickle: not loaded while output_dir or study is invalid"]
+        if _study_problems(config):  # already reported above
+            return problems
         outside = _pickle_outside_study(config, basedir)
         if outside:
             return problems + outside
+        config = dict(config, estimator=dict(config["estimator"], pickle=str(_pickle_path(config, basedir))))
     if valid("estimator", "allowed_modules"):
         try:
             est_problems, spec = _estimator_problems(config)
@@ -110,13 +117,18 @@ def _pickle_outside_study(config: dict, basedir: Path) -> list[str]:
     """A pickle runs code when loaded: only one the study's own search stored (under
     ``<output_dir>/<study>/inputs/``, where ``snaketune.GridSearchCV.fit`` writes) is loaded."""
     inputs = (basedir / config["output_dir"] / config["study"] / "inputs").resolve()
-    path = (basedir / config["estimator"]["pickle"]).resolve()
+    path = _pickle_path(config, basedir)
     if path.parent != inputs:
         return [
             f"estimator.pickle: {config['estimator']['pickle']!r} is not in {inputs} (only an estimator "
             "a snaketune search stored for this study is loaded: loading a pickle runs its code)"
         ]
     return []
+
+
+def _pickle_path(config: dict, basedir: Path) -> Path:
+    """The pickle the check vets is the one loaded: resolved against the config's folder."""
+    return (basedir / config["estimator"]["pickle"]).resolve()
 
 
 def _study_problems(config: dict) -> list[str]:

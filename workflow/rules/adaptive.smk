@@ -31,13 +31,15 @@ def rung_trials(wc):
     return [p for slot in SLOTS.rung_slots(int(wc.bracket), int(wc.rung)) for p in slot]
 
 
-def promote_args(wc, output):
+# No ``output`` argument: Snakemake leaves a params function that takes one out of its params
+# rerun trigger, so a changed refit metric would keep the old promotions.
+def promote_args(wc):
     b, i = int(wc.bracket), int(wc.rung)
     return call_args(
         slots=SLOTS.rung_slots(b, i),
         keep=SLOTS.keep(b, i),
         refit=config["refit"],
-        outputs=[output[0]],
+        outputs=[SLOTS.promotion_path(b, i)],
     )
 
 

@@ -8,10 +8,13 @@ def propose_inputs(wc):
     return [p for slot in SLOTS.earlier_slots(int(wc.bracket)) for p in slot["trials"]]
 
 
-def propose_args(wc, output):
-    # In a file: the call lists every earlier trial file.
-    args = STUDY.strategy.propose_args(int(wc.bracket))
-    return ws.call_file(STUDY, outputs=[output[0]], **args)
+def propose_args(wc):
+    # In a file: the call lists every earlier trial file. No ``output`` argument: Snakemake leaves
+    # a params function that takes one out of its params rerun trigger (an edited space or seed
+    # would keep the old proposals).
+    b = int(wc.bracket)
+    args = STUDY.strategy.propose_args(b)
+    return ws.call_file(STUDY, outputs=[SLOTS.proposals_path(b)], **args)
 
 
 rule propose:
