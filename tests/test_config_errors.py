@@ -760,3 +760,29 @@ def test_a_pickle_is_never_loaded_unless_the_study_folder_is_valid_and_holds_it(
     with pytest.raises(ConfigError):
         load_config(config, tmp_path)
     assert not marker.exists(), "the pickle was loaded"
+
+
+def test_a_grid_may_search_parameters_named_like_strategy_settings():
+    """A grid's spec is the space itself: ``max_iter`` there is LogisticRegression's parameter,
+    not Hyperband's budget; ``sampler``/``min_resources`` are unknown parameters, said as such
+    (they were read as Optuna's and halving's settings: a KeyError, a TypeError)."""
+    base = {"study": "s", "data": {"loader": "iris"}, "estimator": {"class": "sklearn.linear_model.LogisticRegression"}}
+    config = load_config(dict(base, search={"grid": {"max_iter": [50, 100], "C": [1.0]}}), ".")
+    assert config["search"]["grid"]["max_iter"] == [50, 100]
+    for name in ("sampler", "min_resources"):
+        with pytest.raises(ConfigError) as err:
+            load_config(dict(base, search={"grid": {name: [1, 2]}}), ".")
+        assert f"the estimator has no parameter {name!r}" in str(err.value)
+        assert "could not be checked" not in str(err.value)
+
+
+def test_a_command_grid_over_max_iter_needs_no_budget(tmp_path):
+    """A command study's grid over ``max_iter`` is a grid, not a budgeted search."""
+    script = tmp_path / "train.py"
+    script.write_text("print('{}')\n")
+    config = {
+        "study": "s",
+        "command": {"run": "python train.py --max-iter {max_iter} --out {output}", "metrics": ["score"]},
+        "search": {"grid": {"max_iter": [10, 20]}},
+    }
+    load_config(config, tmp_path)

@@ -339,16 +339,19 @@ def _search_problems(config: dict, estimator) -> list[str]:
                 from snaketune.search.space import expand_values
 
                 out += _guarded(key, _invalid_values, key, estimator, name, expand_values(values))
-    resource = search.get("resource") if isinstance(search, dict) else None
+    # A section's own settings sit beside its params; a grid's spec is the space itself, where
+    # keys such as max_iter, sampler or min_resources are parameters to search.
+    settings = search if isinstance(search, dict) and isinstance(search.get("params"), dict) else {}
+    resource = settings.get("resource")
     if resource == "partial_fit" and estimator is not None and not hasattr(estimator, "partial_fit"):
         out.append(f"search.{kind}.resource: {type(estimator).__name__} has no partial_fit; use resource: n_samples")
     # The strategies' own keys, checked by key, not by kind (this layer is below snaketune.strategies).
-    if isinstance(search, dict) and "sampler" in search:  # Optuna's samplers: its distributions
+    if "sampler" in settings:  # Optuna's samplers: its distributions
         from snaketune.search.optuna_space import sampler_problem, space_problems
 
         out += space_problems(f"search.{kind}.params", search["params"])
         out += [p for p in [sampler_problem(f"search.{kind}.sampler", search["sampler"])] if p]
-    if isinstance(search, dict) and search.get("min_resources", 1) > search.get("max_resources", float("inf")):
+    if settings.get("min_resources", 1) > settings.get("max_resources", float("inf")):
         out.append(
             f"search.{kind}.min_resources: {search['min_resources']} is more than "
             f"max_resources ({search['max_resources']})"

@@ -28,8 +28,11 @@ BUDGET_KEYS = ("max_iter", "n_candidates")
 
 
 def budgeted(spec) -> bool:
-    """Does a ``search`` section (its spec) train models on a budget (slots in rungs)?"""
-    return isinstance(spec, dict) and any(k in spec for k in BUDGET_KEYS)
+    """Does a ``search`` section (its spec) train models on a budget (slots in rungs)?
+
+    Only a section with settings beside its ``params`` has such keys: a grid's spec is the space
+    itself, where ``max_iter`` is a parameter to search, not a budget."""
+    return isinstance(spec, dict) and isinstance(spec.get("params"), dict) and any(k in spec for k in BUDGET_KEYS)
 
 
 def placeholders(template: str) -> list[str]:
