@@ -162,3 +162,43 @@ def test_editing_fixed_estimator_params_reruns_every_trial_with_gridsearchcv_sco
             refit="accuracy",
         ).fit(X, y)
         _assert_matches_sklearn(study.leaderboard(), search.cv_results_, ["accuracy"], 3)
+
+
+def test_a_fold_file_is_named_by_its_content_not_its_path(tmp_path):
+    """``cv.kind: folds``: the same splits at another path (a moved study folder) name the same
+    trials; the file rewritten in place with other splits names new ones."""
+    import numpy as np
+
+    X, y = datasets.load_iris(return_X_y=True)
+
+    def save(path, seed):
+        arrays = {}
+        for k, (train, test) in enumerate(ms.KFold(3, shuffle=True, random_state=seed).split(X)):
+            arrays[f"train_{k}"], arrays[f"test_{k}"] = train, test
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **arrays)
+
+    def keys(folder):
+        config = {
+            "study": "s",
+            "data": {"loader": "iris", "test_size": 0},
+            "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+            "search": {"grid": {"n_neighbors": [1, 5]}},
+            "cv": {"kind": "folds", "file": "folds.npz"},
+        }
+        return make_plan(load_config(config, folder), folder).config_keys
+
+    for folder in ("a", "b"):
+        save(tmp_path / folder / "folds.npz", seed=0)
+    import os
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path / "a")
+        first = keys(tmp_path / "a")
+        os.chdir(tmp_path / "b")
+        assert keys(tmp_path / "b") == first
+        save(tmp_path / "b" / "folds.npz", seed=1)
+        assert not set(keys(tmp_path / "b")) & set(first)
+    finally:
+        os.chdir(cwd)

@@ -38,8 +38,13 @@ def ordered(cv: dict) -> bool:
     return cv["kind"] == "time_series"
 
 
-def cv_identity(cv: dict) -> dict:
-    """What names a CV scheme in content hashes (see ``_OLD_TEST_SIZE``)."""
+def cv_identity(cv: dict, basedir: str | Path = ".") -> dict:
+    """What names a CV scheme in content hashes (see ``_OLD_TEST_SIZE``). A fold file is named by
+    its content, not its path: rewritten in place, its trials are new; moved, they are the same."""
+    if cv["kind"] == "folds":
+        from snaketune.base.jsonutil import file_sha256
+
+        return {k: v for k, v in cv.items() if k != "file"} | {"file_sha256": file_sha256(Path(basedir) / cv["file"])}
     if cv["kind"] in GROUP_KINDS or cv["kind"] == "time_series" or "test_size" in cv:
         return dict(cv)
     return dict(cv, test_size=_OLD_TEST_SIZE)

@@ -97,7 +97,7 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         source["holdout"] = "not stratified"
     data_key = digest(source)
     classifier = task == "classification"
-    cv_spec = dict(cv_identity(config["cv"]), classifier=classifier)
+    cv_spec = dict(cv_identity(config["cv"], basedir), classifier=classifier)
     cv_key = digest({"data": data_key, "cv": cv_spec})
     if candidates is None:
         candidates = space_candidates(config["search"])
