@@ -138,3 +138,17 @@ def test_study_files_are_0644_under_umask_022(make_study, kind):
     assert (study.out / "best.json") in files
     wrong = sorted(f"{p.relative_to(study.workdir)} {oct(_mode(p))}" for p in files if _mode(p) != 0o644)
     assert not wrong, "files not 0644 under umask 022:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002], ids=["022", "002"])
+def test_file_cache_entries_honour_umask(tmp_path, mask):
+    """A cache entry (plots, refit summaries) is a folder made under the umask, as its files are:
+    mkdtemp's 0700 kept the study's group out of every cached figure."""
+    from snaketune.base.filecache import store
+
+    source = tmp_path / "figure.png"
+    source.write_bytes(b"png")
+    with umask(mask):
+        store(tmp_path / "cache" / "key", {"figure.png": source}, keep=3)
+    assert _mode(tmp_path / "cache" / "key") == 0o777 & ~mask
+    assert _mode(tmp_path / "cache" / "key" / "figure.png") == 0o666 & ~mask

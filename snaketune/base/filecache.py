@@ -37,11 +37,14 @@ def store(cache_dir: Path, files: Mapping[str, str | os.PathLike], *, keep: int)
     The entry is filled in a staging folder and renamed into place, so a reader never sees a
     partial entry.
     """
+    import secrets
     import shutil
-    import tempfile
 
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cache_dir.parent, prefix=".new-"))
+    # Not mkdtemp: it makes 0700, so a group sharing the study could not read the entry; mkdir's
+    # mode is the umask's (never read here: os.umask is process-wide and racy with threads).
+    staging = cache_dir.parent / f".new-{secrets.token_hex(8)}"
+    os.mkdir(staging)
     try:
         for name, path in files.items():
             shutil.copyfile(path, staging / name)
