@@ -132,11 +132,6 @@ class Strategy:
         return cls.kind
 
     @classmethod
-    def check(cls, config: dict, spec) -> list[str]:
-        """Problems of the strategy's own keys beyond the schema (one line each)."""
-        return []
-
-    @classmethod
     def run_step(cls, step: str, *, outputs: list[str], **kwargs) -> str:
         """Run one of the strategy's own steps in a job (the registered call ``step``); returns
         the log line."""

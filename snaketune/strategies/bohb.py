@@ -109,12 +109,6 @@ class Bohb(Hyperband):
         )
 
     @classmethod
-    def check(cls, config: dict, spec) -> list[str]:
-        if isinstance(spec.get("params"), list):
-            return [f"search.{cls.kind}.params: give one space (a mapping); the TPE model takes one search space"]
-        return []
-
-    @classmethod
     def run_step(cls, step: str, *, outputs: list[str], **kwargs) -> str:
         if step != "propose":
             raise ValueError(f"{cls.kind}: no step {step!r}")

@@ -50,13 +50,6 @@ class OptunaSearch(Strategy):
             "the study is also Optuna storage in optuna/journal.log (optuna-dashboard opens it)."
         )
 
-    @classmethod
-    def check(cls, config: dict, spec) -> list[str]:
-        from snaketune.search.optuna_space import sampler_problem, space_problems
-
-        out = space_problems(f"search.{cls.kind}.params", spec["params"])
-        return out + [p for p in [sampler_problem(f"search.{cls.kind}.sampler", spec["sampler"])] if p]
-
     # ------------------------------------------------------------------ results
     @classmethod
     def row_trial_ids(cls, plan: dict) -> list[list[str]]:

@@ -28,12 +28,3 @@ class SuccessiveHalving(Hyperband):
             f"Successive halving: {spec.get('n_candidates')} candidates, factor {spec.get('factor', 3)} "
             f"(scikit-learn's HalvingRandomSearchCV rungs)."
         )
-
-    @classmethod
-    def check(cls, config: dict, spec) -> list[str]:
-        if spec.get("min_resources", 1) > spec.get("max_resources", float("inf")):
-            return [
-                f"search.{cls.kind}.min_resources: {spec['min_resources']} is more than "
-                f"max_resources ({spec['max_resources']})"
-            ]
-        return []
