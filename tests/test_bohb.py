@@ -105,8 +105,8 @@ def test_bohb_models_reruns_nothing_and_is_the_same_on_one_core(reference, make_
     assert proposals(other) == docs
     assert stable(other.leaderboard()).equals(stable(board))
 
-    # An edited BOHB setting reruns the proposals: the propose step's arguments are in Snakemake's
-    # params trigger (a params function taking ``output`` is left out of it, as it once was here).
+    # An edited BOHB setting reruns every bracket's proposals (Snakemake's params trigger: the
+    # first bracket's propose step has no input that could change).
     import copy
 
     other.config = copy.deepcopy(BOHB)

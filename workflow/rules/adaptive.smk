@@ -31,8 +31,8 @@ def rung_trials(wc):
     return [p for slot in SLOTS.rung_slots(int(wc.bracket), int(wc.rung)) for p in slot]
 
 
-# No ``output`` argument: Snakemake leaves a params function that takes one out of its params
-# rerun trigger, so a changed refit metric would keep the old promotions.
+# The output path comes from the wildcards: Snakemake counts a params function taking ``output``
+# as derived from it, and these params (the refit metric among them) must stay a plain trigger.
 def promote_args(wc):
     b, i = int(wc.bracket), int(wc.rung)
     return call_args(

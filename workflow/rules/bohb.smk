@@ -9,9 +9,9 @@ def propose_inputs(wc):
 
 
 def propose_args(wc):
-    # In a file: the call lists every earlier trial file. No ``output`` argument: Snakemake leaves
-    # a params function that takes one out of its params rerun trigger (an edited space or seed
-    # would keep the old proposals).
+    # In a file: the call lists every earlier trial file. The output path comes from the
+    # wildcards: Snakemake counts a params function taking ``output`` as derived from it, and
+    # these params must stay a plain trigger (an edited space or seed reruns the proposals).
     b = int(wc.bracket)
     args = STUDY.strategy.propose_args(b)
     return ws.call_file(STUDY, outputs=[SLOTS.proposals_path(b)], **args)
