@@ -214,12 +214,10 @@ def write_config(path: Path, config: dict) -> None:
     """Write a study config as YAML (atomically: a running study never reads half of it)."""
     import yaml
 
-    from snaketune.base.jsonutil import to_jsonable
+    from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(to_jsonable(config), sort_keys=False))
-    tmp.replace(path)
+    # a temp name of its own: two writers never share one (and the umask is honoured)
+    write_bytes_atomic(path, yaml.safe_dump(to_jsonable(config), sort_keys=False).encode(), sync=False)
 
 
 def _study_folder(config: dict, workdir: Path) -> Path:

@@ -17,9 +17,14 @@ SIGINT; the client sends SIGKILL after ``LOST_GRACE_SECONDS`` if it still runs),
 raises :class:`EngineLost`; finished trials are kept, and the next call starts a new engine and
 resumes.
 
-Protocol (one connection a run): the client sends one JSON line ``{"argv": [...], "cwd": ...}``;
-the child answers with its pid on the first line, then Snakemake's output; the engine ends with
-the line ``EXIT <status>`` after a NUL byte. The client passes an interrupt to the child as SIGINT.
+The client checks the server as the engine checks its clients (``SO_PEERCRED``: our uid, and the
+pid of the engine it started), and signals only a run pid that is a child of that engine.
+
+Protocol (one connection a run): the client sends one JSON line ``{"argv": [...], "cwd": ...,
+"umask": ..., "env": {...}}`` (the child runs with the client's umask and environment of the
+moment, not the engine's from its start); the child answers with its pid on the first line, then
+Snakemake's output; the engine ends with the line ``EXIT <status>`` after a NUL byte. The client
+passes an interrupt to the child as SIGINT.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -97,6 +103,10 @@ def serve(parent_pid: int, idle_seconds: float = IDLE_SECONDS) -> None:
     listener.bind("\0" + engine_address(parent_pid))
     listener.listen(8)
     listener.settimeout(1.0)
+    # Started: nothing more for the client's pipe (it reads it only if the start fails, then closes it).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     last = time.monotonic()
     while os.getppid() == parent_pid and time.monotonic() - last < idle_seconds:
         try:
@@ -120,11 +130,15 @@ def run_one(conn: socket.socket, listener: socket.socket) -> None:
     request = json.loads(conn.makefile("r").readline())
     conn.settimeout(None)
     argv, cwd = [str(a) for a in request["argv"]], str(request["cwd"])
+    umask, env = int(request["umask"]), {str(k): str(v) for k, v in request["env"].items()}
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
         try:
             listener.close()  # a child that outlives the engine must not keep its address
+            os.umask(umask)
+            os.environ.clear()
+            os.environ.update(env)
             code = _child(conn, argv, cwd)
         finally:
             os._exit(code)
@@ -165,33 +179,69 @@ _started: dict[int, subprocess.Popen] = {}
 
 
 def connect(start: bool = True, timeout: float = START_SECONDS) -> socket.socket:
-    """A connection to this process's engine, started first if there is none."""
+    """A connection to this process's engine, started first if there is none (or it has exited:
+    one new engine a call; one that exits at start raises :class:`EngineLost` with its error)."""
     address = "\0" + engine_address(os.getpid())
     deadline = time.monotonic() + timeout
+    launched = False
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(address)
-            return sock
         except (ConnectionRefusedError, FileNotFoundError):
             sock.close()
+        else:
+            try:
+                _check_server(sock)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
         proc = _started.get(os.getpid())
         if proc is None or proc.poll() is not None:
             if not start:
                 raise EngineLost("no engine running")
+            if launched:
+                raise EngineLost(f"the engine exited with status {proc.returncode} at start: {_stderr_tail(proc)}")
             _started[os.getpid()] = _start()
-        elif time.monotonic() > deadline:
+            launched = True
+        if time.monotonic() > deadline:
             raise EngineLost(f"the engine did not listen within {timeout:g} s")
         time.sleep(0.02)
 
 
+def _check_server(sock: socket.socket) -> None:
+    """Abstract sockets have no permissions: refuse a server that is not the engine we started."""
+    pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    ours = engine_pid()
+    if uid != os.getuid() or pid != ours:
+        raise EngineLost(
+            f"refusing the server on {engine_address(os.getpid())}: it is pid {pid} of uid {uid}, not the engine "
+            f"this process started (pid {ours}, uid {os.getuid()})"
+        )
+    proc = _started[os.getpid()]
+    if proc.stderr is not None:  # started: its start-up errors are no longer needed
+        proc.stderr.close()
+        proc.stderr = None
+
+
+def _stderr_tail(proc: subprocess.Popen, limit: int = 2000) -> str:
+    if proc.stderr is None:
+        return "(no output)"
+    text = proc.stderr.read().decode("utf-8", errors="replace").strip()
+    proc.stderr.close()
+    proc.stderr = None
+    return text[-limit:] or "(no output)"
+
+
 def _start() -> subprocess.Popen:
     # No log file: nothing is written outside a study's folder; each run's output goes to its client.
+    # stderr is a pipe until the engine listens (then it writes nothing more there): a failed start's error.
     return subprocess.Popen(
         [sys.executable, "-m", "snaketune.engine", "--parent", str(os.getpid())],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,  # a terminal's Ctrl-C is for the run, not the engine
     )
 
@@ -204,34 +254,45 @@ def run(argv: list[str], cwd: str | Path, output=None) -> tuple[int, bool]:
     Raises :class:`EngineLost` when the engine dies during the run: its child is then stopped as
     by an interrupt (it may hold the connection open while Snakemake stops its jobs)."""
     output = output or sys.stdout
+    umask = os.umask(0)
+    os.umask(umask)
+    request = {"argv": list(argv), "cwd": str(cwd), "umask": umask, "env": dict(os.environ)}
     with connect() as sock:
-        sock.sendall((json.dumps({"argv": list(argv), "cwd": str(cwd)}) + "\n").encode())
-        reader = _Reader(sock)
-        while True:
-            try:
-                line = reader.next_line()
-            except KeyboardInterrupt:
-                reader.interrupt()
-                continue
-            if line.startswith(EXIT_MARK):
-                return int(line[len(EXIT_MARK) :]), reader.interrupted
-            output.write(line)
-            output.flush()
+        sock.sendall((json.dumps(request) + "\n").encode())
+        reader = _Reader(sock, engine_pid())
+        try:
+            while True:
+                try:
+                    line = reader.next_line()
+                except KeyboardInterrupt:
+                    reader.interrupt()
+                    continue
+                if line.startswith(EXIT_MARK):
+                    return int(line[len(EXIT_MARK) :]), reader.interrupted
+                output.write(line)
+                output.flush()
+        except EngineLost:
+            raise
+        except BaseException:  # Ctrl-C (or an error) while writing its output: the run must not go on alone
+            reader.interrupt()
+            raise
 
 
 class _Reader:
     """The lines of one run's connection: the child's pid first, then its output, then the status."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, engine: int | None):
         self.sock = sock
+        self.engine = engine  # the verified engine's pid: the run is its child
         self.buffer = b""
         self.pid: int | None = None
+        self.started: str | None = None  # the run's start time (/proc): the same process when signalled
         self.interrupted = False
         self.lost_at: float | None = None
 
     def interrupt(self) -> None:
         self.interrupted = True
-        if self.pid is not None:
+        if self.pid is not None and _parent_and_start(self.pid)[1] == self.started:
             _signal(self.pid, signal.SIGINT)
 
     def next_line(self) -> str:
@@ -242,7 +303,13 @@ class _Reader:
                 raw, self.buffer = self.buffer.split(b"\n", 1)
                 line = raw.decode("utf-8", errors="replace") + "\n"
                 if self.pid is None and not line.startswith(EXIT_MARK):
-                    self.pid = int(line)
+                    pid = int(line)
+                    ppid, self.started = _parent_and_start(pid)
+                    if ppid != self.engine:
+                        raise EngineLost(
+                            f"the engine's run answered with pid {pid}, which is not a child of the engine"
+                        )
+                    self.pid = pid
                     if self.interrupted:
                         _signal(self.pid, signal.SIGINT)
                     continue
@@ -263,9 +330,20 @@ class _Reader:
         if self.lost_at is None:
             self.lost_at = now
         elif now - self.lost_at > LOST_GRACE_SECONDS:
-            if self.pid is not None:
-                _signal(-self.pid, signal.SIGKILL)  # its process group: Snakemake and its jobs
+            # its process group (Snakemake and its jobs), unless its pid now names another process
+            if self.pid is not None and _parent_and_start(self.pid)[1] in (self.started, None):
+                _signal(-self.pid, signal.SIGKILL)
             raise EngineLost("the engine ended during the run; finished trials are kept: run again to go on")
+
+
+def _parent_and_start(pid: int) -> tuple[int | None, str | None]:
+    """A process's parent pid and start time (``/proc/<pid>/stat`` fields 4 and 22), or Nones."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None, None
+    return int(fields[1]), fields[19]
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -16,6 +16,7 @@ scikit-learn's does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -427,9 +428,7 @@ def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
     trial is there (Snakemake would find nothing to do, so it is not started), else after running
     the missing trials and the leaderboard with Snakemake."""
     import copy
-    import sys
 
-    from snaketune.api import write_config
     from snaketune.config.load import load_config
     from snaketune.results.status import study_plan, trial_rows
 
@@ -438,7 +437,33 @@ def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
     records, missing = _read_trials(workdir, rows)
     if not missing:
         return records
-    configfile = workdir / "results" / config["study"] / ".snaketune" / "search.yaml"
+    state = workdir / "results" / config["study"] / ".snaketune"
+    with _locked(state / "fit.lock"):  # another fit of this data set runs first: then its trials are found
+        records, missing = _read_trials(workdir, rows)
+        if not missing:
+            return records
+        return _run_missing(config, workdir, cores, profile, rows, state / "search.yaml")
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive ``flock`` on ``path`` for the block (waits for the holder; released if it dies)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_missing(config: dict, workdir: Path, cores, profile, rows: list[list[str]], configfile: Path) -> list[list]:
+    import sys
+
+    from snaketune.api import write_config
+
     write_config(configfile, config)
     # A run stopped with its engine leaves batch manifests marked incomplete: they run again (their
     # trial files, written atomically, are kept and not recomputed).

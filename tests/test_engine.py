@@ -117,3 +117,69 @@ def test_ctrl_c_during_a_fit_stops_the_run_and_keeps_finished_trials(tmp_path):
     assert 6 <= len(kept) < 72
     time.sleep(2)
     assert trial_mtimes(tmp_path) == kept  # the run stopped: nothing writes on
+
+
+def test_an_engine_that_cannot_start_is_a_clear_error_not_a_loop(monkeypatch):
+    engine.stop()
+    monkeypatch.setenv("SNAKETUNE_ENGINE_IDLE", "not-a-number")  # the engine's own argument parsing fails
+    start = time.monotonic()
+    with pytest.raises(engine.EngineLost, match=r"(?s)exited with status 1 at start: .*ValueError: could not convert"):
+        engine.connect()
+    assert time.monotonic() - start < 30
+    engine.stop()
+
+
+def test_a_server_that_is_not_our_engine_is_refused():
+    import socket
+
+    engine.stop()
+    impostor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    impostor.bind("\0" + engine.engine_address(os.getpid()))  # this process (same uid), not an engine it started
+    impostor.listen(1)
+    try:
+        with pytest.raises(engine.EngineLost, match=rf"refusing the server .* pid {os.getpid()} "):
+            engine.connect()
+    finally:
+        impostor.close()
+
+
+@pytest.mark.slow
+def test_a_run_has_the_umask_and_environment_of_the_call_not_of_the_engine_start(tmp_path):
+    from sklearn.datasets import load_iris
+
+    engine.stop()
+    old = os.umask(0o022)
+    try:
+        engine.connect().close()  # the engine starts under umask 022
+        os.umask(0o077)
+        X, y = load_iris(return_X_y=True)
+        snaketune.GridSearchCV(SVC(), {"C": [1.0]}, cv=2, study_dir=tmp_path).fit(X, y)
+    finally:
+        os.umask(old)
+    trials = list(tmp_path.glob("results/search-*/trials/*.json"))
+    assert len(trials) == 2
+    assert {oct(p.stat().st_mode & 0o777) for p in trials} == {oct(0o600)}
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_writing_the_output_stops_the_run(tmp_path):
+    import io
+
+    # The first job's first line is the run's first output (Snakemake quiet); the second job runs unless
+    # the run is stopped (Snakemake lets a running job end after Ctrl-C, and starts no other).
+    rules = 'rule all:\n    input: "a"\n    shell: "touch b"\n\nrule a:\n    output: "a"\n    shell: "echo started; sleep 3; touch a"\n'
+    (tmp_path / "Snakefile").write_text(rules)
+
+    class Interrupted(io.StringIO):
+        def write(self, text):
+            super().write(text)
+            raise KeyboardInterrupt
+
+    output = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(["--cores", "1", "--quiet", "all"], tmp_path, output=output)
+    assert output.getvalue() == "started\n"
+    # The engine serves one run at a time: the next one starts when the interrupted one has ended.
+    code, _ = engine.run(["--version"], tmp_path, output=io.StringIO())
+    assert code == 0
+    assert (tmp_path / "a").exists() and not (tmp_path / "b").exists()

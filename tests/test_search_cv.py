@@ -216,3 +216,31 @@ def test_a_config_loads_only_a_pickle_its_own_search_stored(tmp_path):
     }
     with pytest.raises(ConfigError, match="estimator.pickle: .* is not in .*s/inputs"):
         load_config(config, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_fit_waits_while_another_fit_of_the_same_data_runs(tmp_path):
+    import fcntl
+    import threading
+    import time
+
+    from snaketune.search_cv import store_inputs
+
+    X, y = load_iris(return_X_y=True)
+    cv = ms.KFold(2, shuffle=True, random_state=0)
+    study = tmp_path / "results" / store_inputs(tmp_path / "results", X, y, SVC(), list(cv.split(X, y))).study
+    (study / ".snaketune").mkdir(parents=True)
+    with open(study / ".snaketune" / "fit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a fit running in another Python holds it
+        fitted = {}
+        thread = threading.Thread(
+            target=lambda: fitted.setdefault(
+                "ours", snaketune.GridSearchCV(SVC(), {"C": [1.0]}, cv=cv, study_dir=tmp_path).fit(X, y)
+            )
+        )
+        thread.start()
+        time.sleep(3)
+        assert thread.is_alive()
+        assert not (study / ".snaketune" / "search.yaml").exists() and not list(study.glob("trials/*.json"))
+    thread.join(120)
+    assert_same_results(fitted["ours"], ms.GridSearchCV(SVC(), {"C": [1.0]}, cv=cv).fit(X, y))
