@@ -20,6 +20,7 @@ from snaketune.base.estimator import (
     load_pickled,
 )
 from snaketune.base.splits import GROUP_KINDS, STRATIFIED_KINDS
+from snaketune.search.command import is_section
 from snaketune.search.nested import nested_problems, nested_split_problems
 
 
@@ -341,7 +342,7 @@ def _search_problems(config: dict, estimator) -> list[str]:
                 out += _guarded(key, _invalid_values, key, estimator, name, expand_values(values))
     # A section's own settings sit beside its params; a grid's spec is the space itself, where
     # keys such as max_iter, sampler or min_resources are parameters to search.
-    settings = search if isinstance(search, dict) and isinstance(search.get("params"), dict) else {}
+    settings = search if is_section(search) else {}
     resource = settings.get("resource")
     if resource == "partial_fit" and estimator is not None and not hasattr(estimator, "partial_fit"):
         out.append(f"search.{kind}.resource: {type(estimator).__name__} has no partial_fit; use resource: n_samples")

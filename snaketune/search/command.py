@@ -32,7 +32,16 @@ def budgeted(spec) -> bool:
 
     Only a section with settings beside its ``params`` has such keys: a grid's spec is the space
     itself, where ``max_iter`` is a parameter to search, not a budget."""
-    return isinstance(spec, dict) and isinstance(spec.get("params"), dict) and any(k in spec for k in BUDGET_KEYS)
+    return is_section(spec) and any(k in spec for k in BUDGET_KEYS)
+
+
+def is_section(spec) -> bool:
+    """A strategy's section: its settings beside ``params`` (one space, or a list of spaces).
+    Not a grid's spec, which is the space itself."""
+    if not isinstance(spec, dict):
+        return False
+    params = spec.get("params")
+    return isinstance(params, dict) or (isinstance(params, list) and all(isinstance(p, dict) for p in params))
 
 
 def placeholders(template: str) -> list[str]:
