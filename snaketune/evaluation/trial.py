@@ -28,7 +28,7 @@ import numpy as np
 from snaketune.base.data import take_rows
 from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
-from snaketune.base.procs import set_parent_death_signal
+from snaketune.base.procs import fork_with_deadline
 from snaketune.evaluation import rounds
 from snaketune.evaluation.budget import Budget, train
 from snaketune.evaluation.command import cached_checkpoint, checkpoint_dir, copy_tree, run_command_trial
@@ -487,16 +487,13 @@ def write_manifest(path: str, outputs: list[str]) -> None:
 def run_isolated(
     spec: TrialSpec, output: str, *, timeout: float, threads: int = 1, cache_dir: str | None = None
 ) -> TrialRecord:
-    """Run the trial in a forked child and return its record.
+    """Run the trial in a forked child (:func:`~snaketune.base.procs.fork_with_deadline`) and
+    return its record.
 
-    A fork (not a thread or an alarm) because a fit stuck in C code can only be stopped by a
-    signal. After ``timeout`` seconds the child is killed and a ``timeout`` record returned. A
-    child that dies without a record (killed, segfault) raises RuntimeError: the job fails and a
-    rerun retries the trial.
+    After ``timeout`` seconds the child is killed and a ``timeout`` record returned. A child that
+    dies without a record (killed, segfault, ``sys.exit`` in user code) raises RuntimeError: the
+    job fails and a rerun retries the trial.
     """
-    import select
-    import signal
-
     from snaketune.evaluation.slots import with_candidate
 
     if spec.slot is not None and spec.slot.promotion:
@@ -504,54 +501,11 @@ def run_isolated(
     # Imports, data and estimator are loaded before the fork: the time limit is the trial's own.
     load_inputs(spec)
     start = datetime.now(UTC)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(read_fd)
-        status = 0
-        try:
-            set_parent_death_signal(signal.SIGKILL)
-            payload = json.dumps(to_jsonable(run_trial(spec, output, threads, cache_dir).to_dict())).encode()
-            with os.fdopen(write_fd, "wb") as fh:
-                fh.write(payload)
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _kill(pid)
-                return timeout_record(spec, start, timeout)
-            ready, _, _ = select.select([read_fd], [], [], remaining)
-            if ready:
-                chunk = os.read(read_fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    finally:
-        os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    if not chunks or status != 0:
-        how = (
-            f"signal {os.WTERMSIG(status)}"
-            if os.WIFSIGNALED(status)
-            else f"exit status {os.waitstatus_to_exitcode(status)}"
-        )
-        raise RuntimeError(f"trial {spec.trial_id} process died ({how}) before writing a result")
-    return TrialRecord.from_dict(json.loads(b"".join(chunks)))
-
-
-def _kill(pid: int) -> None:
-    import signal
-
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
+    forked = fork_with_deadline(
+        lambda: json.dumps(to_jsonable(run_trial(spec, output, threads, cache_dir).to_dict())).encode(), timeout
+    )
+    if forked.timed_out:
+        return timeout_record(spec, start, timeout)
+    if not forked.output or not forked.ok:
+        raise RuntimeError(f"trial {spec.trial_id} process died ({forked.how()}) before writing a result")
+    return TrialRecord.from_dict(json.loads(forked.output))
