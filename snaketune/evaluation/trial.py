@@ -1,8 +1,10 @@
 """The unit of work of every search: one candidate on one CV fold, optionally on a budget.
 
 :func:`fit_and_score` mirrors scikit-learn's ``_fit_and_score`` (clone, set parameters, fit
-inside try/except, score, return a plain dict); with a :class:`~snaketune.evaluation.budget.Budget`
-it trains ``units`` of a resource instead of one ``fit``, continuing from a saved state. Grid,
+inside try/except, score, return a plain dict) and as it knows nothing of budgets: a budgeted trial
+(:class:`~snaketune.evaluation.budget.Budget`) hands it a
+:class:`~snaketune.evaluation.budget.BudgetedTraining` that trains ``units`` of a resource instead
+of one ``fit``, continuing from a saved state. Grid,
 random, Hyperband and successive-halving trials all run through :func:`execute`, so they share
 content-addressed files, isolation and ``trial_timeout``, ``error_score``, threads, the batch
 cache and ``return_train_score``. What a trial leaves is one :class:`TrialRecord`, read back
@@ -18,6 +20,7 @@ import socket
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +33,7 @@ from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.procs import fork_with_deadline
 from snaketune.evaluation import rounds
-from snaketune.evaluation.budget import Budget, train
+from snaketune.evaluation.budget import BudgetedTraining
 from snaketune.evaluation.command import cached_checkpoint, checkpoint_dir, copy_tree, run_command_trial
 from snaketune.evaluation.records import (
     CorruptTrialError,
@@ -57,24 +60,21 @@ def fit_and_score(
     scorers: dict,
     parameters: dict,
     return_train_score: bool = False,
-    budget: Budget | None = None,
-    budget_seed=None,
-    state=None,
-    done: int = 0,
-    history=(),
+    fit: Callable | None = None,
 ) -> dict:
     """Fit a clone of ``estimator`` with ``parameters`` on ``train`` and score it on ``test``.
 
-    With ``budget``, train ``budget.units`` units instead (from ``state``, a model that already
-    has ``done`` units, when given); the first scorer is the one the score history follows.
+    ``fit(model, X, y, train, score) -> (model, fields)``, when given, trains instead of
+    ``model.fit`` (an adaptive search's budget: :class:`~snaketune.evaluation.budget.BudgetedTraining`);
+    ``score(model)`` is the first scorer on ``test``, and ``fields`` join the result.
 
     Returns
     -------
     dict
         ``status`` (:class:`TrialStatus`), ``test_scores`` and ``train_scores`` (metric -> float
         or None on error), ``fit_time``/``score_time`` (wall seconds), ``fit_cpu``/``score_cpu``
-        (process CPU seconds), ``error``/``traceback`` on failure and ``warnings`` raised; with a
-        budget also ``estimator`` (the trained model, to save) and the budget's fields.
+        (process CPU seconds), ``error``/``traceback`` on failure and ``warnings`` raised; and the
+        fields ``fit`` returned.
     """
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
@@ -95,23 +95,13 @@ def fit_and_score(
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             X_test, y_test = take_rows(X, test), y[test]
-            if budget is None:
-                est = clone(estimator).set_params(**parameters)
+            est = clone(estimator).set_params(**parameters)
+            if fit is None:
                 est.fit(take_rows(X, train), y[train])
             else:
                 first = next(iter(scorers.values()))
-                model = state if state is not None else clone(estimator).set_params(**parameters)
-                fitted = _train_on_budget(model, X, y, train, budget, budget_seed, first, X_test, y_test, done, history)
-                est = fitted.estimator
-                result.update(
-                    estimator=est,
-                    budget=fitted.units,
-                    resource=budget.resource,
-                    units_trained=fitted.units_trained,
-                    n_rows=fitted.n_rows,
-                    stopped=fitted.stopped,
-                    history=fitted.history,
-                )
+                est, fields = fit(est, X, y, train, lambda m: float(first(m, X_test, y_test)))
+                result.update(fields)
             t1, c1 = time.perf_counter(), time.process_time()
             result["fit_time"], result["fit_cpu"] = t1 - t0, c1 - c0
             # One multi-metric scorer: predictions are computed once for all metrics.
@@ -128,7 +118,6 @@ def fit_and_score(
             result["status"] = TrialStatus.ERROR
             result["error"] = f"{type(exc).__name__}: {exc}"
             result["traceback"] = traceback.format_exc()
-            result.pop("estimator", None)
     seen = []
     for w in caught:
         item = {"category": w.category.__name__, "message": str(w.message)[:500]}
@@ -136,20 +125,6 @@ def fit_and_score(
             seen.append(item)
     result["warnings"] = seen[:20]
     return result
-
-
-def _train_on_budget(model, X, y, train_rows, budget, seed, scorer, X_test, y_test, done, history):
-    return train(
-        model,
-        X,
-        y,
-        train_rows=train_rows,
-        budget=budget,
-        seed=seed,
-        score=lambda m: float(scorer(m, X_test, y_test)),
-        done=done,
-        history=history,
-    )
 
 
 def make_scorers(names):
@@ -279,7 +254,10 @@ def run_trial(
         return _keep_state(spec, output, record, None, cached)
     data, splits, estimator, scorers = load_inputs(spec)
     train_rows, test_rows = splits[spec.fold]
-    state, done, history = previous or (None, 0, [])
+    training = None
+    if spec.budget is not None:
+        state, done, history = previous or (None, 0, [])
+        training = BudgetedTraining(spec.budget, [spec.seed, spec.fold], state, done, history)
     result = fit_and_score(
         estimator,
         data["X"],
@@ -289,13 +267,10 @@ def run_trial(
         scorers=_refit_first(scorers, spec),
         parameters={**thread_parameters(estimator, spec, threads), **search_parameters(spec.params)},
         return_train_score=spec.return_train_score,
-        budget=spec.budget,
-        budget_seed=[spec.seed, spec.fold],
-        state=state,
-        done=done,
-        history=history,
+        fit=training,
     )
-    model = result.pop("estimator", None)
+    # A failed trial leaves no model (its slot's state is None).
+    model = training.model if training is not None and result["status"] is TrialStatus.OK else None
     record = TrialRecord(
         **base_fields(spec, start),
         **result,
