@@ -250,3 +250,29 @@ def test_kill_group_ends_a_whole_process_group():
     kill_group(proc.pid)
     assert proc.wait(timeout=20) == -signal.SIGKILL
     kill_group(proc.pid)  # gone already: no error
+
+
+# ----------------------------------------------------------------------------------------------
+# base.memo: one memo helper for results computed from files
+
+
+def test_memo_on_files_reads_a_file_again_only_when_it_changed(tmp_path):
+    from snaketune.base.jsonutil import write_json_atomic
+    from snaketune.base.memo import memo_on_files
+
+    reads = []
+
+    @memo_on_files(maxsize=1)
+    def load(path):
+        reads.append(path)
+        return json.loads(Path(path).read_text())
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_json_atomic(a, {"v": 1})
+    write_json_atomic(b, {"v": 2})
+    assert load(str(a)) == load(str(a)) == {"v": 1} and reads == [str(a)]
+    write_json_atomic(a, {"v": 3})  # replaced (a new inode): never the stale value
+    assert load(str(a)) == {"v": 3} and len(reads) == 2
+    assert load(str(b)) == {"v": 2} and load(str(a)) == {"v": 3} and len(reads) == 4  # maxsize 1
+    load.cache_clear()
+    assert load(str(a)) == {"v": 3} and len(reads) == 5

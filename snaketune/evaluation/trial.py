@@ -31,6 +31,7 @@ import numpy as np
 from snaketune.base.data import take_rows
 from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
+from snaketune.base.memo import memo_on_files
 from snaketune.base.procs import fork_with_deadline
 from snaketune.evaluation import rounds
 from snaketune.evaluation.budget import BudgetedTraining
@@ -133,24 +134,14 @@ def make_scorers(names):
     return {name: get_scorer(name) for name in names}
 
 
-_cache: dict = {}
-
-
 def load_inputs(spec: TrialSpec):
     """Data, splits, estimator and scorers of a trial, cached per process.
 
     A forked process inherits what its parent loaded, for free.
     """
-    from snaketune.base.data import load_prepared
     from snaketune.base.estimator import build_estimator
-    from snaketune.base.splits import load_splits
 
-    # File identity in the key: a re-prepared study writes new files (new inodes), never stale data.
-    key = (spec.data_dir, spec.splits, _identity(f"{spec.data_dir}/meta.json"), _identity(spec.splits))
-    if key not in _cache:
-        _cache.clear()
-        _cache[key] = (load_prepared(spec.data_dir), load_splits(spec.splits), {})
-    data, splits, estimators = _cache[key]
+    data, splits, estimators = _prepared(f"{spec.data_dir}/meta.json", spec.splits)
     est_key = repr((spec.estimator, spec.allowed_modules, spec.seed, spec.scoring))
     if est_key not in estimators:
         estimators[est_key] = (
@@ -161,9 +152,14 @@ def load_inputs(spec: TrialSpec):
     return data, splits, estimator, scorers
 
 
-def _identity(path: str) -> tuple:
-    st = os.stat(path)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+# File identity in the key: a re-prepared study writes new files (new inodes), never stale data.
+# One study's data at a time; its estimators and scorers are kept with it.
+@memo_on_files(maxsize=1)
+def _prepared(meta: str, splits: str) -> tuple[dict, list, dict]:
+    from snaketune.base.data import load_prepared
+    from snaketune.base.splits import load_splits
+
+    return load_prepared(os.path.dirname(meta)), load_splits(splits), {}
 
 
 def search_parameters(params: dict) -> dict:
