@@ -276,3 +276,15 @@ def test_memo_on_files_reads_a_file_again_only_when_it_changed(tmp_path):
     assert load(str(b)) == {"v": 2} and load(str(a)) == {"v": 3} and len(reads) == 4  # maxsize 1
     load.cache_clear()
     assert load(str(a)) == {"v": 3} and len(reads) == 5
+
+
+def test_run_in_forks_returns_every_tasks_status_and_reports_its_exception(capfd):
+    from snaketune.base.procs import run_in_forks
+
+    def fails():
+        raise ValueError("figure 2 cannot be drawn")
+
+    statuses = run_in_forks({"one": lambda: None, "two": fails, "three": lambda: os._exit(4)}, parallel=2)
+    assert statuses == {"one": 0, "two": 1, "three": 4}
+    err = capfd.readouterr().err
+    assert err.startswith("two: Traceback") and "ValueError: figure 2 cannot be drawn" in err
