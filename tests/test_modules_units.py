@@ -288,3 +288,112 @@ def test_run_in_forks_returns_every_tasks_status_and_reports_its_exception(capfd
     assert statuses == {"one": 0, "two": 1, "three": 4}
     err = capfd.readouterr().err
     assert err.startswith("two: Traceback") and "ValueError: figure 2 cannot be drawn" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluation.trial end to end without Snakemake: a slot's trial on prepared data, in a fork under
+# trial_timeout, equals scikit-learn's partial_fit loop on the same fold
+
+
+def prepared_hyperband(tmp_path, monkeypatch):
+    from snaketune.base.data import prepare
+    from snaketune.base.splits import compute_splits, save_splits
+
+    config, plan, layout = hyperband_plan(tmp_path, monkeypatch)
+    prepare(config["data"], Path("."), Path(plan.data_dir), task=plan.task)
+    save_splits(plan.splits_path, compute_splits(config["cv"], np.load(f"{plan.data_dir}/y.npy"), plan.classifier))
+    return config, plan, layout
+
+
+def test_a_slot_trial_in_a_fork_trains_as_sklearn_and_a_timeout_is_recorded(tmp_path, monkeypatch):
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.neural_network import MLPClassifier
+
+    from snaketune.base.splits import load_splits
+    from snaketune.evaluation.records import RunSettings, TrialSpec, TrialStatus, read_record, state_path
+    from snaketune.evaluation.trial import execute
+
+    config, plan, layout = prepared_hyperband(tmp_path, monkeypatch)
+    spec = TrialSpec.from_dict(layout.slot_specs(0, 0, 1)[1])  # bracket 0: 9 units from scratch, fold 1
+    output = layout.trial_path(spec.trial_id)
+    record = execute(spec, output, RunSettings(timeout=120))  # through fork_with_deadline
+    assert record.status is TrialStatus.OK and read_record(output).test_scores == record.test_scores
+
+    X, y = np.load(f"{plan.data_dir}/X.npy"), np.load(f"{plan.data_dir}/y.npy")
+    train, test = load_splits(plan.splits_path)[1]
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.params.items()}
+    model = MLPClassifier(solver="sgd", random_state=config["seed"], **params)
+    for _ in range(9):  # no chunk_size: every call on all training rows
+        model.partial_fit(X[np.sort(train)], y[np.sort(train)], classes=np.unique(y))
+    assert record.test_scores["accuracy"] == model.score(X[test], y[test])
+    assert (record.budget, record.units_trained, record.n_rows) == (9, 9, len(train))
+    saved = pickle.loads(state_path(output).read_bytes())
+    np.testing.assert_array_equal(saved.predict_proba(X[test]), model.predict_proba(X[test]))
+    assert clone(saved).get_params() == clone(model).get_params()
+
+    # Killed at its deadline: a timeout record naming the trial, and an empty state for its slot.
+    late = TrialSpec.from_dict(layout.slot_specs(0, 0, 2)[0])
+    timed_out = execute(late, layout.trial_path(late.trial_id), RunSettings(timeout=0.001))
+    assert timed_out.status is TrialStatus.TIMEOUT and timed_out.trial_id == "b0-r0-s2_0"
+    assert timed_out.error == "TrialTimeout: killed after 0.001 s (trial_timeout)" and timed_out.budget == 9
+    assert pickle.loads(state_path(layout.trial_path(late.trial_id)).read_bytes()) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluation.nested and results.adaptive
+
+
+def test_nested_inner_splits_and_outer_score_are_sklearns(tmp_path):
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from snaketune.base.splits import load_splits, save_splits
+    from snaketune.evaluation.nested import make_inner_splits, score_outer_fold
+
+    X, y = load_iris(return_X_y=True)
+    outer = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    save_splits(tmp_path / "outer.npz", outer)
+    cv = {"kind": "stratified", "n_splits": 4, "shuffle": False}
+    n_inner, n_train = make_inner_splits(
+        cv=cv, classifier=True, y=y, outer_splits=str(tmp_path / "outer.npz"), outer_fold=2,
+        output=str(tmp_path / "inner.npz"),
+    )  # fmt: skip
+    outer_train, outer_test = outer[2]
+    expected = [(outer_train[a], outer_train[b]) for a, b in StratifiedKFold(4).split(X[outer_train], y[outer_train])]
+    inner = load_splits(tmp_path / "inner.npz")
+    assert (n_inner, n_train) == (4, len(outer_train))
+    for (a, b), (c, d) in zip(inner, expected, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    result = score_outer_fold(
+        data={"X": X, "y": y}, outer_splits=str(tmp_path / "outer.npz"), outer_fold=2,
+        estimator={"class": "sklearn.neighbors.KNeighborsClassifier"}, allowed_modules=[], seed=0,
+        scoring=["accuracy"], params={"n_neighbors": 7},
+    )  # fmt: skip
+    knn = KNeighborsClassifier(n_neighbors=7).fit(X[outer_train], y[outer_train])
+    assert result["outer_scores"] == {"accuracy": knn.score(X[outer_test], y[outer_test])}
+    assert (result["n_train"], result["n_test"]) == (len(outer_train), len(outer_test))
+
+
+def test_history_frame_averages_each_models_points_over_folds_once():
+    from types import SimpleNamespace
+
+    from snaketune.results.adaptive import history_frame
+
+    def record(rung, fold, history, model="b1-0"):
+        return SimpleNamespace(bracket=1, rung=rung, slot=0, fold=fold, model_id=model, end="t", history=history)
+
+    records = [
+        record(0, 0, [{"units": 1, "score": 0.5}]),
+        record(0, 1, [{"units": 1, "score": 0.7}]),
+        # Rung 1 carries the rung-0 point over: it is kept once, not counted again.
+        record(1, 0, [{"units": 1, "score": 0.5}, {"units": 3, "score": 0.8}]),
+        record(1, 1, [{"units": 1, "score": 0.7}, {"units": 3, "score": None}]),  # a failed scoring
+    ]
+    frame = history_frame(records, "accuracy")
+    assert frame[["rung", "units", "n_folds"]].values.tolist() == [[0, 1, 2], [1, 3, 2]]
+    assert frame["mean_test_accuracy"].iloc[0] == np.mean([0.5, 0.7])
+    assert np.isnan(frame["mean_test_accuracy"].iloc[1])
