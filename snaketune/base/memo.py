@@ -11,10 +11,11 @@ import os
 from collections.abc import Callable
 
 
-def file_identity(path: str | os.PathLike) -> tuple[int, int, int]:
-    """``(inode, mtime_ns, size)`` of ``path``: changes whenever the file is replaced or rewritten."""
+def file_identity(path: str | os.PathLike) -> tuple[int, int, int, int]:
+    """``(inode, size, mtime_ns, ctime_ns)`` of ``path``: changes whenever the file is replaced or
+    rewritten (ctime too, which no tool can set back, as ``results/summary.py`` stamps files)."""
     st = os.stat(path)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def memo_on_files(maxsize: int | None = None) -> Callable[[Callable], Callable]:
