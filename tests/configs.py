@@ -27,6 +27,6 @@ def iris(study: str, estimator: str | dict, search: dict, n_splits: int = 3, **e
     (``tests.estimators``: sleepy, flaky) is allowed."""
     spec = {"class": estimator} if isinstance(estimator, str) else estimator
     config = {"study": study, "data": {"loader": "iris"}, "estimator": spec}
-    if spec["class"].startswith("tests.estimators."):
+    if spec.get("class", "").startswith("tests.estimators."):
         config["allowed_modules"] = ["tests.estimators"]
     return {**config, "search": search, "cv": {"n_splits": n_splits}, **extra}
