@@ -397,3 +397,38 @@ def test_history_frame_averages_each_models_points_over_folds_once():
     assert frame[["rung", "units", "n_folds"]].values.tolist() == [[0, 1, 2], [1, 3, 2]]
     assert frame["mean_test_accuracy"].iloc[0] == np.mean([0.5, 0.7])
     assert np.isnan(frame["mean_test_accuracy"].iloc[1])
+
+
+@pytest.mark.parametrize("fail", ["exit", False])
+def test_a_timed_trial_that_exits_fails_with_its_traceback_and_an_ok_one_equals_sklearn(
+    tmp_path, monkeypatch, capfd, fail
+):
+    """``sys.exit`` in user code inside the forked trial: no record, a RuntimeError naming the exit,
+    the SystemExit traceback on stderr (the job's log); an ordinary trial's score is sklearn's."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from snaketune.base.data import prepare
+    from snaketune.base.splits import compute_splits, load_splits, save_splits
+    from snaketune.evaluation.records import RunSettings, TrialSpec
+    from snaketune.evaluation.trial import execute
+    from tests.configs import iris
+
+    monkeypatch.chdir(tmp_path)
+    raw = iris("exits", "tests.estimators.FlakyClassifier", {"grid": {"fail": [fail], "n_neighbors": [3]}})
+    config = load_config(raw, Path("."))
+    plan = make_plan(config)
+    prepare(config["data"], Path("."), Path(plan.data_dir), task=plan.task)
+    save_splits(plan.splits_path, compute_splits(config["cv"], np.load(f"{plan.data_dir}/y.npy"), True))
+    (trial_id,) = [t for t in plan.trial_ids if t.endswith("_1")]
+    output = f"{plan.out}/trials/{trial_id}.json"
+    if fail == "exit":
+        with pytest.raises(RuntimeError, match=rf"trial {trial_id} process died \(exit status 1\) before writing"):
+            execute(TrialSpec.from_dict(plan.spec(trial_id)), output, RunSettings(timeout=60))
+        assert "SystemExit: 3" in capfd.readouterr().err and not Path(output).exists()
+    else:
+        record = execute(TrialSpec.from_dict(plan.spec(trial_id)), output, RunSettings(timeout=60))
+        X, y = np.load(f"{plan.data_dir}/X.npy"), np.load(f"{plan.data_dir}/y.npy")
+        train, test = load_splits(plan.splits_path)[1]
+        knn = KNeighborsClassifier(n_neighbors=3).fit(X[train], y[train])
+        assert record.test_scores == {"accuracy": knn.score(X[test], y[test])}
+        assert [w["category"] for w in record.warnings] == ["ConvergenceWarning"]
