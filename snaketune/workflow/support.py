@@ -15,7 +15,9 @@ from pathlib import Path
 
 from snaketune.config.load import ConfigError, load_config, read_yaml
 from snaketune.search.plan import Plan, make_plan
+from snaketune.strategies import jobs
 from snaketune.strategies.base import Strategy
+from snaketune.strategies.jobs import call_args
 from snaketune.strategies.registry import strategy_class, strategy_for
 
 
@@ -25,7 +27,8 @@ class Study:
 
     config: dict
     plan: Plan
-    # Grid/random search with trials_per_job > 1: batch id -> trial ids (see :func:`batches`).
+    # Grid/random search with trials_per_job > 1: batch id -> trial ids
+    # (:func:`snaketune.workflow.jobs.batches`).
     batches: dict[str, list[str]] = field(default_factory=dict)
 
     @cached_property
@@ -47,7 +50,7 @@ class Study:
         return self.strategy.trial_paths
 
     def batch_manifest(self, batch: str) -> str:
-        return f"{self.out}/batches/{batch}.json"
+        return jobs.batch_manifest(self.out, batch)
 
     @property
     def job_outputs(self) -> list[str]:
@@ -55,7 +58,8 @@ class Study:
 
         A batched study tracks its batches, not its trials: a DAG of 10,000 trial files costs
         Snakemake seconds on every run, one of 64 batch manifests does not. Each trial still has
-        its own file; :func:`release_broken_batches` makes a deleted trial file rerun its batch.
+        its own file; :func:`~snaketune.workflow.jobs.release_broken_batches` makes a deleted trial
+        file rerun its batch.
         """
         if self.batches:
             return [self.batch_manifest(b) for b in self.batches]
@@ -325,84 +329,6 @@ def set_run_settings(config: dict) -> None:
     os.environ[ENV_SETTINGS] = settings.to_json()
 
 
-def call_args(**kwargs) -> str:
-    """A call's keyword arguments as JSON (rule params: what the call computes)."""
-    return json.dumps(kwargs, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def call_file(study: Study, **kwargs) -> str:
-    """A call's keyword arguments written once to ``<study>/.snaketune/calls/<digest>.json``;
-    returns ``@<path>``.
-
-    A file, not a rule parameter: Snakemake stores a job's params and command with every output,
-    and one command-line argument is capped at 128 KiB. The name is a content hash, so the params
-    check still reruns a job whose arguments change, and an existing file never needs rewriting.
-    """
-    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
-
-    kwargs = to_jsonable(kwargs)
-    path = Path(study.out) / ".snaketune" / "calls" / f"{digest(kwargs, 16)}.json"
-    if not path.exists():
-        write_json_atomic(path, kwargs)
-    return f"@{path}"
-
-
-def trial_args(plan: Plan, trial_id: str) -> str:
-    return call_args(specs=[plan.spec(trial_id)], outputs=[plan.trial_path(trial_id)])
-
-
-def batch_args(study: Study, batch: str) -> str:
-    """A batch's trials and its manifest, in a file (see :func:`call_file`).
-
-    The rules pass this as a *derived* param (a function of ``output``), which Snakemake's params
-    check leaves out: a batch that loses members (an edit reverted) is not rerun for nothing. A
-    batch with a member that has no trial file yet (a new configuration) reruns because
-    :func:`release_broken_batches` deletes its manifest; trial files are named by their content,
-    so a member with a file has nothing to compute.
-    """
-    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
-
-    plan, trial_ids = study.plan, study.batches[batch]
-    # Named by what fixes the file's content without building it: a trial id names its parameters
-    # by content hash, the rest is the plan's spec base. Hashing every batch's full specs (100,000
-    # trials) was most of a rerun's parse (issue 28).
-    manifest = study.batch_manifest(batch)
-    name = digest(
-        {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": trial_ids, "manifest": manifest}, 16
-    )
-    path = Path(study.out) / ".snaketune" / "calls" / f"batch-{name}.json"
-    if not path.exists():
-        specs = [plan.spec(t) for t in trial_ids]
-        write_json_atomic(
-            path, {"specs": specs, "outputs": [plan.trial_path(t) for t in trial_ids], "manifest": manifest}
-        )
-    return f"@{path}"
-
-
-def nested_trial_args(study: Study, trial_id: str) -> str:
-    """One inner trial of nested CV (its outer fold's plan knows it)."""
-    return trial_args(study.nested.plan_of(trial_id), trial_id)
-
-
-def nested_batch_args(study: Study, o: int, trial_ids: list[str]) -> str:
-    """A batch of outer fold ``o``'s inner trials, in a file (see :func:`call_file`)."""
-    plan = study.nested.inner[o]
-    return call_file(study, specs=[plan.spec(t) for t in trial_ids], outputs=[plan.trial_path(t) for t in trial_ids])
-
-
-def nested_batches(study: Study) -> list[tuple[int, str, list[str]]]:
-    """(outer fold, batch id, trial ids) with the study's trials per job (``auto``: as measured
-    for the study's own trials); empty when every inner trial is its own job."""
-    from snaketune.runtime.batching import make_batches, resolve_trials_per_job
-
-    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), 1, measure=False)
-    return [
-        (o, batch, ids)
-        for o, plan in enumerate(study.nested.inner)
-        for batch, ids in make_batches(plan.config_keys, plan.n_folds, per_job).items()
-    ]
-
-
 def nested_outer_args(study: Study, o: int) -> str:
     """Outer fold ``o``: its inner plan (to pick the winner) and where its data and splits are."""
     nested, config = study.nested, study.config
@@ -418,26 +344,6 @@ def nested_outer_args(study: Study, o: int) -> str:
         trials_dir=f"{nested.out}/trials",
         outputs=[nested.outer_result_path(o)],
     )  # fmt: skip
-
-
-def slot_args(study: Study, b: int, i: int, j: int) -> str:
-    """The trials of one adaptive slot (one per fold)."""
-    slots = study.strategy.layout
-    return call_args(specs=slots.slot_specs(b, i, j), outputs=slots.slot_trials(b, i, j))
-
-
-def slot_group_args(study: Study, b: int, i: int, group: list[int]) -> str:
-    """The trials of several slots of one rung, in a file (see :func:`call_file`)."""
-    slots = study.strategy.layout
-    specs = [s for j in group for s in slots.slot_specs(b, i, j)]
-    outputs = [p for j in group for p in slots.slot_trials(b, i, j)]
-    return call_file(study, specs=specs, outputs=outputs)
-
-
-def slot_groups(study: Study) -> list[tuple[int, int, list[int]]]:
-    """Slots per job for an adaptive study; empty when every slot is its own job."""
-    groups = study.strategy.layout.slot_groups(study.config.get("trials_per_job", "auto"))
-    return [] if all(len(g) == 1 for _, _, g in groups) else groups
 
 
 def _wants_worker(config: dict) -> bool:
@@ -587,45 +493,6 @@ def print_nested(study: Study) -> None:
         print(doc["sentence"])
 
 
-def batches(study: Study, workflow=None) -> dict[str, list[str]]:
-    """Batches of trials for ``trials_per_job`` (``auto`` measured in the main process only)."""
-    from snaketune.runtime.batching import make_batches, resolve_trials_per_job
-
-    if not study.strategy.batched:
-        return {}
-    if study.command and study.config.get("trials_per_job", 1) == "auto":
-        return {}  # nothing to measure without running the user's command: one trial a job
-    main_process, cores = True, 1
-    if workflow is not None:
-        main_process = is_main_process(workflow)
-        try:
-            cores = workflow.cores or 1
-        except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
-            cores = 1
-    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process)
-    return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
-
-
-def release_broken_batches(study: Study) -> int:
-    """Delete the manifest of every batch with a member that has no trial file, so Snakemake
-    reruns it.
-
-    Snakemake tracks a batch by its manifest alone; a trial file deleted by hand (or found
-    corrupt and deleted, as the aggregation error says) must still rerun, and so must a
-    configuration new to the batch (its params are not checked: see :func:`batch_args`). The
-    batch's remaining trial files are kept as they are (a batch skips trials whose file is a
-    complete record).
-    Returns the number of manifests removed.
-    """
-    removed = 0
-    for batch, trial_ids in study.batches.items():
-        manifest = Path(study.batch_manifest(batch))
-        if manifest.exists() and not all(os.path.exists(study.plan.trial_path(t)) for t in trial_ids):
-            manifest.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 def is_main_process(workflow) -> bool:
     """The Snakemake process the user started (not a job re-parsing the workflow)."""
     from snakemake.settings.types import ExecMode
@@ -672,6 +539,11 @@ def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> 
     return cleared
 
 
+def call_file(study: Study, **kwargs) -> str:
+    """A call's keyword arguments in the study's call folder (:func:`snaketune.strategies.jobs.call_file`)."""
+    return jobs.call_file(study.out, **kwargs)
+
+
 def trial_environment(study: Study) -> tuple[str, str | None]:
     """``conda:`` and ``container:`` of the trial rules: a command study's env file and image
     (else our own env, no image).
@@ -707,68 +579,3 @@ def ask_inputs(study: Study, r: int) -> dict:
     previous = study.strategy.layout.ask_args(r)["previous"]
     trials = [p for paths in previous["trials"] for p in paths]
     return {"ask": previous["ask"], "state": previous["state"], "trials": trials}
-
-
-def optuna_trial_args(study: Study, r: int, k: int, fold: int) -> str:
-    """One trial of a model-based search (its configuration is read from the round's ask file)."""
-    rounds = study.strategy.layout
-    return call_args(specs=[rounds.trial_specs(r, k)[fold]], outputs=[rounds.slot_trials(r, k)[fold]])
-
-
-def optuna_group_args(study: Study, r: int, trials: list[tuple[int, int]]) -> str:
-    """Several trials of one round in one job, in a file (see :func:`call_file`)."""
-    rounds = study.strategy.layout
-    specs = [rounds.trial_specs(r, k)[f] for k, f in trials]
-    outputs = [rounds.slot_trials(r, k)[f] for k, f in trials]
-    return call_file(study, specs=specs, outputs=outputs)
-
-
-def optuna_groups(study: Study, workflow=None) -> list[tuple[int, list[tuple[int, int]]]]:
-    """Trials per job for a model-based search; empty when every trial is its own job.
-
-    ``auto`` on a local run deals each round's trials into as many jobs as run at once (cores
-    over a trial's threads): one wave of jobs a round, so no core idles while another runs a
-    second wave, and the fewest per-job costs (TPE example, 2 cores: 2 jobs of 15 trials a round 18.7-19.8 s, 6 of 5
-    20.2-20.8 s, 3 of 10 22.9-24.2 s). The first real run's core count is kept in
-    ``<study>/.snaketune/optuna_jobs_per_round.json``, so a resume with another ``--cores``, a
-    dry run (which Snakemake gives one core) and ``--report`` build the same jobs instead of
-    rerunning every round; delete the file to regroup. Elsewhere (a cluster, where a job is one
-    allocation, and the jobs that re-parse the workflow there) a job holds ``n_folds`` trials:
-    decided from the config alone, so every process builds the same rules.
-    """
-    setting = study.config.get("trials_per_job", 1)
-    jobs_per_round = None
-    if setting == "auto" and workflow is not None and workflow.local_exec and is_main_process(workflow):
-        jobs_per_round = _jobs_per_round(study, workflow)
-    groups = study.strategy.layout.trial_groups(setting, jobs_per_round)
-    return [] if all(len(g) == 1 for _, g in groups) else groups
-
-
-def _jobs_per_round(study: Study, workflow) -> int | None:
-    from snaketune.base.jsonutil import write_json_atomic
-
-    memo = Path(study.out) / ".snaketune" / "optuna_jobs_per_round.json"
-    try:
-        return int(json.loads(memo.read_text())["jobs_per_round"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        cores = workflow.cores or None
-    except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
-        cores = None
-    if not cores:
-        return None
-    jobs = max(1, cores // max(1, int(study.config["resources"]["threads"])))  # jobs that fit at once
-    if not workflow.dryrun:
-        write_json_atomic(memo, {"jobs_per_round": jobs})
-    return jobs
-
-
-def round_groups(workflow, n_rounds: int) -> None:
-    """Let group ``trials-r<round>`` (the trials of one round of a model-based search) take the
-    settings of group ``trials``, so ``--group-components trials=N`` packs them as it packs any
-    search's trials, but only within a round: packing two rounds together would make the group
-    depend on itself through the ask job between them, which Snakemake refuses. Uses the mapping
-    Snakemake itself keeps from a wildcard group's instances to the group's template."""
-    for r in range(n_rounds):
-        workflow.parent_groupids[f"trials-r{r}"] = "trials"

@@ -6,6 +6,7 @@ import sys
 if os.path.isdir(os.path.join(workflow.basedir, "snaketune")):
     sys.path.insert(0, workflow.basedir)
 
+from snaketune.workflow import jobs as wj
 from snaketune.workflow import support as ws
 from snaketune.workflow import terminal
 
@@ -21,11 +22,11 @@ OUT = PLAN.out
 if ws.is_main_process(workflow):
     ws.release_finished_trials(STUDY)
 # trials_per_job > 1 (or auto, measured once): batch id -> trial ids; empty = one job a trial.
-BATCHES = ws.batches(STUDY, workflow)
+BATCHES = wj.batches(STUDY, workflow)
 STUDY.batches = BATCHES
 # Batched studies track one manifest a batch: a deleted trial file reruns its batch.
 if ws.is_main_process(workflow):
-    ws.release_broken_batches(STUDY)
+    wj.release_broken_batches(STUDY)
 # Arrays (.npy), or a table's Arrow files; groups.npy with data.groups.
 DATA = multiext(f"{PLAN.data_dir}/", *STUDY.data_files)
 # Command studies (your own training script): no data or splits to prepare; the command runs in
@@ -44,10 +45,6 @@ call_args = ws.call_args
 
 def final_outputs():
     return STUDY.final_outputs()
-
-
-def trial_args(wildcards):
-    return ws.trial_args(PLAN, wildcards.trial)
 
 
 wildcard_constraints:
