@@ -72,6 +72,14 @@ class OptunaSearch(Strategy):
             )
         return jobs
 
+    def ask_inputs(self, r: int) -> dict:
+        """Round ``r``'s ask job needs round ``r - 1``'s ask file, Optuna state and trial files."""
+        if r == 0:
+            return {}
+        previous = self.layout.ask_args(r)["previous"]
+        trials = [p for paths in previous["trials"] for p in paths]
+        return {"ask": previous["ask"], "state": previous["state"], "trials": trials}
+
     def announce(self) -> str:
         return self.layout.summary()
 

@@ -15,7 +15,8 @@ from functools import cache
 from pathlib import Path
 
 from snaketune.strategies.jobs import JobSettings, TrialJob, call_file, fixed, trial_call
-from snaketune.workflow.support import Study, is_main_process
+from snaketune.workflow.study import Study
+from snaketune.workflow.support import is_main_process
 
 
 def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
@@ -151,3 +152,42 @@ def round_groups(workflow, n_rounds: int) -> None:
     Snakemake itself keeps from a wildcard group's instances to the group's template."""
     for r in range(n_rounds):
         workflow.parent_groupids[f"trials-r{r}"] = "trials"
+
+
+def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> int:
+    """Clear Snakemake's "incomplete" mark on trial files that are complete records.
+
+    Snakemake marks a job's outputs incomplete when it starts the job and clears the mark when it
+    notices the job ended. A ``kill -9`` between a trial's (atomic) write and that moment leaves a
+    complete trial marked incomplete, and ``--rerun-incomplete`` would compute it again. A trial
+    file exists only once it is whole, so a readable record needs no rerun. Reads Snakemake 9's
+    file persistence layout (``.snakemake/incomplete/<urlsafe-b64 of the path>``); does nothing if
+    that layout is absent. Returns the number of marks cleared.
+    """
+    import base64
+
+    from snaketune.results.aggregate import CorruptTrialError, read_record
+
+    root = Path(snakemake_dir) / "incomplete"
+    if not root.is_dir():
+        return 0
+    prefix = (f"{study.out}/trials/", f"{study.out}/nested/trials/")  # the study's and nested CV's
+    cleared = 0
+    for marker in root.rglob("*"):
+        if not marker.is_file():
+            continue
+        parts = marker.relative_to(root).parts
+        encoded = "".join(p.removeprefix("@") for p in parts)
+        try:
+            key = base64.urlsafe_b64decode(encoded.encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not (key.startswith(prefix) and key.endswith(".json")):
+            continue
+        try:
+            read_record(key)
+        except CorruptTrialError:
+            continue  # missing or partial: leave it to --rerun-incomplete
+        marker.unlink(missing_ok=True)
+        cleared += 1
+    return cleared

@@ -73,7 +73,7 @@ for _o, _inner in enumerate(NESTED.inner):
             mem_mb=config["resources"]["mem_mb"],
             runtime=config["resources"]["runtime"],
         params:
-            call=ws.nested_outer_args(STUDY, _o),
+            call=steps.nested_outer_args(STUDY, _o),
         shell:
             CALL_COMMAND.format(name="nested_outer")
 

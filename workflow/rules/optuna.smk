@@ -19,7 +19,7 @@ wildcard_constraints:
 rule ask:
     input:
         # Round r needs round r-1's asked configurations, its Optuna state and its results.
-        unpack(lambda wc: ws.ask_inputs(STUDY, int(wc.round))),
+        unpack(lambda wc: STUDY.strategy.ask_inputs(int(wc.round))),
     output:
         ask=f"{OUT}/optuna/round-{{round}}.json",
         state=f"{OUT}/optuna/round-{{round}}.pkl",
