@@ -114,21 +114,25 @@ def batch_call(plan, batch: str, trial_ids: list[str]) -> str:
     return f"@{path}"
 
 
+def per_trial_job(name: str, trials: str, logs: str, plan_of: Callable[[str], Any], inputs) -> TrialJob:
+    """One job a trial of a plan of candidates, ``<trials>/{trial}.json``; ``plan_of(trial id)``
+    is the trial's plan (:class:`~snaketune.search.plan.Plan`)."""
+    return TrialJob(
+        name=name,
+        outputs={"trial": f"{trials}/{{trial}}.json"},
+        log=f"{logs}/{{trial}}.log",
+        # The whole trial definition: what the content hash in the file name stands for.
+        call=lambda wc: trial_call(plan_of(wc.trial), wc.trial),
+        inputs=inputs,
+    )
+
+
 def candidate_jobs(plan, settings: JobSettings) -> list[TrialJob]:
     """Grid and random search: one job a trial (``trial``), or one a batch (``trials_<batch>``)
     whose output is the batch's manifest (Snakemake tracks 64 batches, not 10,000 trial files)."""
     out, data = plan.out, settings.data_inputs
     if not settings.batches:
-        return [
-            TrialJob(
-                name="trial",
-                outputs={"trial": f"{out}/trials/{{trial}}.json"},
-                log=f"{out}/logs/trials/{{trial}}.log",
-                # The whole trial definition: what the content hash in the file name stands for.
-                call=lambda wc: trial_call(plan, wc.trial),
-                inputs=fixed(data),
-            )
-        ]
+        return [per_trial_job("trial", f"{out}/trials", f"{out}/logs/trials", lambda trial: plan, fixed(data))]
     return [
         TrialJob(
             name=f"trials_{batch}",

@@ -14,7 +14,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from snaketune.strategies.jobs import JobSettings, TrialJob, call_file, fixed, trial_call
+from snaketune.strategies.jobs import JobSettings, TrialJob, call_file, fixed, per_trial_job
 from snaketune.workflow.study import Study
 from snaketune.workflow.support import is_main_process
 
@@ -33,14 +33,9 @@ def nested_jobs(study: Study, data) -> list[TrialJob]:
     with the study's trials per job (``auto``: as measured for the study's own trials)."""
     nested, out = study.nested, study.out
     if not study.batches:
+        inputs = lambda wc: {"data": data, "splits": nested.plan_of(wc.trial).splits_path}  # noqa: E731
         return [
-            TrialJob(
-                name="nested_trial",
-                outputs={"trial": f"{nested.out}/trials/{{trial}}.json"},
-                log=f"{out}/logs/nested/trials/{{trial}}.log",
-                call=lambda wc: trial_call(nested.plan_of(wc.trial), wc.trial),
-                inputs=lambda wc: {"data": data, "splits": nested.plan_of(wc.trial).splits_path},
-            )
+            per_trial_job("nested_trial", f"{nested.out}/trials", f"{out}/logs/nested/trials", nested.plan_of, inputs)
         ]
     jobs = []
     for o, batch, ids in nested_batches(study):
