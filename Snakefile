@@ -9,12 +9,14 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 
 
-# The search strategy's trial rules and own steps (snaketune/strategies/: its rule_files).
+# The search strategy's own steps (snaketune/strategies/: its rule_files), then the one trial
+# rule, whose jobs the strategy (and nested CV) lists.
 for _rule_file in STUDY.strategy.rule_files:
 
     include: f"workflow/rules/{_rule_file}"
 
 
+include: "workflow/rules/trials.smk"
 include: "workflow/rules/aggregate.smk"
 
 

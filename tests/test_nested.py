@@ -182,7 +182,7 @@ def test_incomplete_marks_on_whole_nested_trials_are_cleared(tmp_path, monkeypat
 
     from snaketune.base.jsonutil import write_json_atomic
     from snaketune.evaluation.records import TrialRecord, TrialStatus
-    from snaketune.workflow.support import release_finished_trials
+    from snaketune.workflow.jobs import release_finished_trials
 
     monkeypatch.chdir(tmp_path)
     trials = tmp_path / "results" / "s" / "nested" / "trials"

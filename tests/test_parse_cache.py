@@ -1,4 +1,4 @@
-"""The parse-time cache of the validated config and plan (``snaketune/workflow/support.py``).
+"""The parse-time cache of the validated config and plan (``snaketune/workflow/study.py``).
 
 Every Snakemake process parses the workflow; a config seen before, with the same data files,
 library versions and snaketune code, skips validation and planning. Each of those changing must
@@ -15,6 +15,7 @@ import pytest
 
 from snaketune.base import paths
 from snaketune.runtime.protocol import ENV_SETTINGS
+from snaketune.workflow import study as study_module
 from snaketune.workflow import support
 
 CONFIG = {
@@ -42,13 +43,13 @@ def workdir(tmp_path, monkeypatch):
 def validations(monkeypatch):
     """Count the real validations (a cache hit skips load_config)."""
     calls = []
-    real = support.load_config
+    real = study_module.load_config
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(support, "load_config", counting)
+    monkeypatch.setattr(study_module, "load_config", counting)
     return calls
 
 
@@ -83,6 +84,10 @@ def test_unchanged_config_reuses_the_cache(workdir, validations):
     assert _cache_files(workdir) == files and path.stat().st_mtime_ns == mtime
     assert again.config == first.config
     assert again.plan.config_keys == first.plan.config_keys and again.plan.data_key == first.plan.data_key
+    # Every plan field survives the cache (the estimator's task chooses prepare_data's call: a
+    # cached plan without it changed that job's params, so the second run redid the data).
+    assert again.plan == first.plan and first.plan.task == "classification"
+    assert again.prepare_args() == first.prepare_args()
 
 
 def test_a_data_change_invalidates_the_cache(workdir, validations):
@@ -104,7 +109,7 @@ def test_a_library_version_change_invalidates_the_cache(workdir, validations, mo
     _load()
     seen = _cache_files(workdir)
     real = importlib.metadata.version
-    for library in support._VERSIONED:
+    for library in study_module.VERSIONED:
         monkeypatch.setattr(
             importlib.metadata, "version", lambda name, lib=library: "999.0" if name == lib else real(name)
         )
@@ -119,12 +124,12 @@ def test_a_code_change_invalidates_the_cache(workdir, validations, monkeypatch, 
     _load()
     seen = _cache_files(workdir)
     # A copy of the package tree (and the schema it hashes): same code, same key.
-    repo = Path(support.__file__).resolve().parents[2]
+    repo = Path(study_module.__file__).resolve().parents[2]
     copy = tmp_path_factory.mktemp("code")
     shutil.copytree(repo / "snaketune", copy / "snaketune", ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "workflow" / "schemas").mkdir(parents=True)
     shutil.copy(repo / "workflow" / "schemas" / "config.schema.yaml", copy / "workflow" / "schemas")
-    monkeypatch.setattr(support, "__file__", str(copy / "snaketune" / "workflow" / "support.py"))
+    monkeypatch.setattr(study_module, "__file__", str(copy / "snaketune" / "workflow" / "study.py"))
     monkeypatch.setattr(paths, "PACKAGE_PARENT", copy)  # the schema: the copy's workflow folder
     n = len(validations)
     _load()

@@ -274,7 +274,7 @@ def test_incomplete_marks_on_whole_trial_files_are_cleared(tmp_path, monkeypatch
     import base64
     from types import SimpleNamespace
 
-    from snaketune.workflow.support import release_finished_trials
+    from snaketune.workflow.jobs import release_finished_trials
 
     monkeypatch.chdir(tmp_path)
     trials = tmp_path / "results" / "s" / "trials"

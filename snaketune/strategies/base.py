@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from snaketune.search.plan import Plan
+    from snaketune.strategies.jobs import JobSettings, TrialJob
 
 
 def search_section(config: dict) -> tuple[str, dict | list]:
@@ -37,8 +38,9 @@ class Strategy:
     """
 
     kind: ClassVar[str] = ""
-    #: Rule files (in ``workflow/rules/``) the Snakefile includes for the trials and own steps.
-    rule_files: ClassVar[tuple[str, ...]] = ("trials.smk",)
+    #: Rule files (in ``workflow/rules/``) of the strategy's own steps (promote, ask, propose);
+    #: its trials run through the one trial rule (``trials.smk``) from :meth:`trial_jobs`.
+    rule_files: ClassVar[tuple[str, ...]] = ()
     #: Does the base plan expand the space into candidates (False: the strategy names its own)?
     expands_space: ClassVar[bool] = True
     #: Can trials be batched by ``trials_per_job`` into manifests (grid/random's batches)?
@@ -96,6 +98,13 @@ class Strategy:
         """Files of the strategy's own steps that are targets (ask files: Snakemake does not redo a
         deleted intermediate file)."""
         return []
+
+    def trial_jobs(self, settings: JobSettings) -> list[TrialJob]:
+        """The jobs of the one trial rule: a wildcard pattern when every unit is its own job, else
+        one per batch (:mod:`snaketune.strategies.jobs`)."""
+        from snaketune.strategies.jobs import candidate_jobs
+
+        return candidate_jobs(self.plan, settings)
 
     def announce(self) -> str | None:
         """One line printed when the main process parses the workflow, or None."""

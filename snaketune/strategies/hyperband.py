@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 
 from snaketune.strategies.base import Strategy
+from snaketune.strategies.jobs import JobSettings, TrialJob, call_args, call_file, fixed
 
 SELECTION = "best of the final rung of every bracket (mean test score of the refit metric; ties: first)"
 
@@ -36,6 +37,50 @@ class Hyperband(Strategy):
 
     def side_output_paths(self) -> list[str]:
         return [f"{self.plan.out}/history.csv"]
+
+    def trial_jobs(self, settings: JobSettings) -> list[TrialJob]:
+        """Slot j of rung i of bracket b: one job of ordinary trials, one per fold, with a model
+        state each; in rung i > 0 it trains the j-th survivor of rung i-1 (read from that rung's
+        promotion file). ``trials_per_job`` > 1 or ``auto`` puts several slots of one rung in a
+        job (a rung of 256 one-call models is not 256 jobs)."""
+        slots, out, data = self.layout, self.plan.out, settings.data_inputs
+        groups = slots.slot_groups(self.config.get("trials_per_job", "auto"))
+        if all(len(group) == 1 for _, _, group in groups):
+
+            def slot(wc) -> tuple[int, int, int]:
+                return int(wc.bracket), int(wc.rung), int(wc.slot)
+
+            unit = f"{out}/trials/b{{bracket}}-r{{rung}}-s{{slot}}"
+            return [
+                TrialJob(
+                    name="slot",
+                    outputs={
+                        "trials": [f"{unit}_{k}.json" for k in range(slots.n_folds)],
+                        "states": [f"{unit}_{k}.pkl" for k in range(slots.n_folds)],
+                    },
+                    log=f"{out}/logs/slots/b{{bracket}}-r{{rung}}-s{{slot}}.log",
+                    call=lambda wc: call_args(specs=slots.slot_specs(*slot(wc)), outputs=slots.slot_trials(*slot(wc))),
+                    # Later rungs start from the previous promotion (rung 0: sampled, or proposed).
+                    inputs=lambda wc: dict(slots.slot_inputs(*slot(wc)[:2]), **data),
+                    # Promoted models first, better ones (lower slots) first: the "high scores" scheme.
+                    priority=lambda wc: slots.priority(*slot(wc)),
+                )
+            ]
+        jobs = []
+        for b, i, group in groups:
+            trials = [p for j in group for p in slots.slot_trials(b, i, j)]
+            specs = [s for j in group for s in slots.slot_specs(b, i, j)]
+            jobs.append(
+                TrialJob(
+                    name=f"slots_b{b}_r{i}_s{group[0]}",
+                    outputs={"trials": trials, "states": [p.removesuffix(".json") + ".pkl" for p in trials]},
+                    log=f"{out}/logs/slots/b{b}-r{i}-s{group[0]}-{group[-1]}.log",
+                    call=call_file(out, specs=specs, outputs=trials),
+                    inputs=fixed(dict(slots.slot_inputs(b, i), **data)),
+                    priority=slots.priority(b, i, group[0]),
+                )
+            )
+        return jobs
 
     def announce(self) -> str:
         return self.layout.summary()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from snaketune.strategies.base import Strategy
+from snaketune.strategies.jobs import JobSettings, TrialJob, call_args, call_file, fixed
 
 
 class OptunaSearch(Strategy):
@@ -29,6 +30,55 @@ class OptunaSearch(Strategy):
 
     def step_outputs(self) -> list[str]:
         return self.layout.ask_outputs
+
+    def trial_jobs(self, settings: JobSettings) -> list[TrialJob]:
+        """One fold of one configuration of round r a job, reading its configuration from the
+        round's ask file at run time; ``trials_per_job`` > 1 or ``auto`` puts several trials of
+        one round in a job. A round's trials form group ``trials-r<round>``: packed within a round
+        only (two rounds in one group would depend on themselves through the ask between them)."""
+        rounds, out, data = self.layout, self.plan.out, settings.data_inputs
+        setting = self.config.get("trials_per_job", 1)
+        groups = rounds.trial_groups(setting, settings.jobs_at_once() if setting == "auto" else None)
+        if all(len(trials) == 1 for _, trials in groups):
+
+            def call(wc) -> str:
+                r, k, fold = int(wc.round), int(wc.index), int(wc.fold)
+                return call_args(specs=[rounds.trial_specs(r, k)[fold]], outputs=[rounds.slot_trials(r, k)[fold]])
+
+            return [
+                TrialJob(
+                    name="optuna_trial",
+                    outputs={"trial": f"{out}/trials/o{{round}}-{{index}}_{{fold}}.json"},
+                    log=f"{out}/logs/trials/o{{round}}-{{index}}_{{fold}}.log",
+                    call=call,
+                    inputs=lambda wc: dict(data, ask=rounds.ask_path(int(wc.round))),
+                    group=lambda wc: f"trials-r{wc.round}",
+                )
+            ]
+        jobs = []
+        for r, trials in groups:
+            (k0, f0) = trials[0]
+            specs = [rounds.trial_specs(r, k)[f] for k, f in trials]
+            outputs = [rounds.slot_trials(r, k)[f] for k, f in trials]
+            jobs.append(
+                TrialJob(
+                    name=f"optuna_trials_r{r}_{k0}_{f0}",
+                    outputs={"trials": outputs},
+                    log=f"{out}/logs/trials/o{r}-{k0}_{f0}-batch.log",
+                    call=call_file(out, specs=specs, outputs=outputs),
+                    inputs=fixed(dict(data, ask=rounds.ask_path(r))),
+                    group=f"trials-r{r}",
+                )
+            )
+        return jobs
+
+    def ask_inputs(self, r: int) -> dict:
+        """Round ``r``'s ask job needs round ``r - 1``'s ask file, Optuna state and trial files."""
+        if r == 0:
+            return {}
+        previous = self.layout.ask_args(r)["previous"]
+        trials = [p for paths in previous["trials"] for p in paths]
+        return {"ask": previous["ask"], "state": previous["state"], "trials": trials}
 
     def announce(self) -> str:
         return self.layout.summary()

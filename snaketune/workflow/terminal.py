@@ -466,18 +466,18 @@ def end_of_run(study, ok: bool) -> None:
     import contextlib
     import io
 
-    from snaketune.workflow import support
+    from snaketune.workflow import printing
 
     summary = ""
     if ok:
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            support.print_top(study)
+            printing.print_top(study)
         summary = buffer.getvalue()
     outputs = ["leaderboard.md", "leaderboard.csv", "best.json", "model.pkl", "plots/", "report/study.html"]
     end = RunEnd(ok=ok, out=study.out, summary=summary, outputs=outputs)
     send(end, summary if ok else STOPPED)
-    no_best = support.no_best(study) if ok else None
+    no_best = printing.no_best(study) if ok else None
     if no_best:
         # Every job succeeded, but the study has no result: one line and a failed run, no traceback.
         print(f"snaketune: {no_best}", file=sys.stderr, flush=True)

@@ -19,7 +19,7 @@ rule refit_command:
         mem_mb=config["resources"]["mem_mb"],
         runtime=config["resources"]["runtime"],
     params:
-        call=lambda wc: ws.command_refit_args(STUDY),
+        call=lambda wc: steps.command_refit_args(STUDY),
     shell:
         CALL_COMMAND.format(name="refit_command")
 

@@ -6,6 +6,9 @@ import sys
 if os.path.isdir(os.path.join(workflow.basedir, "snaketune")):
     sys.path.insert(0, workflow.basedir)
 
+from snaketune.strategies.jobs import call_args
+from snaketune.workflow import jobs as wj
+from snaketune.workflow import steps
 from snaketune.workflow import support as ws
 from snaketune.workflow import terminal
 
@@ -19,13 +22,13 @@ PLAN = STUDY.plan
 OUT = PLAN.out
 # A trial file that exists is whole (atomic write): never redo it for an "incomplete" mark.
 if ws.is_main_process(workflow):
-    ws.release_finished_trials(STUDY)
+    wj.release_finished_trials(STUDY)
 # trials_per_job > 1 (or auto, measured once): batch id -> trial ids; empty = one job a trial.
-BATCHES = ws.batches(STUDY, workflow)
+BATCHES = wj.batches(STUDY, workflow)
 STUDY.batches = BATCHES
 # Batched studies track one manifest a batch: a deleted trial file reruns its batch.
 if ws.is_main_process(workflow):
-    ws.release_broken_batches(STUDY)
+    wj.release_broken_batches(STUDY)
 # Arrays (.npy), or a table's Arrow files; groups.npy with data.groups.
 DATA = multiext(f"{PLAN.data_dir}/", *STUDY.data_files)
 # Command studies (your own training script): no data or splits to prepare; the command runs in
@@ -39,15 +42,10 @@ TRIAL_CONDA, TRIAL_CONTAINER = ws.trial_environment(STUDY)
 # keyword arguments in params.call (JSON, or @file), run in the warm worker when one runs, else in
 # a new Python. {threads} reaches estimators as n_jobs and BLAS/OpenMP pools.
 CALL_COMMAND = 'python -I -S "$SNAKETUNE_HOME/scripts/job_client.py" {name} {{params.call:q}} {{threads}} > {{log:q}} 2>&1'
-call_args = ws.call_args
 
 
 def final_outputs():
     return STUDY.final_outputs()
-
-
-def trial_args(wildcards):
-    return ws.trial_args(PLAN, wildcards.trial)
 
 
 wildcard_constraints:
@@ -66,7 +64,7 @@ onstart:
 
 onsuccess:
     ws.end_of_run(WORKER.get("proc"))
-    # The summary: ws.print_top (top configurations, failures) through the terminal logger.
+    # The summary: printing.print_top (top configurations, failures) through the terminal logger.
     terminal.end_of_run(STUDY, ok=True)
 
 

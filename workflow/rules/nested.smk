@@ -1,8 +1,8 @@
 # Nested cross-validation (config `nested`, snaketune/search/nested.py): outer splits of the training
 # rows; per outer fold its inner splits, the whole search as ordinary trials (named with the outer
-# fold in their key, in nested/trials/), then the inner winner refit and scored on the outer fold.
+# fold in their key, in nested/trials/, run by the trial rule in trials.smk), then the inner winner
+# refit and scored on the outer fold.
 NESTED = STUDY.nested
-NESTED_BATCHES = ws.nested_batches(STUDY) if BATCHES else []
 NESTED_Y = multiext(f"{PLAN.data_dir}/", "y.npy", "meta.json")
 if ws.is_main_process(workflow):
     print(NESTED.summary(), file=sys.stderr)
@@ -73,59 +73,9 @@ for _o, _inner in enumerate(NESTED.inner):
             mem_mb=config["resources"]["mem_mb"],
             runtime=config["resources"]["runtime"],
         params:
-            call=ws.nested_outer_args(STUDY, _o),
+            call=steps.nested_outer_args(STUDY, _o),
         shell:
             CALL_COMMAND.format(name="nested_outer")
-
-
-if not NESTED_BATCHES:
-
-    rule nested_trial:
-        input:
-            data=DATA,
-            splits=lambda wc: NESTED.plan_of(wc.trial).splits_path,
-        output:
-            f"{OUT}/nested/trials/{{trial}}.json",
-        log:
-            f"{OUT}/logs/nested/trials/{{trial}}.log",
-        group:
-            "trials"
-        conda:
-            "../../envs/snaketune.yaml"
-        threads: config["resources"]["threads"]
-        resources:
-            mem_mb=config["resources"]["mem_mb"],
-            runtime=config["resources"]["runtime"],
-        params:
-            call=lambda wc: ws.nested_trial_args(STUDY, wc.trial),
-        shell:
-            CALL_COMMAND.format(name="trials")
-
-else:
-    for _o, _batch, _trials in NESTED_BATCHES:
-
-        rule:
-            name:
-                f"nested_trials_{_o}_{_batch}"
-            input:
-                data=DATA,
-                splits=NESTED.inner[_o].splits_path,
-            output:
-                [NESTED.inner[_o].trial_path(t) for t in _trials],
-            log:
-                f"{OUT}/logs/nested/batches/{_o}_{_batch}.log",
-            group:
-                "trials"
-            conda:
-                "../../envs/snaketune.yaml"
-            threads: config["resources"]["threads"]
-            resources:
-                mem_mb=config["resources"]["mem_mb"],
-                runtime=config["resources"]["runtime"],
-            params:
-                call=ws.nested_batch_args(STUDY, _o, _trials),
-            shell:
-                CALL_COMMAND.format(name="trials")
 
 
 rule nested_summary:

@@ -1,19 +1,27 @@
-# Grid and random search: one configuration on one fold per trial, one JSON file each; a job runs
-# one trial, or a batch of them with trials_per_job (snaketune/runtime/batching.py).
+# The one trial rule of every strategy: its jobs come from the study's strategy, then nested CV's
+# inner trials (snaketune/workflow/jobs.py, snaketune/strategies/jobs.py). When every unit (a trial,
+# a Hyperband slot, one fold of an Optuna round) is its own job, a strategy gives one pattern job:
+# one rule whose wildcards name the unit (trial, slot, optuna_trial, nested_trial), not a rule per
+# trial. Batched (trials_per_job), one rule per batch (trials_<batch>, slots_b<b>_r<i>_s<j>,
+# optuna_trials_r<r>_<k>_<f>, nested_trials_<o>_<batch>). On a cluster the group is "trials" (or
+# "trials-r<round>", which takes its settings), so --group-components trials=N packs trials.
+TRIAL_JOBS = wj.trial_jobs(STUDY, workflow, TRIAL_INPUTS)
 
 
-if not BATCHES:
+for _job in TRIAL_JOBS:
 
-    rule trial:
+    rule:
+        name:
+            _job.name
         input:
-            **TRIAL_INPUTS,
+            unpack(_job.inputs),
         output:
-            f"{OUT}/trials/{{trial}}.json",
+            **_job.outputs,
         log:
-            f"{OUT}/logs/trials/{{trial}}.log",
-        # On a cluster, --group-components trials=N (see the slurm profile) submits N trials per job.
+            _job.log,
+        priority: _job.priority
         group:
-            "trials"
+            _job.group
         conda:
             TRIAL_CONDA
         container:
@@ -23,38 +31,6 @@ if not BATCHES:
             mem_mb=config["resources"]["mem_mb"],
             runtime=config["resources"]["runtime"],
         params:
-            # The whole trial definition: what the content hash in the file name stands for.
-            call=trial_args,
+            call=_job.call,
         shell:
             CALL_COMMAND.format(name="trials")
-
-else:
-    # trials_per_job > 1: one rule per batch. Its output is the batch's manifest, written once
-    # every trial of the batch has its file (Snakemake tracks batches, not 10,000 trial files).
-    for _batch in BATCHES:
-
-        rule:
-            name:
-                f"trials_{_batch}"
-            input:
-                **TRIAL_INPUTS,
-            output:
-                STUDY.batch_manifest(_batch),
-            log:
-                f"{OUT}/logs/batches/{_batch}.log",
-            group:
-                "trials"
-            conda:
-                TRIAL_CONDA
-            container:
-                TRIAL_CONTAINER
-            threads: config["resources"]["threads"]
-            resources:
-                mem_mb=config["resources"]["mem_mb"],
-                runtime=config["resources"]["runtime"],
-            params:
-                # Derived (a function of output): Snakemake's params check skips it, so a batch
-                # that loses members is not rerun; a new member reruns it (release_broken_batches).
-                call=lambda wc, output, batch=_batch: ws.batch_args(STUDY, batch),
-            shell:
-                CALL_COMMAND.format(name="trials")

@@ -1,0 +1,145 @@
+"""The trial jobs of a study: the records the one trial rule (``workflow/rules/trials.smk``) reads.
+
+A strategy lists its trial jobs (:meth:`Strategy.trial_jobs
+<snaketune.strategies.base.Strategy.trial_jobs>`) as :class:`TrialJob` records. When every unit (a
+trial, a slot, one fold of a round's configuration) is its own job, the list holds one *pattern*
+job: one Snakemake rule whose wildcards name the unit and whose inputs, call, priority and group
+are functions of those wildcards (a rule per trial would cost seconds of parse time at 100,000
+trials). Batched, the list holds one concrete job per batch. The rule writes threads, resources,
+conda and container once for all of them.
+
+Also here, below every layer that builds a job: a call's keyword arguments as JSON
+(:func:`call_args`) or as a file (:func:`call_file`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One rule of trial jobs: a pattern (wildcards in its paths) or one batch."""
+
+    #: The rule's name (``trial``, ``slot``, ``trials_<batch>``, ...): ``--until``, job stats.
+    name: str
+    #: Named outputs: a path or a list of paths each.
+    outputs: dict[str, str | list[str]]
+    log: str
+    #: The registered call ``trials``'s arguments (``params.call``): a string, or a function of
+    #: the wildcards (one that also takes ``output`` is a *derived* param Snakemake does not check).
+    call: Callable[..., str] | str
+    #: wildcards -> named inputs (data, splits, a promotion, ask or proposal file).
+    inputs: Callable[[Any], dict]
+    priority: Callable[[Any], int] | int = 0
+    group: Callable[[Any], str] | str = "trials"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What the workflow decides for the strategy's jobs (it knows the run: cores, local or not)."""
+
+    #: Named inputs every trial reads: data and splits (empty for a command study).
+    data_inputs: dict
+    #: Grid/random with ``trials_per_job`` > 1: batch id -> trial ids (measured for ``auto``).
+    batches: dict[str, list[str]]
+    #: How many trial jobs run at once on this local run (None: a cluster, or not measured).
+    jobs_at_once: Callable[[], int | None] = lambda: None
+
+
+def fixed(inputs: dict) -> Callable[[Any], dict]:
+    """Inputs that do not depend on the wildcards (a batch's)."""
+    return lambda wildcards: inputs
+
+
+def batch_manifest(out: str, batch: str) -> str:
+    return f"{out}/batches/{batch}.json"
+
+
+def call_args(**kwargs) -> str:
+    """A call's keyword arguments as JSON (rule params: what the call computes)."""
+    return json.dumps(kwargs, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def call_file(out: str, **kwargs) -> str:
+    """A call's keyword arguments written once to ``<out>/.snaketune/calls/<digest>.json``;
+    returns ``@<path>``.
+
+    A file, not a rule parameter: Snakemake stores a job's params and command with every output,
+    and one command-line argument is capped at 128 KiB. The name is a content hash, so the params
+    check still reruns a job whose arguments change, and an existing file never needs rewriting.
+    """
+    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
+
+    kwargs = to_jsonable(kwargs)
+    path = Path(out) / ".snaketune" / "calls" / f"{digest(kwargs, 16)}.json"
+    if not path.exists():
+        write_json_atomic(path, kwargs)
+    return f"@{path}"
+
+
+def trial_call(plan, trial_id: str) -> str:
+    """One trial of a plan of candidates (:class:`~snaketune.search.plan.Plan`)."""
+    return call_args(specs=[plan.spec(trial_id)], outputs=[plan.trial_path(trial_id)])
+
+
+def batch_call(plan, batch: str, trial_ids: list[str]) -> str:
+    """A batch's trials and its manifest, in a file (see :func:`call_file`).
+
+    The rule passes this as a *derived* param (a function of ``output``), which Snakemake's params
+    check leaves out: a batch that loses members (an edit reverted) is not rerun for nothing. A
+    batch with a member that has no trial file yet (a new configuration) reruns because the
+    workflow deletes its manifest at parse time (``release_broken_batches``); trial files are
+    named by their content, so a member with a file has nothing to compute.
+    """
+    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
+
+    # Named by what fixes the file's content without building it: a trial id names its parameters
+    # by content hash, the rest is the plan's spec base. Hashing every batch's full specs (100,000
+    # trials) was most of a rerun's parse (issue 28).
+    manifest = batch_manifest(plan.out, batch)
+    name = digest(
+        {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": trial_ids, "manifest": manifest}, 16
+    )
+    path = Path(plan.out) / ".snaketune" / "calls" / f"batch-{name}.json"
+    if not path.exists():
+        specs = [plan.spec(t) for t in trial_ids]
+        write_json_atomic(
+            path, {"specs": specs, "outputs": [plan.trial_path(t) for t in trial_ids], "manifest": manifest}
+        )
+    return f"@{path}"
+
+
+def per_trial_job(name: str, trials: str, logs: str, plan_of: Callable[[str], Any], inputs) -> TrialJob:
+    """One job a trial of a plan of candidates, ``<trials>/{trial}.json``; ``plan_of(trial id)``
+    is the trial's plan (:class:`~snaketune.search.plan.Plan`)."""
+    return TrialJob(
+        name=name,
+        outputs={"trial": f"{trials}/{{trial}}.json"},
+        log=f"{logs}/{{trial}}.log",
+        # The whole trial definition: what the content hash in the file name stands for.
+        call=lambda wc: trial_call(plan_of(wc.trial), wc.trial),
+        inputs=inputs,
+    )
+
+
+def candidate_jobs(plan, settings: JobSettings) -> list[TrialJob]:
+    """Grid and random search: one job a trial (``trial``), or one a batch (``trials_<batch>``)
+    whose output is the batch's manifest (Snakemake tracks 64 batches, not 10,000 trial files)."""
+    out, data = plan.out, settings.data_inputs
+    if not settings.batches:
+        return [per_trial_job("trial", f"{out}/trials", f"{out}/logs/trials", lambda trial: plan, fixed(data))]
+    return [
+        TrialJob(
+            name=f"trials_{batch}",
+            outputs={"manifest": batch_manifest(out, batch)},
+            log=f"{out}/logs/batches/{batch}.log",
+            call=lambda wc, output, batch=batch, ids=ids: batch_call(plan, batch, ids),
+            inputs=fixed(data),
+        )
+        for batch, ids in settings.batches.items()
+    ]

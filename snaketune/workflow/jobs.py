@@ -1,0 +1,188 @@
+"""The trial jobs of a run: how many trials a job holds here, and every trial job the one trial
+rule (``workflow/rules/trials.smk``) defines: the strategy's, then nested CV's inner trials.
+
+The strategy lays out its own jobs (:meth:`~snaketune.strategies.base.Strategy.trial_jobs`); what
+depends on the run (cores, a local or cluster run, the main process or a job re-parsing the
+workflow, a measured ``trials_per_job: auto``) is decided here and handed over as
+:class:`~snaketune.strategies.jobs.JobSettings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+from snaketune.strategies.jobs import JobSettings, TrialJob, call_file, fixed, per_trial_job
+from snaketune.workflow.study import Study
+from snaketune.workflow.support import is_main_process
+
+
+def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
+    """Every trial job of the study: its strategy's, then nested CV's inner trials."""
+    settings = JobSettings(data_inputs, study.batches, cache(lambda: jobs_at_once(study, workflow)))
+    jobs = study.strategy.trial_jobs(settings)
+    if study.nested is not None:
+        jobs += nested_jobs(study, data_inputs["data"])
+    return jobs
+
+
+def nested_jobs(study: Study, data) -> list[TrialJob]:
+    """Nested CV's inner trials (``nested/trials/``): one job a trial, or batches per outer fold
+    with the study's trials per job (``auto``: as measured for the study's own trials)."""
+    nested, out = study.nested, study.out
+    if not study.batches:
+        inputs = lambda wc: {"data": data, "splits": nested.plan_of(wc.trial).splits_path}  # noqa: E731
+        return [
+            per_trial_job("nested_trial", f"{nested.out}/trials", f"{out}/logs/nested/trials", nested.plan_of, inputs)
+        ]
+    jobs = []
+    for o, batch, ids in nested_batches(study):
+        plan = nested.inner[o]
+        outputs = [plan.trial_path(t) for t in ids]
+        jobs.append(
+            TrialJob(
+                name=f"nested_trials_{o}_{batch}",
+                outputs={"trials": outputs},
+                log=f"{out}/logs/nested/batches/{o}_{batch}.log",
+                call=call_file(out, specs=[plan.spec(t) for t in ids], outputs=outputs),
+                inputs=fixed({"data": data, "splits": plan.splits_path}),
+            )
+        )
+    return jobs
+
+
+def batches(study: Study, workflow=None) -> dict[str, list[str]]:
+    """Batches of trials for ``trials_per_job`` (``auto`` measured in the main process only)."""
+    from snaketune.runtime.batching import make_batches, resolve_trials_per_job
+
+    if not study.strategy.batched:
+        return {}
+    if study.command and study.config.get("trials_per_job", 1) == "auto":
+        return {}  # nothing to measure without running the user's command: one trial a job
+    main_process, cores = True, 1
+    if workflow is not None:
+        main_process = is_main_process(workflow)
+        try:
+            cores = workflow.cores or 1
+        except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
+            cores = 1
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process)
+    return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
+
+
+def nested_batches(study: Study) -> list[tuple[int, str, list[str]]]:
+    """(outer fold, batch id, trial ids) with the study's trials per job (``auto``: as measured
+    for the study's own trials)."""
+    from snaketune.runtime.batching import make_batches, resolve_trials_per_job
+
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), 1, measure=False)
+    return [
+        (o, batch, ids)
+        for o, plan in enumerate(study.nested.inner)
+        for batch, ids in make_batches(plan.config_keys, plan.n_folds, per_job).items()
+    ]
+
+
+def release_broken_batches(study: Study) -> int:
+    """Delete the manifest of every batch with a member that has no trial file, so Snakemake
+    reruns it.
+
+    Snakemake tracks a batch by its manifest alone; a trial file deleted by hand (or found
+    corrupt and deleted, as the aggregation error says) must still rerun, and so must a
+    configuration new to the batch (its params are not checked: see
+    :func:`~snaketune.strategies.jobs.batch_call`). The batch's remaining trial files are kept as
+    they are (a batch skips trials whose file is a complete record).
+    Returns the number of manifests removed.
+    """
+    removed = 0
+    for batch, trial_ids in study.batches.items():
+        manifest = Path(study.batch_manifest(batch))
+        if manifest.exists() and not all(os.path.exists(study.plan.trial_path(t)) for t in trial_ids):
+            manifest.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def jobs_at_once(study: Study, workflow) -> int | None:
+    """Trial jobs that run at once on this local run (cores over a trial's threads), or None.
+
+    A model-based search deals each round's trials into that many jobs with ``auto``: one wave
+    of jobs a round, so no core idles while another runs a second wave, and the fewest per-job
+    costs (TPE example, 2 cores: 2 jobs of 15 trials a round 18.7-19.8 s, 6 of 5 20.2-20.8 s, 3
+    of 10 22.9-24.2 s). The first real run's figure is kept in
+    ``<study>/.snaketune/optuna_jobs_per_round.json``, so a resume with another ``--cores``, a
+    dry run (which Snakemake gives one core) and ``--report`` build the same jobs instead of
+    rerunning every round; delete the file to regroup. Elsewhere (a cluster, where a job is one
+    allocation, and the jobs that re-parse the workflow there) None: the strategy decides from
+    the config alone, so every process builds the same rules.
+    """
+    from snaketune.base.jsonutil import write_json_atomic
+
+    if workflow is None or not workflow.local_exec or not is_main_process(workflow):
+        return None
+    memo = Path(study.out) / ".snaketune" / "optuna_jobs_per_round.json"
+    try:
+        return int(json.loads(memo.read_text())["jobs_per_round"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        cores = workflow.cores or None
+    except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
+        cores = None
+    if not cores:
+        return None
+    jobs = max(1, cores // max(1, int(study.config["resources"]["threads"])))
+    if not workflow.dryrun:
+        write_json_atomic(memo, {"jobs_per_round": jobs})
+    return jobs
+
+
+def round_groups(workflow, n_rounds: int) -> None:
+    """Let group ``trials-r<round>`` (the trials of one round of a model-based search) take the
+    settings of group ``trials``, so ``--group-components trials=N`` packs them as it packs any
+    search's trials, but only within a round: packing two rounds together would make the group
+    depend on itself through the ask job between them, which Snakemake refuses. Uses the mapping
+    Snakemake itself keeps from a wildcard group's instances to the group's template."""
+    for r in range(n_rounds):
+        workflow.parent_groupids[f"trials-r{r}"] = "trials"
+
+
+def release_finished_trials(study: Study, snakemake_dir: str = ".snakemake") -> int:
+    """Clear Snakemake's "incomplete" mark on trial files that are complete records.
+
+    Snakemake marks a job's outputs incomplete when it starts the job and clears the mark when it
+    notices the job ended. A ``kill -9`` between a trial's (atomic) write and that moment leaves a
+    complete trial marked incomplete, and ``--rerun-incomplete`` would compute it again. A trial
+    file exists only once it is whole, so a readable record needs no rerun. Reads Snakemake 9's
+    file persistence layout (``.snakemake/incomplete/<urlsafe-b64 of the path>``); does nothing if
+    that layout is absent. Returns the number of marks cleared.
+    """
+    import base64
+
+    from snaketune.results.aggregate import CorruptTrialError, read_record
+
+    root = Path(snakemake_dir) / "incomplete"
+    if not root.is_dir():
+        return 0
+    prefix = (f"{study.out}/trials/", f"{study.out}/nested/trials/")  # the study's and nested CV's
+    cleared = 0
+    for marker in root.rglob("*"):
+        if not marker.is_file():
+            continue
+        parts = marker.relative_to(root).parts
+        encoded = "".join(p.removeprefix("@") for p in parts)
+        try:
+            key = base64.urlsafe_b64decode(encoded.encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not (key.startswith(prefix) and key.endswith(".json")):
+            continue
+        try:
+            read_record(key)
+        except CorruptTrialError:
+            continue  # missing or partial: leave it to --rerun-incomplete
+        marker.unlink(missing_ok=True)
+        cleared += 1
+    return cleared
