@@ -201,11 +201,14 @@ def test_the_engine_refuses_another_user_and_serves_its_own_after(tmp_path):
     def ask() -> bytes:  # as the other user: send a run request, read what comes back
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(address)
-            sock.sendall((json.dumps(request) + "\n").encode())
             sock.settimeout(30)
             received = b""
-            while chunk := sock.recv(1 << 16):
-                received += chunk
+            try:
+                sock.sendall((json.dumps(request) + "\n").encode())
+                while chunk := sock.recv(1 << 16):
+                    received += chunk
+            except (ConnectionResetError, BrokenPipeError):  # closed without reading the request
+                pass
             return b"uid %d: %s" % (os.getuid(), received)
 
     reply = as_peer(ask)
@@ -216,3 +219,14 @@ def test_the_engine_refuses_another_user_and_serves_its_own_after(tmp_path):
     assert engine.run(["--version"], tmp_path, output=output) == (0, False)  # ... and serving its own user
     assert output.getvalue().strip().split(".")[0].isdigit(), output.getvalue()
     assert engine.engine_pid() == pid
+
+
+def test_the_engine_warms_only_scikit_learn_modules_a_client_names():
+    import sys
+
+    names = ["sklearn.neighbors", "tests.estimators_never_imported", "sklearn.neighbors; import os", "os.path/..", 3]
+    sys.modules.pop("tests.estimators", None)
+    engine.warm_up([*names, "tests.estimators"])
+    assert "sklearn.neighbors" in sys.modules
+    assert "tests.estimators" not in sys.modules  # a client's own module is never imported by the engine
+    assert not [m for m in sys.modules if "never_imported" in m or ";" in m]

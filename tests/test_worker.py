@@ -166,7 +166,7 @@ def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, 
             assert "status" not in reply
             assert not os.path.exists(path)
         # One output inside and one outside: refused as a whole, nothing written.
-        inside = f"{out}/tmp-refusal/inside.json"
+        inside = f"{out}/tmp-refusal-{how}/inside.json"  # one each: the module shares the study
         reply = _send(address, request([inside, outside[0]]))
         assert "refused" in reply, reply
         assert not os.path.exists(inside)
