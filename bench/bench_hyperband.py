@@ -254,6 +254,21 @@ def run_snaketune(config: dict, workdir: Path) -> dict:
     }
 
 
+def prepare_only(config: dict, workdir: Path) -> Path:
+    """Only the study's prepared arrays and splits (Snakemake ``--until make_splits``): the rows
+    dask-ml gets when the snaketune runs of a seed are already stored."""
+    import yaml
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    cmd = [snakemake, "-s", str(REPO / "Snakefile"), "--cores", "2", "-q", "--until", "make_splits"]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"snakemake exit {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return workdir / "results" / config["study"]
+
+
 def study_data(out: Path):
     """The snaketune run's prepared arrays and its first split, read from the output files."""
     data_dir = next((out / "data").iterdir())
@@ -587,6 +602,11 @@ def main() -> int:
     parser.add_argument("--bohb", action="store_true", help="also run snaketune's BOHB with the same keys and seed")
     parser.add_argument("--name", default="hyperband", help="bench/results/<name>.json and .md")
     parser.add_argument("--append", action="store_true", help="add these seeds to an existing <name>.json")
+    parser.add_argument(
+        "--dask-only",
+        action="store_true",
+        help="with --append: run only dask-ml (on the rows snaketune prepares) and keep the stored snaketune runs",
+    )
     parser.add_argument("--dask-ml-job")
     args = parser.parse_args()
     if args.dask_ml_job:
@@ -611,13 +631,35 @@ def main() -> int:
     if args.append and (out_dir / f"{args.name}.json").exists():
         previous = json.loads((out_dir / f"{args.name}.json").read_text())
         results.update({k: previous[k] for k in ("started", "load_before", "uptime_before", "plan") if k in previous})
-        results["runs"] = [r for r in previous["runs"] if r["seed"] not in seeds]
+        kept = previous["runs"] if args.dask_only else [r for r in previous["runs"] if r["seed"] not in seeds]
+        results["runs"] = kept
     for seed in seeds:
         config = copy.deepcopy(base)
         config["search"]["hyperband"]["seed"] = seed
         run = {"seed": seed}
         with tempfile.TemporaryDirectory(prefix="bench-hb-") as tmp:
             tmp = Path(tmp)
+            if args.dask_only:
+                run = next((r for r in results["runs"] if r["seed"] == seed), run)
+                X, y, train, val = study_data(prepare_only(config, tmp / "study"))
+                spent = run["snaketune_hyperband"]["curve"][-1]["units"] if "snaketune_hyperband" in run else None
+                for split in args.dask_split:
+                    name = f"dask_ml_hyperband_{split}_split"
+                    try:
+                        run[name] = run_dask_ml(args.dask_python, config, X, y, train, val, tmp, seed, split)
+                    except RuntimeError as exc:
+                        run[name] = {"error": str(exc)[-1500:]}
+                        continue
+                    if spent is not None:
+                        run[name]["best_at_hyperband_units"] = best_at_units(run[name]["curve"], spent)
+                results["runs"] = [r for r in results["runs"] if r["seed"] != seed] + [run]
+                results["runs"].sort(key=lambda r: r["seed"])
+                results["summary"] = summarize(results)
+                (out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=1))
+                print(
+                    f"seed {seed}: " + "  ".join(f"{k} {run[k].get('best_score')}" for k in run if k.startswith("dask"))
+                )
+                continue
             try:
                 ours = run_snaketune(config, tmp / "study")
             except RuntimeError as exc:
@@ -671,7 +713,7 @@ def main() -> int:
     results["summary"] = summarize(results)
     (out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=1))
     (out_dir / f"{args.name}.md").write_text(markdown(results))
-    if args.bohb:
+    if args.bohb or args.dask_only:
         plot_curves(results, out_dir / f"{args.name}-curves.png")
     print(markdown(results))
     print(f"wrote {out_dir / args.name}.json and .md")

@@ -18,3 +18,15 @@ def mlp_circles(study: str, search: dict, n_samples: int = 300) -> dict:
         "cv": {"kind": "stratified_shuffle_split", "n_splits": 2, "test_size": 0.25},
         "scoring": "accuracy",
     }
+
+
+def iris(study: str, estimator: str | dict, search: dict, n_splits: int = 3, **extra) -> dict:
+    """Iris (150 rows, 3 classes) with ``estimator`` (a class path, or a section with params)
+    searched by ``search`` and cross-validated with ``n_splits`` folds (the schema's default kind:
+    stratified for a classifier); ``extra`` keys are added last. A test estimator
+    (``tests.estimators``: sleepy, flaky) is allowed."""
+    spec = {"class": estimator} if isinstance(estimator, str) else estimator
+    config = {"study": study, "data": {"loader": "iris"}, "estimator": spec}
+    if spec.get("class", "").startswith("tests.estimators."):
+        config["allowed_modules"] = ["tests.estimators"]
+    return {**config, "search": search, "cv": {"n_splits": n_splits}, **extra}

@@ -20,6 +20,7 @@ import time
 import psutil
 import pytest
 
+from tests.configs import iris
 from tests.conftest import REPO, SNAKEMAKE, full_output, jobs_run, without_timings
 
 pytestmark = pytest.mark.slow
@@ -200,15 +201,12 @@ def test_removing_configurations_reruns_no_batch_and_a_new_one_only_its_own(make
     assert len(study.leaderboard()) == 7
 
 
-FLAKY = {
-    "study": "raising",
-    "data": {"loader": "iris"},
-    "estimator": {"class": "tests.estimators.FlakyClassifier"},
-    "allowed_modules": ["tests.estimators"],
-    "search": {"grid": {"fail": [False, True], "n_neighbors": [3]}},
-    "cv": {"n_splits": 3},
-    "error_score": "raise",
-}
+FLAKY = iris(
+    "raising",
+    "tests.estimators.FlakyClassifier",
+    {"grid": {"fail": [False, True], "n_neighbors": [3]}},
+    error_score="raise",
+)
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,9 @@ import sys
 import pytest
 
 from snaketune.config.load import ConfigError, load_config, read_yaml
+from tests.configs import iris
 
-BASE = {
-    "study": "s",
-    "data": {"loader": "iris"},
-    "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
-    "search": {"grid": {"n_neighbors": [1, 3]}},
-    "cv": {"n_splits": 3},
-}
+BASE = iris("s", "sklearn.neighbors.KNeighborsClassifier", {"grid": {"n_neighbors": [1, 3]}})
 PIPELINE = {
     "steps": [
         {"name": "scale", "class": "sklearn.preprocessing.StandardScaler"},

@@ -8,16 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.configs import iris
+
 pytestmark = pytest.mark.slow
 
-FLAKY = {
-    "study": "why",
-    "data": {"loader": "iris"},
-    "estimator": {"class": "tests.estimators.FlakyClassifier"},
-    "allowed_modules": ["tests.estimators"],
-    "search": {"grid": {"fail": [False, True], "n_neighbors": [3, 5]}},
-    "cv": {"n_splits": 3},
-}
+FLAKY = iris("why", "tests.estimators.FlakyClassifier", {"grid": {"fail": [False, True], "n_neighbors": [3, 5]}})
 
 
 def test_failures_and_warnings_are_explained(make_study):

@@ -13,18 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.configs import iris
+
 pytestmark = pytest.mark.slow
 
 SNAKETUNE = str(Path(sys.executable).parent / "snaketune")
-CONFIG = {
-    "study": "sleepy",
-    "data": {"loader": "iris"},
-    "estimator": {"class": "tests.estimators.SleepyClassifier"},
-    "allowed_modules": ["tests.estimators"],
-    "search": {"grid": {"delay": [0.5], "n_neighbors": [1, 3, 5, 7]}},
-    "cv": {"n_splits": 3},
-    "trials_per_job": 1,
-}
+CONFIG = iris(
+    "sleepy",
+    "tests.estimators.SleepyClassifier",
+    {"grid": {"delay": [0.5], "n_neighbors": [1, 3, 5, 7]}},
+    trials_per_job=1,
+)
 
 
 def start(folder: Path) -> subprocess.Popen:

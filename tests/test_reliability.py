@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from tests import killing
+from tests.configs import iris
 from tests.conftest import REPO, SNAKEMAKE, full_output, jobs_run, without_timings
 
 pytestmark = pytest.mark.slow
@@ -21,17 +22,9 @@ TIMING = ("mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time")
 
 
 def flaky_config(**extra):
-    config = {
-        "study": "flaky",
-        "data": {"loader": "iris"},
-        "estimator": {"class": "tests.estimators.FlakyClassifier"},
-        "allowed_modules": ["tests.estimators"],
-        "search": {"grid": {"fail": [False, True], "n_neighbors": [3, 5]}},
-        "cv": {"n_splits": 3},
-        "trials_per_job": 1,  # one job (and log) a trial: the tests below read trial logs
-    }
-    config.update(extra)
-    return config
+    search = {"grid": {"fail": [False, True], "n_neighbors": [3, 5]}}
+    # One job (and log) a trial: the tests below read trial logs.
+    return dict(iris("flaky", "tests.estimators.FlakyClassifier", search, trials_per_job=1), **extra)
 
 
 def test_failing_trials_are_recorded_and_ranked_last(make_study):
@@ -71,17 +64,16 @@ def test_error_score_raise_stops_with_a_clear_message(make_study):
 
 @pytest.mark.parametrize("worker", [True, False])
 def test_trial_timeout_kills_and_records(make_study, worker):
-    config = {
-        "study": "slow",
-        "data": {"loader": "iris"},
-        "estimator": {"class": "tests.estimators.SleepyClassifier"},
-        "allowed_modules": ["tests.estimators"],
-        "search": {"grid": {"delay": [0.0, 300.0]}},
-        "cv": {"n_splits": 2},
-        "trial_timeout": 1.5,
-        "worker": worker,
-        "trials_per_job": 1,
-    }
+    search = {"grid": {"delay": [0.0, 300.0]}}
+    config = iris(
+        "slow",
+        "tests.estimators.SleepyClassifier",
+        search,
+        n_splits=2,
+        trial_timeout=1.5,
+        worker=worker,
+        trials_per_job=1,
+    )
     study = make_study(config)
     t0 = time.monotonic()
     study.snakemake()
@@ -169,14 +161,7 @@ def test_no_worker_left_after_success_failure_or_interrupt(make_study):
     assert bad.snakemake(check=False).returncode != 0
     assert _workers(root) == []
     slow = make_study(
-        {
-            "study": "slow",
-            "data": {"loader": "iris"},
-            "estimator": {"class": "tests.estimators.SleepyClassifier"},
-            "allowed_modules": ["tests.estimators"],
-            "search": {"grid": {"delay": [30.0]}},
-            "cv": {"n_splits": 2},
-        },
+        iris("slow", "tests.estimators.SleepyClassifier", {"grid": {"delay": [30.0]}}, n_splits=2),
         "slow",
     )
     proc = subprocess.Popen(

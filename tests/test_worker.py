@@ -17,17 +17,11 @@ import pytest
 from snaketune.evaluation.records import RunSettings
 from snaketune.runtime import worker
 from snaketune.runtime.protocol import recv_message, send_message
+from tests.configs import iris
 
 pytestmark = pytest.mark.slow
 
-CONFIG = {
-    "study": "order",
-    "data": {"loader": "iris"},
-    "estimator": {"class": "tests.estimators.SleepyClassifier"},
-    "allowed_modules": ["tests.estimators"],
-    "search": {"grid": {"delay": [0.0, 300.0]}},
-    "cv": {"n_splits": 2},
-}
+CONFIG = iris("order", "tests.estimators.SleepyClassifier", {"grid": {"delay": [0.0, 300.0]}}, n_splits=2)
 
 
 def _ask(address: str, specs: list[dict], outputs: list[str], replies: dict, name: str) -> None:

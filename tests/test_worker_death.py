@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from tests import killing
+from tests.configs import iris
 from tests.conftest import REPO, SNAKEMAKE, without_timings
 
 LOST = "worker connection lost before the reply"
@@ -20,34 +21,14 @@ LOST = "worker connection lost before the reply"
 def knn_config(**extra) -> dict:
     # 60 configurations x 5 folds = 300 trials; the sleep makes the trials phase last long enough
     # to kill the worker twice while a job is in it.
-    config = {
-        "study": "death",
-        "data": {"loader": "iris"},
-        "estimator": {"class": "tests.estimators.SleepyClassifier"},
-        "allowed_modules": ["tests.estimators"],
-        "search": {"grid": {"delay": [0.01], "n_neighbors": {"range": [1, 61]}}},
-        "cv": {"n_splits": 5},
-    }
-    config.update(extra)
-    return config
+    search = {"grid": {"delay": [0.01], "n_neighbors": {"range": [1, 61]}}}
+    return dict(iris("death", "tests.estimators.SleepyClassifier", search, n_splits=5), **extra)
 
 
 def hyperband_config() -> dict:
-    return {
-        "study": "death-hb",
-        "data": {"loader": "iris"},
-        "estimator": {"class": "tests.estimators.SleepySGD", "params": {"delay": 0.02}},
-        "allowed_modules": ["tests.estimators"],
-        "search": {
-            "hyperband": {
-                "max_iter": 9,
-                "aggressiveness": 3,
-                "resource": "partial_fit",
-                "params": {"alpha": {"loguniform": [1e-5, 1e-1]}},
-            }
-        },
-        "cv": {"n_splits": 3},
-    }
+    estimator = {"class": "tests.estimators.SleepySGD", "params": {"delay": 0.02}}
+    hyperband = {"max_iter": 9, "aggressiveness": 3, "resource": "partial_fit"}
+    return iris("death-hb", estimator, {"hyperband": dict(hyperband, params={"alpha": {"loguniform": [1e-5, 1e-1]}})})
 
 
 def _worker(root: psutil.Process) -> psutil.Process | None:
@@ -207,15 +188,8 @@ def test_the_client_falls_back_with_one_line_and_fails_when_the_run_is_gone(tmp_
 @pytest.mark.slow
 def test_user_code_that_calls_sys_exit_fails_its_job_with_a_log(make_study):
     """The worker's handler used to end with no reply (an empty job log, as seen under load)."""
-    config = {
-        "study": "exits",
-        "data": {"loader": "iris"},
-        "estimator": {"class": "tests.estimators.FlakyClassifier"},
-        "allowed_modules": ["tests.estimators"],
-        "search": {"grid": {"fail": ["exit"], "n_neighbors": [3]}},
-        "cv": {"n_splits": 2},
-        "trials_per_job": 1,
-    }
+    search = {"grid": {"fail": ["exit"], "n_neighbors": [3]}}
+    config = iris("exits", "tests.estimators.FlakyClassifier", search, n_splits=2, trials_per_job=1)
     study = make_study(config)
     proc = study.snakemake(check=False)
     assert proc.returncode != 0

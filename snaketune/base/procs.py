@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
+import select
 import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 # The environment variables that size a new process's native thread pools (OpenMP, OpenBLAS,
 # MKL). scripts/job_client.py keeps its own copy: it imports nothing it does not need.
@@ -29,39 +38,80 @@ def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
         pass
 
 
-def call_in_fork(function, timeout: float):
-    """``function()`` run in a forked child of this process, killed after ``timeout`` seconds.
-
-    For a short piece of user code (a probe fit, a timing) that must not block or crash the
-    calling process (Snakemake's): a fork starts in milliseconds with every import the parent
-    has. The child runs with one thread in native pools (an OpenMP pool the parent started does
-    not survive a fork) and with stdout/stderr discarded. Returns the JSON value ``function``
-    returned, or None if it raised, crashed, or ran out of time.
-
-    The parent is Snakemake's, which has threads (its log listener, our progress line): a lock
-    one of them held at the fork stays held in the child. So the child writes through new
-    stdout/stderr objects with logging off, and a result counts once its last byte (a newline)
-    has arrived, whatever the child's exit status (it is killed once the pipe closes).
-    """
-    import json
-    import logging
-    import os
-    import select
-    import sys
-    import time
-
-    read_fd, write_fd = os.pipe()
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of group ``pgid`` (a worker's handler and the trial it forked; a
+    command and what it started). A group already gone is fine."""
     try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
-        return None
-    if pid == 0:  # child: never returns into the caller
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def fork(child: Callable[[], int | None], name: str | None = None) -> int:
+    """Fork; the child runs ``child()`` and exits with the status it returns (0 for None), never
+    returning into the caller. An exception in it (BaseException too: a ``sys.exit`` in user
+    code) is printed to its stderr (prefixed by ``name``) and exits 1. Returns the child's pid.
+
+    Both sides flush stdout/stderr: the parent so the child does not print the parent's
+    buffered text again, the child because ``os._exit`` would drop its own.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
         status = 1
         try:
-            os.close(read_fd)
-            set_parent_death_signal(signal.SIGKILL)
+            status = child() or 0
+        except BaseException:  # noqa: BLE001 - reported, and the parent sees the status
+            print(f"{name}: {traceback.format_exc()}" if name else traceback.format_exc(), file=sys.stderr)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
+    return pid
+
+
+@dataclass(frozen=True)
+class Forked:
+    """What :func:`fork_with_deadline` saw of its child."""
+
+    output: bytes  # everything the child wrote to its pipe
+    status: int | None  # its wait status; None when it was killed at the deadline
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status is None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and os.waitstatus_to_exitcode(self.status) == 0
+
+    def how(self) -> str:
+        """How the child ended, for a message."""
+        if self.status is None:
+            return "killed at its deadline"
+        if os.WIFSIGNALED(self.status):
+            return f"signal {os.WTERMSIG(self.status)}"
+        return f"exit status {os.waitstatus_to_exitcode(self.status)}"
+
+
+def fork_with_deadline(function: Callable[[], bytes | None], timeout: float, *, quiet: bool = False) -> Forked:
+    """``function()`` run in a forked child, its bytes returned through a pipe, the child killed
+    once ``timeout`` seconds pass before it has written them all and exited.
+
+    A fork (not a thread or an alarm) because code stuck in C (a fit, a probe) can only be stopped
+    by a signal, and a fork starts in milliseconds with every import and all data the parent
+    loaded. The child dies with its parent (``PR_SET_PDEATHSIG``). With ``quiet`` it runs with
+    stdout/stderr discarded, logging off and one thread in native pools (see :func:`call_in_fork`).
+    """
+    read_fd, write_fd = os.pipe()
+
+    def child() -> int:
+        os.close(read_fd)
+        set_parent_death_signal(signal.SIGKILL)
+        if quiet:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -70,35 +120,60 @@ def call_in_fork(function, timeout: float):
             sys.stdout = sys.stderr = open(devnull, "w", closefd=False)  # noqa: SIM115
             logging.disable(logging.CRITICAL)
             limit_thread_pools(1)
-            payload = json.dumps(function()).encode() + b"\n"
-            with os.fdopen(write_fd, "wb") as fh:
-                fh.write(payload)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_fd)
+        payload = function() or b""
+        with os.fdopen(write_fd, "wb") as fh:
+            fh.write(payload)
+        return 0
+
+    try:
+        pid = fork(child)
+    except OSError:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
     chunks = []
     deadline = time.monotonic() + timeout
     try:
         while (remaining := deadline - time.monotonic()) > 0:
-            if not select.select([read_fd], [], [], remaining)[0]:
-                break
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
+            if select.select([read_fd], [], [], remaining)[0]:
+                chunk = os.read(read_fd, 1 << 16)
+                if not chunk:  # all written: the child is exiting
+                    return Forked(b"".join(chunks), os.waitpid(pid, 0)[1])
+                chunks.append(chunk)
     finally:
         os.close(read_fd)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    payload = b"".join(chunks)
-    if not payload.endswith(b"\n"):  # raised, crashed, or ran out of time before the end
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+    return Forked(b"".join(chunks), None)
+
+
+def call_in_fork(function, timeout: float):
+    """``function()`` run in a forked child of this process, killed after ``timeout`` seconds.
+
+    For a short piece of user code (a probe fit, a timing) that must not block or crash the
+    calling process (Snakemake's). Returns the JSON value ``function`` returned, or None if it
+    raised, crashed, ran out of time, or this process cannot fork.
+
+    The parent is Snakemake's, which has threads (its log listener, our progress line): a lock
+    one of them held at the fork stays held in the child. So the child runs ``quiet`` (new
+    stdout/stderr objects, logging off, one thread in native pools: an OpenMP pool the parent
+    started does not survive a fork), and a result counts once its last byte (a newline) has
+    arrived, whatever the child's exit status.
+    """
+    import json
+
+    try:
+        forked = fork_with_deadline(lambda: json.dumps(function()).encode() + b"\n", timeout, quiet=True)
+    except OSError:
+        return None
+    if not forked.output.endswith(b"\n"):  # raised, crashed, or ran out of time before the end
         return None
     try:
-        return json.loads(payload)
+        return json.loads(forked.output)
     except ValueError:
         return None
 
@@ -111,10 +186,6 @@ def run_in_forks(tasks: dict, parallel: int | None = None) -> dict[str, int]:
     inherit every import, so they start in milliseconds. A child's exception goes to stderr
     (the job's log) with its traceback. Returns name -> exit status (0 = done) of every task.
     """
-    import os
-    import sys
-    import traceback
-
     parallel = parallel or len(os.sched_getaffinity(0))
     pids: dict[int, str] = {}
     statuses = {}
@@ -124,25 +195,14 @@ def run_in_forks(tasks: dict, parallel: int | None = None) -> dict[str, int]:
         if pid in pids:
             statuses[pids.pop(pid)] = os.waitstatus_to_exitcode(status)
 
+    def child(task) -> None:
+        set_parent_death_signal(signal.SIGKILL)
+        task()
+
     for name, task in tasks.items():
         while len(pids) >= parallel:
             wait_one()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # child: never returns into the caller
-            status = 1
-            try:
-                set_parent_death_signal(signal.SIGKILL)
-                task()
-                status = 0
-            except BaseException:  # noqa: BLE001 - reported, and the parent sees the status
-                print(f"{name}: {traceback.format_exc()}", file=sys.stderr)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(status)
-        pids[pid] = name
+        pids[fork(partial(child, task), name)] = name
     while pids:
         wait_one()
     return statuses

@@ -10,11 +10,12 @@ names are imported by :func:`snaketune.estimator.import_class` only from allowed
 from __future__ import annotations
 
 import copy
-import functools
 import sys
 from pathlib import Path
 
 import yaml
+
+from snaketune.base.memo import memo_on_files
 
 # Plain-words meaning of the schema's name patterns (jsonschema would only quote the regex).
 _PATTERN_HINTS = {
@@ -100,11 +101,11 @@ def load_schema() -> dict:
     from snaketune.base.paths import schema_path
 
     path = schema_path()
-    return copy.deepcopy(_parsed_schema(str(path), path.stat().st_mtime_ns))
+    return copy.deepcopy(_parsed_schema(str(path)))
 
 
-@functools.cache
-def _parsed_schema(path: str, mtime_ns: int) -> dict:
+@memo_on_files()
+def _parsed_schema(path: str) -> dict:
     # Parsed once a process (0.3-0.6 s of pure-Python YAML); the warm engine's runs share it.
     return yaml.safe_load(Path(path).read_text())
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -153,3 +154,40 @@ def train(model, X, y, *, train_rows, budget: Budget, seed, score, done: int = 0
         history.append({"units": done, "score": score(model)})
         score_time = time.perf_counter() - t0
     return BudgetedFit(model, int(done), int(trained), int(n_rows), stopped, history, fit_time, score_time)
+
+
+@dataclass
+class BudgetedTraining:
+    """A budgeted trial's training, handed to :func:`~snaketune.evaluation.trial.fit_and_score`
+    as its ``fit`` (which knows nothing of budgets): ``budget.units`` units, from ``state`` (a
+    saved model that has ``done`` units and this score ``history``) when given, else from the
+    fresh model ``fit_and_score`` configured. Keeps the trained model in :attr:`model`, to save."""
+
+    budget: Budget
+    seed: object
+    state: object = None
+    done: int = 0
+    history: Sequence[dict] = ()
+    model: object = field(default=None, init=False, repr=False)
+
+    def __call__(self, model, X, y, train_rows, score) -> tuple[object, dict]:
+        fitted = train(
+            self.state if self.state is not None else model,
+            X,
+            y,
+            train_rows=train_rows,
+            budget=self.budget,
+            seed=self.seed,
+            score=score,
+            done=self.done,
+            history=self.history,
+        )
+        self.model = fitted.estimator
+        return fitted.estimator, {
+            "budget": fitted.units,
+            "resource": self.budget.resource,
+            "units_trained": fitted.units_trained,
+            "n_rows": fitted.n_rows,
+            "stopped": fitted.stopped,
+            "history": fitted.history,
+        }

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from snaketune.base.jsonutil import write_json_atomic
-from snaketune.base.procs import THREAD_POOL_VARS, set_parent_death_signal
+from snaketune.base.procs import THREAD_POOL_VARS, kill_group, set_parent_death_signal
 from snaketune.evaluation.records import TrialSpec, TrialStatus, versions
 from snaketune.search.command import fill
 
@@ -108,19 +108,12 @@ def run_shell(
         except subprocess.TimeoutExpired:
             status = None
         finally:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.wait()
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return status, wall, cpu
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def read_metrics(path: Path, metrics: list[str]) -> tuple[dict | None, str | None]:

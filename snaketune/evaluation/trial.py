@@ -1,8 +1,10 @@
 """The unit of work of every search: one candidate on one CV fold, optionally on a budget.
 
 :func:`fit_and_score` mirrors scikit-learn's ``_fit_and_score`` (clone, set parameters, fit
-inside try/except, score, return a plain dict); with a :class:`~snaketune.evaluation.budget.Budget`
-it trains ``units`` of a resource instead of one ``fit``, continuing from a saved state. Grid,
+inside try/except, score, return a plain dict) and as it knows nothing of budgets: a budgeted trial
+(:class:`~snaketune.evaluation.budget.Budget`) hands it a
+:class:`~snaketune.evaluation.budget.BudgetedTraining` that trains ``units`` of a resource instead
+of one ``fit``, continuing from a saved state. Grid,
 random, Hyperband and successive-halving trials all run through :func:`execute`, so they share
 content-addressed files, isolation and ``trial_timeout``, ``error_score``, threads, the batch
 cache and ``return_train_score``. What a trial leaves is one :class:`TrialRecord`, read back
@@ -18,6 +20,7 @@ import socket
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +31,10 @@ import numpy as np
 from snaketune.base.data import take_rows
 from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
-from snaketune.base.procs import set_parent_death_signal
+from snaketune.base.memo import memo_on_files
+from snaketune.base.procs import fork_with_deadline
 from snaketune.evaluation import rounds
-from snaketune.evaluation.budget import Budget, train
+from snaketune.evaluation.budget import BudgetedTraining
 from snaketune.evaluation.command import cached_checkpoint, checkpoint_dir, copy_tree, run_command_trial
 from snaketune.evaluation.records import (
     CorruptTrialError,
@@ -57,24 +61,21 @@ def fit_and_score(
     scorers: dict,
     parameters: dict,
     return_train_score: bool = False,
-    budget: Budget | None = None,
-    budget_seed=None,
-    state=None,
-    done: int = 0,
-    history=(),
+    fit: Callable | None = None,
 ) -> dict:
     """Fit a clone of ``estimator`` with ``parameters`` on ``train`` and score it on ``test``.
 
-    With ``budget``, train ``budget.units`` units instead (from ``state``, a model that already
-    has ``done`` units, when given); the first scorer is the one the score history follows.
+    ``fit(model, X, y, train, score) -> (model, fields)``, when given, trains instead of
+    ``model.fit`` (an adaptive search's budget: :class:`~snaketune.evaluation.budget.BudgetedTraining`);
+    ``score(model)`` is the first scorer on ``test``, and ``fields`` join the result.
 
     Returns
     -------
     dict
         ``status`` (:class:`TrialStatus`), ``test_scores`` and ``train_scores`` (metric -> float
         or None on error), ``fit_time``/``score_time`` (wall seconds), ``fit_cpu``/``score_cpu``
-        (process CPU seconds), ``error``/``traceback`` on failure and ``warnings`` raised; with a
-        budget also ``estimator`` (the trained model, to save) and the budget's fields.
+        (process CPU seconds), ``error``/``traceback`` on failure and ``warnings`` raised; and the
+        fields ``fit`` returned.
     """
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
@@ -95,23 +96,13 @@ def fit_and_score(
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             X_test, y_test = take_rows(X, test), y[test]
-            if budget is None:
-                est = clone(estimator).set_params(**parameters)
+            est = clone(estimator).set_params(**parameters)
+            if fit is None:
                 est.fit(take_rows(X, train), y[train])
             else:
                 first = next(iter(scorers.values()))
-                model = state if state is not None else clone(estimator).set_params(**parameters)
-                fitted = _train_on_budget(model, X, y, train, budget, budget_seed, first, X_test, y_test, done, history)
-                est = fitted.estimator
-                result.update(
-                    estimator=est,
-                    budget=fitted.units,
-                    resource=budget.resource,
-                    units_trained=fitted.units_trained,
-                    n_rows=fitted.n_rows,
-                    stopped=fitted.stopped,
-                    history=fitted.history,
-                )
+                est, fields = fit(est, X, y, train, lambda m: float(first(m, X_test, y_test)))
+                result.update(fields)
             t1, c1 = time.perf_counter(), time.process_time()
             result["fit_time"], result["fit_cpu"] = t1 - t0, c1 - c0
             # One multi-metric scorer: predictions are computed once for all metrics.
@@ -128,7 +119,6 @@ def fit_and_score(
             result["status"] = TrialStatus.ERROR
             result["error"] = f"{type(exc).__name__}: {exc}"
             result["traceback"] = traceback.format_exc()
-            result.pop("estimator", None)
     seen = []
     for w in caught:
         item = {"category": w.category.__name__, "message": str(w.message)[:500]}
@@ -138,27 +128,10 @@ def fit_and_score(
     return result
 
 
-def _train_on_budget(model, X, y, train_rows, budget, seed, scorer, X_test, y_test, done, history):
-    return train(
-        model,
-        X,
-        y,
-        train_rows=train_rows,
-        budget=budget,
-        seed=seed,
-        score=lambda m: float(scorer(m, X_test, y_test)),
-        done=done,
-        history=history,
-    )
-
-
 def make_scorers(names):
     from sklearn.metrics import get_scorer
 
     return {name: get_scorer(name) for name in names}
-
-
-_cache: dict = {}
 
 
 def load_inputs(spec: TrialSpec):
@@ -166,16 +139,9 @@ def load_inputs(spec: TrialSpec):
 
     A forked process inherits what its parent loaded, for free.
     """
-    from snaketune.base.data import load_prepared
     from snaketune.base.estimator import build_estimator
-    from snaketune.base.splits import load_splits
 
-    # File identity in the key: a re-prepared study writes new files (new inodes), never stale data.
-    key = (spec.data_dir, spec.splits, _identity(f"{spec.data_dir}/meta.json"), _identity(spec.splits))
-    if key not in _cache:
-        _cache.clear()
-        _cache[key] = (load_prepared(spec.data_dir), load_splits(spec.splits), {})
-    data, splits, estimators = _cache[key]
+    data, splits, estimators = _prepared(f"{spec.data_dir}/meta.json", spec.splits)
     est_key = repr((spec.estimator, spec.allowed_modules, spec.seed, spec.scoring))
     if est_key not in estimators:
         estimators[est_key] = (
@@ -186,9 +152,14 @@ def load_inputs(spec: TrialSpec):
     return data, splits, estimator, scorers
 
 
-def _identity(path: str) -> tuple:
-    st = os.stat(path)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+# File identity in the key: a re-prepared study writes new files (new inodes), never stale data.
+# One study's data at a time; its estimators and scorers are kept with it.
+@memo_on_files(maxsize=1)
+def _prepared(meta: str, splits: str) -> tuple[dict, list, dict]:
+    from snaketune.base.data import load_prepared
+    from snaketune.base.splits import load_splits
+
+    return load_prepared(os.path.dirname(meta)), load_splits(splits), {}
 
 
 def search_parameters(params: dict) -> dict:
@@ -279,7 +250,10 @@ def run_trial(
         return _keep_state(spec, output, record, None, cached)
     data, splits, estimator, scorers = load_inputs(spec)
     train_rows, test_rows = splits[spec.fold]
-    state, done, history = previous or (None, 0, [])
+    training = None
+    if spec.budget is not None:
+        state, done, history = previous or (None, 0, [])
+        training = BudgetedTraining(spec.budget, [spec.seed, spec.fold], state, done, history)
     result = fit_and_score(
         estimator,
         data["X"],
@@ -289,13 +263,10 @@ def run_trial(
         scorers=_refit_first(scorers, spec),
         parameters={**thread_parameters(estimator, spec, threads), **search_parameters(spec.params)},
         return_train_score=spec.return_train_score,
-        budget=spec.budget,
-        budget_seed=[spec.seed, spec.fold],
-        state=state,
-        done=done,
-        history=history,
+        fit=training,
     )
-    model = result.pop("estimator", None)
+    # A failed trial leaves no model (its slot's state is None).
+    model = training.model if training is not None and result["status"] is TrialStatus.OK else None
     record = TrialRecord(
         **base_fields(spec, start),
         **result,
@@ -487,16 +458,13 @@ def write_manifest(path: str, outputs: list[str]) -> None:
 def run_isolated(
     spec: TrialSpec, output: str, *, timeout: float, threads: int = 1, cache_dir: str | None = None
 ) -> TrialRecord:
-    """Run the trial in a forked child and return its record.
+    """Run the trial in a forked child (:func:`~snaketune.base.procs.fork_with_deadline`) and
+    return its record.
 
-    A fork (not a thread or an alarm) because a fit stuck in C code can only be stopped by a
-    signal. After ``timeout`` seconds the child is killed and a ``timeout`` record returned. A
-    child that dies without a record (killed, segfault) raises RuntimeError: the job fails and a
-    rerun retries the trial.
+    After ``timeout`` seconds the child is killed and a ``timeout`` record returned. A child that
+    dies without a record (killed, segfault, ``sys.exit`` in user code) raises RuntimeError: the
+    job fails and a rerun retries the trial.
     """
-    import select
-    import signal
-
     from snaketune.evaluation.slots import with_candidate
 
     if spec.slot is not None and spec.slot.promotion:
@@ -504,54 +472,11 @@ def run_isolated(
     # Imports, data and estimator are loaded before the fork: the time limit is the trial's own.
     load_inputs(spec)
     start = datetime.now(UTC)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(read_fd)
-        status = 0
-        try:
-            set_parent_death_signal(signal.SIGKILL)
-            payload = json.dumps(to_jsonable(run_trial(spec, output, threads, cache_dir).to_dict())).encode()
-            with os.fdopen(write_fd, "wb") as fh:
-                fh.write(payload)
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _kill(pid)
-                return timeout_record(spec, start, timeout)
-            ready, _, _ = select.select([read_fd], [], [], remaining)
-            if ready:
-                chunk = os.read(read_fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    finally:
-        os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    if not chunks or status != 0:
-        how = (
-            f"signal {os.WTERMSIG(status)}"
-            if os.WIFSIGNALED(status)
-            else f"exit status {os.waitstatus_to_exitcode(status)}"
-        )
-        raise RuntimeError(f"trial {spec.trial_id} process died ({how}) before writing a result")
-    return TrialRecord.from_dict(json.loads(b"".join(chunks)))
-
-
-def _kill(pid: int) -> None:
-    import signal
-
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
+    forked = fork_with_deadline(
+        lambda: json.dumps(to_jsonable(run_trial(spec, output, threads, cache_dir).to_dict())).encode(), timeout
+    )
+    if forked.timed_out:
+        return timeout_record(spec, start, timeout)
+    if not forked.output or not forked.ok:
+        raise RuntimeError(f"trial {spec.trial_id} process died ({forked.how()}) before writing a result")
+    return TrialRecord.from_dict(json.loads(forked.output))

@@ -34,7 +34,14 @@ import time
 import traceback
 from pathlib import Path
 
-from snaketune.base.procs import THREAD_POOL_VARS, limit_thread_pools, set_parent_death_signal
+from snaketune.base.procs import (
+    THREAD_POOL_VARS,
+    fork,
+    fork_with_deadline,
+    kill_group,
+    limit_thread_pools,
+    set_parent_death_signal,
+)
 from snaketune.runtime.protocol import ENV_ADDRESS, read_args, recv_message, send_message
 
 WARM_UP_SECONDS = 3.0
@@ -96,7 +103,7 @@ class Worker:
                 for pid, conn in list(self.children.items()):
                     if conn in ready and not _peek(conn):
                         # The client hung up (its job died, or it has its reply): stop the handler.
-                        _kill_group(pid)
+                        kill_group(pid)
                         self.cancelled.add(pid)
                 if listener not in ready and self.to_import:
                     self._import_next()
@@ -136,7 +143,7 @@ class Worker:
 
     def _kill_children(self) -> None:
         for pid in list(self.children):
-            _kill_group(pid)
+            kill_group(pid)
         self._reap()
 
     def _reap(self) -> None:
@@ -174,13 +181,8 @@ class Worker:
                 self._warm_up(request)
             except Exception as exc:  # noqa: BLE001 - a warm-up is an optimisation: never fatal
                 print(f"warm-up skipped: {type(exc).__name__}: {exc}", flush=True)
-        try:
-            pid = os.fork()
-        except OSError as exc:  # no process to spare: the client runs the call itself
-            send_message(conn, {"refused": f"worker cannot fork: {exc}"})
-            conn.close()
-            return
-        if pid == 0:
+
+        def handler() -> int:
             listener.close()
             # Not the worker's: its SIGTERM handler (which kills the handlers) and the other jobs'
             # connections (held open here, their clients would wait for this handler too).
@@ -188,11 +190,14 @@ class Worker:
             for other in self.children.values():
                 other.close()
             os.setpgid(0, 0)  # own process group: the worker can kill a handler and its trial
-            status = 1
-            try:
-                status = handle_request(request, conn, self.study_dir)
-            finally:
-                os._exit(status)
+            return handle_request(request, conn, self.study_dir)
+
+        try:
+            pid = fork(handler)
+        except OSError as exc:  # no process to spare: the client runs the call itself
+            send_message(conn, {"refused": f"worker cannot fork: {exc}"})
+            conn.close()
+            return
         self.children[pid] = conn
         # What the next requests of this kind import, imported here once, after the fork (so
         # the request does not wait) and not at start-up (which delays the first job).
@@ -216,28 +221,11 @@ class Worker:
         if key in self.warmed:
             return
         self.warmed.add(key)
-        pid = os.fork()
-        if pid == 0:  # the probe: may hang or crash, the worker does not wait for it
-            status = 1
-            try:
-                set_parent_death_signal(signal.SIGKILL)
-                warm_up(spec)
-                status = 0
-            finally:
-                os._exit(status)
-        deadline = time.monotonic() + WARM_UP_SECONDS
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            time.sleep(0.005)
-        else:
-            _kill_group(pid)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        # The probe may hang or crash: the worker waits for it WARM_UP_SECONDS at most.
+        probe = fork_with_deadline(lambda: warm_up(spec), WARM_UP_SECONDS, quiet=True)
+        if probe.timed_out:
             print(f"warm-up skipped: over {WARM_UP_SECONDS:g} s for {spec.get('estimator')}", flush=True)
-            return
-        if os.waitstatus_to_exitcode(status) == 0:
+        elif probe.ok:
             warm_up(spec)
         else:
             print(f"warm-up skipped: the probe failed for {spec.get('estimator')}", flush=True)
@@ -357,13 +345,6 @@ def _peek(conn: socket.socket) -> bytes:
         return b"-"
     except OSError:
         return b""
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def worker_address(study_dir: str, parent_pid: int) -> str:
