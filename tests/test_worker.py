@@ -123,7 +123,7 @@ def _as_peer(address: str, request: dict) -> dict:
     return json.loads(out)
 
 
-@pytest.mark.parametrize("how", ["start", "fork"])  # a new Python (plain runs); forked (the engine's runs)
+@pytest.mark.parametrize("how", ["start", "start_forked"])  # a new Python (plain runs); forked (the engine's runs)
 def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, monkeypatch, tmp_path, how):
     from snaketune.workflow.support import load_study
     from tests.conftest import REPO

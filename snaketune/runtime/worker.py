@@ -383,7 +383,7 @@ def start(study_dir: str, log_path: str) -> subprocess.Popen:
     return proc
 
 
-def fork(study_dir: str, log_path: str) -> Forked:
+def start_forked(study_dir: str, log_path: str) -> ForkedWorker:
     """Start a worker for ``study_dir`` by forking this (the Snakemake) process, which has already
     imported what the worker needs (the warm engine's runs): milliseconds, not a new Python.
 
@@ -417,11 +417,11 @@ def fork(study_dir: str, log_path: str) -> Forked:
             os._exit(status)
     os.close(log)
     os.environ[ENV_ADDRESS] = address
-    return Forked(pid)
+    return ForkedWorker(pid)
 
 
-class Forked:
-    """A worker forked by :func:`fork`: the part of :class:`subprocess.Popen` the run uses."""
+class ForkedWorker:
+    """A worker forked by :func:`start_forked`: the part of :class:`subprocess.Popen` the run uses."""
 
     def __init__(self, pid: int):
         self.pid = pid
@@ -486,7 +486,7 @@ class Keeper:
     """
 
     def __init__(
-        self, proc: subprocess.Popen | Forked, study_dir: str, log_path: str, max_restarts: int = MAX_RESTARTS
+        self, proc: subprocess.Popen | ForkedWorker, study_dir: str, log_path: str, max_restarts: int = MAX_RESTARTS
     ):
         import threading
 
@@ -530,7 +530,7 @@ class Keeper:
         stop(self.proc)
 
 
-def stop(proc: subprocess.Popen | Forked | Keeper | None) -> None:
+def stop(proc: subprocess.Popen | ForkedWorker | Keeper | None) -> None:
     """Stop a worker started by :func:`start` (or kept by a :class:`Keeper`) and forget its address."""
     if isinstance(proc, Keeper):
         proc.stop()

@@ -49,7 +49,7 @@ def prestart_worker(config: dict, out: str | None) -> None:
     if out is None or not _wants_worker(config) or "proc" in _EARLY_WORKER:
         return
     log = f"{out}/logs/worker.log"
-    proc = worker.fork(out, log) if _FORK["on"] else worker.start(out, log)
+    proc = worker.start_forked(out, log) if _FORK["on"] else worker.start(out, log)
     _EARLY_WORKER.update(proc=proc, out=out)
 
 
