@@ -22,6 +22,8 @@ import io
 import json
 import numbers
 import os
+import re
+import sys
 import time
 import warnings
 import zipfile
@@ -45,12 +47,15 @@ TARGET = "__snaketune_target__"  # the target's column beside a DataFrame's feat
 
 @dataclass(frozen=True)
 class StoredInputs:
-    """The files a study reads, each named by the sha256 of its content."""
+    """The files a study reads, each named by the sha256 of its content, by paths relative to
+    ``root`` (the ``study_dir``): they are part of every trial's key, so a moved or renamed
+    ``study_dir`` keeps its trials."""
 
     data: dict
     estimator: str
     folds: str
     study: str  # the study (folder) name: one a data set
+    root: Path
 
 
 class _StoredSearch:
@@ -98,7 +103,7 @@ class _StoredSearch:
         workdir = Path(self.study_dir or DEFAULT_STUDY_DIR).resolve()
         inputs = store_inputs(workdir / "results", X, y, base, splits)
         config = study_config(self, inputs, candidates, metrics, refit_metric)
-        records = run_study(config, workdir, self._cores(), self.profile)
+        records = run_study(config, workdir, self._cores(), self.profile, warm=_modules(base))
         out = _trial_outcomes(records, metrics, self.scoring, self.return_train_score, self.error_score)
         _warn_about_failures(records, self.error_score)
 
@@ -315,21 +320,22 @@ def store_inputs(output_dir: Path, X, y, estimator, splits) -> StoredInputs:
     """Write X and y, the estimator and the folds into the data set's study folder
     (``<output_dir>/search-<sha>/inputs/``), each named by its content's sha256 (a file that
     exists is not written again). The estimator is serialised first: it is the one most likely to
-    fail (a step cloudpickle cannot serialise), and then nothing is written."""
+    fail (a step cloudpickle cannot serialise), and then nothing is written. The paths returned
+    are relative to ``output_dir``'s parent, the folder Snakemake runs in."""
     estimator_bytes = _estimator_bytes(estimator)
     stem, suffix, data_bytes, data = _data_bytes(X, y)
     study = STUDY_PREFIX + hashlib.sha256(data_bytes).hexdigest()[:12]
-    folder = output_dir / study / "inputs"
-    data = {**data, stem: _store_once(folder, "data", suffix, data_bytes)}
-    return StoredInputs(
-        data, _store_once(folder, "estimator", ".pkl", estimator_bytes), _store_folds(folder, splits), study
-    )
+    root = output_dir.parent
+    folder = Path(output_dir.name) / study / "inputs"
+    data = {**data, stem: _store_once(root, folder, "data", suffix, data_bytes)}
+    estimator_path = _store_once(root, folder, "estimator", ".pkl", estimator_bytes)
+    return StoredInputs(data, estimator_path, _store_folds(root, folder, splits), study, root)
 
 
-def _store_once(folder: Path, stem: str, suffix: str, content: bytes) -> str:
+def _store_once(root: Path, folder: Path, stem: str, suffix: str, content: bytes) -> str:
     path = folder / f"{stem}-{hashlib.sha256(content).hexdigest()[:20]}{suffix}"
-    if not path.exists():
-        write_bytes_atomic(path, content)
+    if not (root / path).exists():
+        write_bytes_atomic(root / path, content)
     return str(path)
 
 
@@ -392,12 +398,18 @@ def _unpicklable_part(estimator) -> str:
     return f"parameter {name!r} ({type(estimator.get_params(deep=True)[name]).__name__})"
 
 
-def _store_folds(folder: Path, splits) -> str:
+def _store_folds(root: Path, folder: Path, splits) -> str:
     arrays = {}
     for k, (train, test) in enumerate(splits):
         arrays[f"train_{k}"] = np.asarray(train, dtype=np.int64)
         arrays[f"test_{k}"] = np.asarray(test, dtype=np.int64)
-    return _store_once(folder, "folds", ".npz", _npz_bytes(arrays))
+    return _store_once(root, folder, "folds", ".npz", _npz_bytes(arrays))
+
+
+def _modules(estimator) -> tuple[str, ...]:
+    """The modules of the estimator and of its parameters' values (its steps): the run imports them."""
+    values = [estimator, *estimator.get_params(deep=True).values()]
+    return tuple(sorted({type(v).__module__ for v in values}))
 
 
 def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: dict, refit_metric: str) -> dict:
@@ -423,7 +435,7 @@ def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: 
     }
 
 
-def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
+def run_study(config: dict, workdir: Path, cores, profile, warm: tuple[str, ...] = ()) -> list[list]:
     """The trial records, one list of folds per candidate: read from the study's files when every
     trial is there (Snakemake would find nothing to do, so it is not started), else after running
     the missing trials and the leaderboard with Snakemake."""
@@ -442,7 +454,7 @@ def run_study(config: dict, workdir: Path, cores, profile) -> list[list]:
         records, missing = _read_trials(workdir, rows)
         if not missing:
             return records
-        return _run_missing(config, workdir, cores, profile, rows, state / "search.yaml")
+        return _run_missing(config, workdir, cores, profile, rows, state / "search.yaml", warm)
 
 
 @contextlib.contextmanager
@@ -459,9 +471,56 @@ def _locked(path: Path):
         os.close(fd)
 
 
-def _run_missing(config: dict, workdir: Path, cores, profile, rows: list[list[str]], configfile: Path) -> list[list]:
-    import sys
+# The run's progress line (snaketune.workflow.terminal's Progress.line, printed every few seconds).
+PROGRESS_LINE = re.compile(r"\[\d+:\d\d:\d\d\] (?P<done>\d+)/(?P<total>\d+) trials \(\d+%\), (?P<rest>.*)")
 
+
+def in_notebook() -> bool:
+    """Whether this Python is a Jupyter kernel (IPython imported and its kernel app running)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+class RunOutput:
+    """A fit's run output for ``stream``, line by line. In a notebook the progress lines drive a
+    progress bar (``tqdm.auto``: a widget where ipywidgets is installed, else a text bar) instead
+    of piling up; elsewhere every line is written as it comes."""
+
+    def __init__(self, stream, notebook: bool = False, bar_factory=None):
+        self.stream = stream
+        self.notebook = notebook
+        self.bar_factory = bar_factory
+        self.bar = None
+
+    def write(self, line: str) -> None:
+        match = PROGRESS_LINE.fullmatch(line.rstrip("\n")) if self.notebook else None
+        if match is None:
+            self.stream.write(line)
+            return
+        if self.bar is None:
+            if self.bar_factory is None:
+                from tqdm.auto import tqdm as bar_factory
+            else:
+                bar_factory = self.bar_factory
+            self.bar = bar_factory(total=int(match["total"]), unit="trial", desc="trials")
+        self.bar.total = int(match["total"])
+        self.bar.n = int(match["done"])
+        self.bar.set_postfix_str(match["rest"], refresh=False)
+        self.bar.refresh()
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _run_missing(
+    config: dict, workdir: Path, cores, profile, rows: list[list[str]], configfile: Path, warm: tuple[str, ...] = ()
+) -> list[list]:
     from snaketune.api import write_config
 
     write_config(configfile, config)
@@ -469,7 +528,9 @@ def _run_missing(config: dict, workdir: Path, cores, profile, rows: list[list[st
     # trial files, written atomically, are kept and not recomputed).
     cmd = snakemake_command(configfile, cores, profile, ["aggregate", "--rerun-incomplete"])
     if os.environ.get("SNAKETUNE_ENGINE", "1") != "0":
-        code, interrupted = engine.run(cmd[3:], workdir)  # after `python -m snaketune.runtime.snakemake_cli`
+        with contextlib.closing(RunOutput(sys.stdout, notebook=in_notebook())) as output:
+            # argv after `python -m snaketune.runtime.snakemake_cli`
+            code, interrupted = engine.run(cmd[3:], workdir, output=output, warm=warm)
     else:  # a new Python for the run
         copy_output = not (sys.stdout.isatty() and _fileno(sys.stdout) == 1)
         code, interrupted = run_snakemake(cmd, workdir, copy_output=copy_output)
@@ -534,7 +595,7 @@ def refit_once(estimator, params: dict, X, y, inputs: StoredInputs):
 
     key = digest({"data": Path(next(iter(inputs.data.values()))).name, "estimator": Path(inputs.estimator).name,
                   "params": to_jsonable(params)}, length=20)  # fmt: skip
-    path = Path(inputs.estimator).parent / f"refit-{key}.pkl"
+    path = inputs.root / Path(inputs.estimator).parent / f"refit-{key}.pkl"
     if path.exists():
         with path.open("rb") as handle:
             return pickle.load(handle)  # noqa: S301 - this search's own refit (see _pickle_outside_study)

@@ -183,3 +183,50 @@ def test_ctrl_c_while_writing_the_output_stops_the_run(tmp_path):
     code, _ = engine.run(["--version"], tmp_path, output=io.StringIO())
     assert code == 0
     assert (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user (CI runs as root)")
+def test_the_engine_refuses_another_user_and_serves_its_own_after(tmp_path):
+    import io
+    import json
+    import socket
+
+    from tests.peers import as_peer
+
+    engine.connect().close()  # started
+    pid = engine.engine_pid()
+    address = "\0" + engine.engine_address(os.getpid())
+    request = {"argv": ["--version"], "cwd": str(tmp_path), "umask": 0o022, "env": {}}
+
+    def ask() -> bytes:  # as the other user: send a run request, read what comes back
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(address)
+            sock.settimeout(30)
+            received = b""
+            try:
+                sock.sendall((json.dumps(request) + "\n").encode())
+                while chunk := sock.recv(1 << 16):
+                    received += chunk
+            except (ConnectionResetError, BrokenPipeError):  # closed without reading the request
+                pass
+            return b"uid %d: %s" % (os.getuid(), received)
+
+    reply = as_peer(ask)
+    assert reply.startswith(b"uid ") and not reply.startswith(b"uid 0:"), reply
+    assert reply.endswith(b": "), f"the engine answered another user: {reply!r}"  # closed, no pid, no output
+    assert engine.engine_pid() == pid  # still up ...
+    output = io.StringIO()
+    assert engine.run(["--version"], tmp_path, output=output) == (0, False)  # ... and serving its own user
+    assert output.getvalue().strip().split(".")[0].isdigit(), output.getvalue()
+    assert engine.engine_pid() == pid
+
+
+def test_the_engine_warms_only_scikit_learn_modules_a_client_names():
+    import sys
+
+    names = ["sklearn.neighbors", "tests.estimators_never_imported", "sklearn.neighbors; import os", "os.path/..", 3]
+    sys.modules.pop("tests.estimators", None)
+    engine.warm_up([*names, "tests.estimators"])
+    assert "sklearn.neighbors" in sys.modules
+    assert "tests.estimators" not in sys.modules  # a client's own module is never imported by the engine
+    assert not [m for m in sys.modules if "never_imported" in m or ";" in m]

@@ -216,6 +216,37 @@ def test_a_config_loads_only_a_pickle_its_own_search_stored(tmp_path):
     }
     with pytest.raises(ConfigError, match="estimator.pickle: .* is not in .*s/inputs"):
         load_config(config, tmp_path)
+    # Relative paths (a search names its inputs relative to study_dir) are vetted the same way.
+    (tmp_path / "results" / "s" / "inputs").mkdir(parents=True)
+    for path in ("evil.pkl", "results/s/inputs/../../../evil.pkl", "results/s/evil.pkl"):
+        with pytest.raises(ConfigError, match="estimator.pickle: .* is not in .*s/inputs"):
+            load_config(dict(config, estimator={"pickle": path}), tmp_path)
+
+
+@pytest.mark.slow
+def test_a_moved_study_dir_keeps_its_trials(tmp_path, capsys):
+    X, y = load_iris(return_X_y=True)
+    cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
+    grid = {"C": [0.1, 1.0], "gamma": [0.1]}
+    snaketune.GridSearchCV(SVC(), grid, cv=cv, study_dir=tmp_path / "a").fit(X, y)
+    before = trial_files(tmp_path / "a")
+    (config,) = (tmp_path / "a").glob("results/search-*/.snaketune/search.yaml")
+    assert str(tmp_path) not in config.read_text()  # the stored inputs by relative paths
+    (tmp_path / "a").rename(tmp_path / "b")
+    capsys.readouterr()
+
+    ours = snaketune.GridSearchCV(SVC(), grid, cv=cv, study_dir=tmp_path / "b").fit(X, y)
+    assert "trials" not in capsys.readouterr().out  # no run: every trial was found
+    assert trial_files(tmp_path / "b") == before
+    assert_same_results(ours, ms.GridSearchCV(SVC(), grid, cv=cv).fit(X, y))
+
+    grown = dict(grid, C=[0.1, 1.0, 10.0])  # a run in the moved folder computes the new candidate only
+    ours = snaketune.GridSearchCV(SVC(), grown, cv=cv, study_dir=tmp_path / "b").fit(X, y)
+    # The summary lists what the search's run made: the leaderboard, no model, figures or report.
+    assert "/: leaderboard.md, leaderboard.csv, best.json\n" in capsys.readouterr().out
+    after = trial_files(tmp_path / "b")
+    assert len(after) == len(before) + 3 and {k: after[k] for k in before} == before
+    assert_same_results(ours, ms.GridSearchCV(SVC(), grown, cv=cv).fit(X, y))
 
 
 @pytest.mark.slow
@@ -244,3 +275,45 @@ def test_a_fit_waits_while_another_fit_of_the_same_data_runs(tmp_path):
         assert not (study / ".snaketune" / "search.yaml").exists() and not list(study.glob("trials/*.json"))
     thread.join(120)
     assert_same_results(fitted["ours"], ms.GridSearchCV(SVC(), {"C": [1.0]}, cv=cv).fit(X, y))
+
+
+PROGRESS_LINES = [
+    "snaketune: study search-1 -> results/search-1/\n",
+    "[0:00:05] 60/150 trials (40%), 0 failed, best accuracy 0.9833, about 0:00:07 left\n",
+    "[0:00:10] 150/150 trials (100%), 0 failed, best accuracy 0.9839\n",
+    "ran 150 trials in 0:00:11 (150 ok, 0 failed); 0 done before\n",
+]
+
+
+def test_run_output_outside_a_notebook_is_every_line_as_it_comes():
+    import io
+
+    from snaketune.search_cv import RunOutput, in_notebook
+
+    assert not in_notebook()  # pytest is no Jupyter kernel
+    stream = io.StringIO()
+    output = RunOutput(stream, notebook=in_notebook())
+    for line in PROGRESS_LINES:
+        output.write(line)
+    output.close()
+    assert stream.getvalue() == "".join(PROGRESS_LINES)
+
+
+def test_run_output_in_a_notebook_turns_progress_lines_into_a_bar():
+    import io
+
+    from tqdm import tqdm
+
+    from snaketune.search_cv import RunOutput
+
+    stream, drawn, bars = io.StringIO(), io.StringIO(), []
+    output = RunOutput(stream, notebook=True, bar_factory=lambda **kw: bars.append(tqdm(file=drawn, **kw)) or bars[-1])
+    for line in PROGRESS_LINES[:2]:
+        output.write(line)
+    assert bars[0].n == 60 and bars[0].total == 150
+    for line in PROGRESS_LINES[2:]:
+        output.write(line)
+    assert len(bars) == 1 and bars[0].n == 150
+    output.close()
+    assert stream.getvalue() == PROGRESS_LINES[0] + PROGRESS_LINES[3]  # the rest as lines
+    assert "150/150" in drawn.getvalue() and "best accuracy 0.9839" in drawn.getvalue()

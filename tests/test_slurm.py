@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -344,3 +345,41 @@ def test_snaketune_run_with_the_slurm_profile_from_a_user_folder(slurm_cluster, 
     assert len(submitted) == len(list((out["cluster"] / "batches").glob("*.json"))) >= 2, submitted
     frames = [without_timings(pd.read_csv(o / "leaderboard.csv", dtype={"config_key": str})) for o in out.values()]
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+
+
+def test_a_search_with_the_slurm_profile_runs_its_trials_as_slurm_jobs(slurm_cluster, tmp_path):
+    """``snaketune.GridSearchCV(..., profile=...)`` with the shipped SLURM profile through the warm
+    engine: its trials are SLURM jobs, and its results are scikit-learn's."""
+    import numpy as np
+    import yaml
+    from sklearn import model_selection as ms
+    from sklearn.datasets import load_iris
+    from sklearn.svm import SVC
+
+    import snaketune
+    from snaketune.api import resolve_profile
+
+    assert Path(resolve_profile("slurm")) == PROFILE  # what profile="slurm" runs with
+    # The shipped profile with the waits the other tests here pass on the command line (its
+    # first status poll after 20 s, a 60 s latency wait): four SLURM jobs would take ~90 s.
+    settings = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    settings.update({"slurm-init-seconds-before-status-checks": 2, "latency-wait": 5})
+    profile = tmp_path / "slurm-profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings))
+
+    X, y = load_iris(return_X_y=True)
+    cv = ms.StratifiedKFold(2, shuffle=True, random_state=0)
+    grid = {"C": [0.5], "gamma": [0.1]}  # 2 trials of a few ms: too few to batch, one SLURM job each
+    study_dir = tmp_path / "searches"
+    ours = snaketune.GridSearchCV(SVC(), grid, cv=cv, profile=str(profile), study_dir=study_dir).fit(X, y)
+    theirs = ms.GridSearchCV(SVC(), grid, cv=cv).fit(X, y)
+    for key in [k for k in theirs.cv_results_ if "_test_" in k]:
+        np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=0, atol=1e-12, err_msg=key)
+    assert ours.best_params_ == theirs.best_params_
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    (log,) = (study_dir / ".snakemake" / "log").glob("*.snakemake.log")
+    submitted = [line for line in log.read_text().splitlines() if "has been submitted with SLURM jobid" in line]
+    trial_jobs = [line for line in submitted if "rule_trials" in line or "group_trials" in line]
+    assert trial_jobs, log.read_text()[-4000:]
+    assert len(list(study_dir.glob("results/search-*/trials/*.json"))) == 2

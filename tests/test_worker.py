@@ -111,36 +111,20 @@ def _send(address: str, request: dict) -> dict:
         return recv_message(sock)
 
 
-def _as_nobody(address: str, request: dict) -> dict:
-    """Send ``request`` from a forked child that switched to user ``nobody``; return the reply."""
-    import pwd
+def _as_peer(address: str, request: dict) -> dict:
+    """Send ``request`` as the throwaway user (tests/peers.py); return the reply and its uid."""
+    from tests.peers import as_peer
 
-    nobody = pwd.getpwnam("nobody")
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: drop to nobody, ask, report the reply through the pipe
-        status = 1
-        try:
-            os.close(read_fd)
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            reply = _send(address, request)
-            reply["uid"] = os.getuid()
-            os.write(write_fd, json.dumps(reply).encode())
-            status = 0
-        except BaseException as exc:  # noqa: BLE001
-            os.write(write_fd, json.dumps({"child_error": repr(exc)}).encode())
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as fh:
-        text = fh.read()
-    os.waitpid(pid, 0)
-    return json.loads(text)
+    def ask() -> bytes:
+        return json.dumps({**_send(address, request), "uid": os.getuid()}).encode()
+
+    out = as_peer(ask)
+    assert not out.startswith(b"child error"), out
+    return json.loads(out)
 
 
-def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, monkeypatch, tmp_path):
+@pytest.mark.parametrize("how", ["start", "start_forked"])  # a new Python (plain runs); forked (the engine's runs)
+def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, monkeypatch, tmp_path, how):
     from snaketune.workflow.support import load_study
     from tests.conftest import REPO
 
@@ -150,7 +134,7 @@ def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, 
     plan = study.plan
     spec = dict(plan.spec(f"{plan.config_keys[0]}_0"))  # delay 0: a fast trial
     out = study.out
-    proc = worker.start(out, f"{out}/logs/worker-refusals.log")
+    proc = getattr(worker, how)(out, f"{out}/logs/worker-refusals.log")
     try:
         address = os.environ[worker.ENV_ADDRESS]
         assert worker.wait_ready(address, timeout=30)
@@ -176,7 +160,7 @@ def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, 
             assert "status" not in reply
             assert not os.path.exists(path)
         # One output inside and one outside: refused as a whole, nothing written.
-        inside = f"{out}/tmp-refusal/inside.json"
+        inside = f"{out}/tmp-refusal-{how}/inside.json"  # one each: the module shares the study
         reply = _send(address, request([inside, outside[0]]))
         assert "refused" in reply, reply
         assert not os.path.exists(inside)
@@ -186,12 +170,12 @@ def test_worker_refuses_other_folders_cwd_and_users_and_keeps_serving(prepared, 
         assert reply == {"refused": f"worker serves {os.getcwd()}, not {tmp_path}"}, reply
         assert not os.path.exists(inside)
 
-        # Another user: the abstract socket has no permissions, the worker checks SO_PEERCRED.
+        # Another user (root can act as one; CI runs as root): the abstract socket has no
+        # permissions, the worker checks SO_PEERCRED.
         if os.getuid() == 0:
-            reply = _as_nobody(address, request([inside]))
-            assert "child_error" not in reply, reply
-            assert reply["uid"] != 0
-            assert reply.get("refused") == "worker serves uid 0 only", reply
+            reply = _as_peer(address, request([inside]))
+            assert reply["uid"] != os.getuid()
+            assert reply.get("refused") == f"worker serves uid {os.getuid()} only", reply
             assert not os.path.exists(inside)
 
         # ... and it keeps serving its own study.

@@ -15,16 +15,16 @@ STRATIFIED_KINDS = ("stratified", "repeated_stratified", "stratified_shuffle_spl
 _OLD_TEST_SIZE = 0.2
 
 
-def n_folds(cv: dict, n_groups: int | None = None) -> int:
+def n_folds(cv: dict, n_groups: int | None = None, basedir: str | Path = ".") -> int:
     """Number of (train, test) splits the CV scheme yields.
 
     Known without the data, except for ``leave_one_group_out``: one split per group of the
-    training rows (``n_groups``).
+    training rows (``n_groups``). A fold file's path is relative to ``basedir``.
     """
     if cv["kind"] in ("repeated_kfold", "repeated_stratified"):
         return cv["n_splits"] * cv["n_repeats"]
     if cv["kind"] == "folds":
-        with np.load(cv["file"]) as npz:
+        with np.load(Path(basedir) / cv["file"]) as npz:
             return len(npz.files) // 2
     if cv["kind"] == "leave_one_group_out":
         if n_groups is None:

@@ -90,7 +90,7 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
     source = source_digest(config["data"], Path(basedir))
     if ordered(config["cv"]) and config["data"].get("test_size"):
         source["holdout"] = "last rows"  # a different held-out set: a different data folder
-    task = _task(config)
+    task = _task(config, basedir)
     if task == "regression" and stratified_holdout_possible(config):
         # A regressor's held-out split is never stratified; an integer target's once was (a
         # different held-out set, so a different data folder and trial names).
@@ -111,7 +111,8 @@ def make_plan(config: dict, basedir: str | Path = ".", candidates: list[dict] | 
         "data_dir": f"{out}/data/{data_key}",
         "splits": f"{out}/splits/{cv_key}.npz",
     }
-    folds = n_folds(config["cv"], _n_groups(config, basedir) if config["cv"]["kind"] == "leave_one_group_out" else None)
+    n_groups = _n_groups(config, basedir) if config["cv"]["kind"] == "leave_one_group_out" else None
+    folds = n_folds(config["cv"], n_groups, basedir)
     return Plan(out, data_key, cv_key, folds, list(candidates), config_keys, base, classifier, task)
 
 
@@ -156,7 +157,10 @@ def config_key(defining: dict, params: dict) -> str:
     return digest(dict(defining, params=to_jsonable(params)))
 
 
-def _task(config: dict) -> str | None:
+def _task(config: dict, basedir) -> str | None:
     from snaketune.base.estimator import build_estimator, estimator_task
 
-    return estimator_task(build_estimator(config["estimator"], config["allowed_modules"]))
+    estimator = config["estimator"]
+    if "pickle" in estimator:  # a search's, named relative to the folder runs start in
+        estimator = dict(estimator, pickle=str(Path(basedir) / estimator["pickle"]))
+    return estimator_task(build_estimator(estimator, config["allowed_modules"]))

@@ -17,6 +17,13 @@ from snaketune.config.load import ConfigError
 from snaketune.strategies import jobs
 from snaketune.workflow.study import Study, fail_config, read_raw_config, validate
 from snaketune.workflow.study import study_folder as _study_folder
+from snaketune.workflow.workers import (  # noqa: F401 - the rules call the lifecycle as ws.*
+    cancel_scheduler_timers,
+    end_of_run,
+    prestart_worker,
+    start_worker,
+    stop_worker,
+)
 
 
 def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
@@ -44,7 +51,7 @@ def load_study(config: dict, workflow=None, basedir: str | Path = ".") -> Study:
     local_default = workflow is not None and not configfiles and (Path(basedir) / "config.yaml").exists()
     try:
         config = read_raw_config(config, configfiles, basedir, main_process, local_default)
-        prestart_worker(config, workflow)
+        prestart_worker(config, _study_folder(config) if workflow is not None and main_process else None)
         study_config, plan = validate(config, basedir, main_process)
     except ConfigError as error:
         fail_config(error)
@@ -82,98 +89,6 @@ def set_run_settings(config: dict) -> None:
         cache_dir=os.path.abspath(f"{config['output_dir']}/{config['study']}/.cache/trials"),
     )
     os.environ[ENV_SETTINGS] = settings.to_json()
-
-
-def _wants_worker(config: dict) -> bool:
-    if not config.get("worker", True):
-        return False
-    command = config.get("command")
-    # A command with its own conda env / container must run inside the job, not the worker.
-    return not (isinstance(command, dict) and (command.get("conda") or command.get("container")))
-
-
-# The worker started while this process parses the workflow (prestart_worker), until onstart
-# adopts or stops it.
-_EARLY_WORKER: dict = {}
-
-
-def prestart_worker(config: dict, workflow) -> None:
-    """Start the warm worker while Snakemake parses the workflow and builds the DAG.
-
-    Its imports (~1 s) then overlap the config checks and the DAG instead of delaying the first
-    job. ``config`` is the raw config (before validation): only a plain study name and output
-    folder start a worker early. Whether the run is local and real is known only at ``onstart``,
-    which adopts the worker (:func:`start_worker`) or stops it; a run that never reaches onstart
-    (dry run, nothing to do, a config error) ends with Snakemake, which the worker follows, and a
-    worker nobody connects to exits by itself (``worker.ADOPT_SECONDS``).
-    """
-    from snaketune.runtime import worker
-
-    if workflow is None or not is_main_process(workflow) or not _wants_worker(config):
-        return
-    out = _study_folder(config)
-    if out is not None and "proc" not in _EARLY_WORKER:
-        _EARLY_WORKER.update(proc=worker.start(out, f"{out}/logs/worker.log"), out=out)
-
-
-def start_worker(study: Study, workflow):
-    """The warm worker for a local, non-dry run when the config enables it: the one started
-    during the parse when it serves this study, else a new one, kept (restarted when it dies) by
-    a :class:`~snaketune.runtime.worker.Keeper`; None for other runs."""
-    from snaketune.runtime import worker
-
-    early, out = _EARLY_WORKER.pop("proc", None), _EARLY_WORKER.pop("out", None)
-    local = workflow.local_exec and is_main_process(workflow) and not workflow.dryrun
-    if not (local and _wants_worker(study.config)):
-        worker.stop(early)
-        return None
-    log = f"{study.out}/logs/worker.log"
-    if early is not None and out == study.out and early.poll() is None:
-        if worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15):
-            return worker.Keeper(early, study.out, log)
-    worker.stop(early)
-    proc = worker.start(study.out, log)
-    worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15)
-    return worker.Keeper(proc, study.out, log)
-
-
-def stop_worker(proc) -> None:
-    from snaketune.runtime import worker
-
-    worker.stop(proc)
-
-
-def end_of_run(worker_proc) -> None:
-    """What onsuccess/onerror do before Snakemake exits: stop the worker and cut the exit time.
-
-    Snakemake's scheduler is done by then; two things would still delay the exit (measured on
-    the kNN example: 1.1 s and 0.35 s of a 6.5 s run): its re-evaluation timers, and Python's
-    final garbage collection over every object of the run (the DAG, scikit-learn's modules),
-    which ``gc.freeze`` skips; the memory goes back to the OS with the process anyway.
-    """
-    import gc
-
-    stop_worker(worker_proc)
-    cancel_scheduler_timers()
-    gc.freeze()
-
-
-def cancel_scheduler_timers() -> int:
-    """Cancel the re-evaluation timers Snakemake's scheduler leaves behind at the end of a run.
-
-    Each scheduling round starts a non-daemon ``threading.Timer`` of the job-rate timespan
-    (``--max-jobs-per-timespan``, 1 s by default); the process waits for the last one before it
-    exits, adding up to that timespan to every run.
-    """
-    import threading
-
-    cancelled = 0
-    for thread in threading.enumerate():
-        function = getattr(thread, "function", None)
-        if isinstance(thread, threading.Timer) and "_schedule_reevalutation" in getattr(function, "__qualname__", ""):
-            thread.cancel()
-            cancelled += 1
-    return cancelled
 
 
 def is_main_process(workflow) -> bool:

@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
@@ -461,6 +462,31 @@ class LogHandler(LogHandlerBase):
         return "\n".join(lines)
 
 
+LEADERBOARD_OUTPUTS = ("leaderboard.md", "leaderboard.csv", "best.json")
+LATER_OUTPUTS = ("model.pkl", "plots/", "report/study.html")  # made from the leaderboard
+
+
+def current_outputs(out: str) -> list[str]:
+    """The study's outputs as of its leaderboard: a run's target may stop at the leaderboard (a
+    search's ``aggregate``), so what is missing, or older than the leaderboard (an earlier full
+    run's figures), is not listed."""
+    board = Path(out, "leaderboard.csv")
+    if not board.exists():
+        return []
+    since = board.stat().st_mtime_ns
+    found = [name for name in LEADERBOARD_OUTPUTS if Path(out, name).exists()]
+    return found + [name for name in LATER_OUTPUTS if _written_since(Path(out, name), since)]
+
+
+def _written_since(path: Path, since: int) -> bool:
+    try:
+        if path.is_dir():
+            return any(p.stat().st_mtime_ns >= since for p in path.iterdir())
+        return path.stat().st_mtime_ns >= since
+    except OSError:
+        return False
+
+
 def end_of_run(study, ok: bool) -> None:
     """Send the summary (``onsuccess``: top configurations and failures; ``onerror``: a hint)."""
     import contextlib
@@ -474,8 +500,7 @@ def end_of_run(study, ok: bool) -> None:
         with contextlib.redirect_stdout(buffer):
             printing.print_top(study)
         summary = buffer.getvalue()
-    outputs = ["leaderboard.md", "leaderboard.csv", "best.json", "model.pkl", "plots/", "report/study.html"]
-    end = RunEnd(ok=ok, out=study.out, summary=summary, outputs=outputs)
+    end = RunEnd(ok=ok, out=study.out, summary=summary, outputs=current_outputs(study.out))
     send(end, summary if ok else STOPPED)
     no_best = printing.no_best(study) if ok else None
     if no_best:
