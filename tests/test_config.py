@@ -103,7 +103,7 @@ def test_package_never_evaluates_config_text():
     # where the package reads states it wrote itself (promoted slots of adaptive search, the
     # Optuna state an ask round carries to the next).
     pattern = re.compile(
-        r"\b(eval|exec)\s*\(|\bcompile\s*\(|__import__|yaml\.(unsafe_)?load\((?![^)]*SafeLoader|[^)]*_StrictLoader)|"
+        r"\b(eval|exec)\s*\(|(?<!re\.)\bcompile\s*\(|__import__|yaml\.(unsafe_)?load\((?![^)]*SafeLoader|[^)]*_StrictLoader)|"
         r"Loader=yaml\.(Full|Unsafe)?Loader\b|pickle\.loads?\("
     )
     # Models and sampler states the workflow pickled itself; the API's best_estimator_ is model.pkl;
