@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-
 from snaketune.base.jsonutil import write_bytes_atomic
 from snaketune.evaluation.records import (
     REQUIRED_KEYS,
