@@ -25,7 +25,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -64,22 +63,19 @@ def snakemake(repo: Path, workdir: Path, log_name: str, cores: int, *args: str) 
     return m
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
-
-
 def phases(out: Path, m: measure.Measurement) -> dict:
-    """Where an addition's wall time went, from the files it wrote (seconds from the start)."""
+    """Where an addition's wall time went, from the files it wrote (seconds from the start;
+    None: a step that wrote nothing, as the plots job when no figure can show the change)."""
     t0 = m.start_epoch
     new = []
     for path in (out / "trials").glob("*.json"):
         if path.stat().st_mtime >= t0:
             new.append(json.loads(path.read_text()))
-    starts = [_epoch(r["start"]) for r in new if r.get("start")]
-    ends = [_epoch(r["end"]) for r in new if r.get("end")]
+    starts = [measure.epoch(r["start"]) for r in new if r.get("start")]
+    ends = [measure.epoch(r["end"]) for r in new if r.get("end")]
     manifests = [p.stat().st_mtime for p in (out / "batches").glob("*.json") if p.stat().st_mtime >= t0]
-    plots = [p.stat().st_mtime for p in (out / "plots").glob("*.png")]
-    report = [p.stat().st_mtime for p in (out / "report").glob("*")] + [(out / "refit.json").stat().st_mtime]
+    steps = {name: (s if s >= 0 else None) for name, s in measure.timeline(out, t0).items()}
+    done = [s for s in (steps.get("refit"), steps.get("report_pages")) if s is not None]
 
     def at(t):
         return None if t is None else round(t - t0, 3)
@@ -89,9 +85,9 @@ def phases(out: Path, m: measure.Measurement) -> dict:
         "first_trial_start_s": at(min(starts) if starts else None),
         "last_trial_end_s": at(max(ends) if ends else None),
         "batch_done_s": at(max(manifests) if manifests else None),
-        "leaderboard_s": at((out / "leaderboard.csv").stat().st_mtime),
-        "plots_done_s": at(max(plots)),
-        "refit_report_done_s": at(max(report)),
+        "leaderboard_s": steps.get("aggregate"),
+        "plots_done_s": steps.get("plots"),
+        "refit_report_done_s": max(done) if done else None,
         "end_s": round(m.wall_s, 3),
     }
 
@@ -103,9 +99,11 @@ def identical_to_full(repo: Path, out: Path) -> bool | None:
     if not summary.exists():
         return None
     calls = (out / ".snaketune" / "calls").glob("*.json")
-    calls = [p for p in calls if set(json.loads(p.read_text())) == {"plan", "config", "outputs"}]
+    calls = [p for p in calls if "plan" in json.loads(p.read_text())]  # the aggregate call's
     call = max(calls, key=lambda p: p.stat().st_mtime)
     args = json.loads(call.read_text())
+    args.pop("plots_input", None)  # the rebuild leaves the run's files alone
+    args.pop("plots", None)
     names = [Path(p).name for p in args["outputs"][:3]]
     args["outputs"] = [str(out / f"full-{n}") for n in names] + args["outputs"][3:]
     aside = out / ".cache" / "summary-aside"
@@ -180,12 +178,16 @@ def markdown(results: list[dict], info: dict) -> str:
         "leaderboard = full rebuild |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+
+    def cpu(runs) -> str:  # on a loaded machine wall time is mostly waiting: the CPU seconds too
+        return f"{statistics.median(r['cpu_s'] for r in runs):.2f} CPU-s"
+
     for r in results:
         first = f"{r['first']['wall_s']:.1f} s" if "first" in r else "-"
         ms = f"{r['first_ms_per_trial']:.2f}" if "first" in r else "-"
         lines.append(
-            f"| {r['label']} | {r['trials']:,} | {first} | {ms} | {r['no_change_s']:.2f} s | {r['dry_run_s']:.2f} s | "
-            f"{r['add_one_s']:.2f} s | {r['identical_to_full']} |"
+            f"| {r['label']} | {r['trials']:,} | {first} | {ms} | {r['no_change_s']:.2f} s ({cpu(r['no_change'])}) | "
+            f"{r['dry_run_s']:.2f} s | {r['add_one_s']:.2f} s ({cpu(r['add_one'])}) | {r['identical_to_full']} |"
         )
     lines += ["", "Where an addition's time goes (seconds from the start; median run):", ""]
     lines.append("| code | trials | first new trial starts | batch done | leaderboard | plots | refit+report | end |")

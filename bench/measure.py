@@ -113,6 +113,27 @@ class _Sampler(threading.Thread):
         self.cpu = time.thread_time() - c0
 
 
+def epoch(iso: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time (a trial record's ``start``/``end``)."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def timeline(out, t0: float) -> dict:
+    """Seconds after ``t0`` at which each step of the study in ``out`` (a Path) last wrote its
+    output (file mtimes; negative: not written since ``t0``)."""
+    marks = {
+        "prepare_data": next(iter(sorted((out / "data").glob("*/meta.json"))), None),
+        "make_splits": next(iter(sorted((out / "splits").glob("*.npz"))), None),
+        "aggregate": out / "leaderboard.csv",
+        "plots": max((out / "plots").glob("*.png"), key=lambda p: p.stat().st_mtime, default=None),
+        "refit": out / "refit.json",
+        "report_pages": out / "report" / "study.html",
+    }
+    return {name: round(p.stat().st_mtime - t0, 3) for name, p in marks.items() if p is not None and p.exists()}
+
+
 def loadavg() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]

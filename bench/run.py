@@ -206,33 +206,16 @@ def trial_jobs(stats: dict[str, int]) -> int:
     return sum(n for rule, n in stats.items() if rule == "trial" or rule.startswith("trials_"))
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
-
-
 def read_trials(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*.json"))]
-
-
-def timeline(out: Path, t0: float) -> dict:
-    """Seconds after the start at which each step's output was written (file mtimes)."""
-    marks = {
-        "prepare_data": next(iter(sorted((out / "data").glob("*/meta.json"))), None),
-        "make_splits": next(iter(sorted((out / "splits").glob("*.npz"))), None),
-        "aggregate": out / "leaderboard.csv",
-        "plots": max((out / "plots").glob("*.png"), key=lambda p: p.stat().st_mtime, default=None),
-        "refit": out / "refit.json",
-        "report_pages": out / "report" / "study.html",
-    }
-    return {name: round(p.stat().st_mtime - t0, 3) for name, p in marks.items() if p is not None and p.exists()}
 
 
 def summarise_ours(out: Path, m: measure.Measurement, text: str, cores: int) -> dict:
     records = read_trials(out)
     cpu = sum(r["fit_cpu"] + r["score_cpu"] for r in records)
     wall = sum(r["fit_time"] + r["score_time"] for r in records)
-    starts = [_epoch(r["start"]) for r in records]
-    ends = [_epoch(r["end"]) for r in records if r.get("end")]
+    starts = [measure.epoch(r["start"]) for r in records]
+    ends = [measure.epoch(r["end"]) for r in records if r.get("end")]
     (splits,) = sorted((out / "splits").glob("*.npz"))
     (data_dir,) = sorted(p for p in (out / "data").iterdir() if p.is_dir())
     t0 = m.start_epoch
@@ -256,7 +239,7 @@ def summarise_ours(out: Path, m: measure.Measurement, text: str, cores: int) -> 
         "phase_before_trials_s": min(starts) - t0 if starts else None,
         "phase_trials_s": max(ends) - min(starts) if starts and ends else None,
         "phase_after_trials_s": (t0 + m.wall_s) - max(ends) if ends else None,
-        "timeline_s": timeline(out, t0),
+        "timeline_s": measure.timeline(out, t0),
         "data_mb": sum((data_dir / f).stat().st_size for f in ("X.npy", "y.npy")) / measure.MB,
         "model_mb": model.stat().st_size / measure.MB if model.exists() else None,
         "splits": str(splits),
@@ -428,7 +411,7 @@ def bench_rerun(args, root: Path) -> dict:
     before = {p.name for p in (out / "trials").glob("*.json")}
     add, add_text = snakemake(workdir, cores=args.cores, log_name="add-one.log")
     records = read_trials(out)
-    computed = [r for r in records if _epoch(r["start"]) >= add.start_epoch]
+    computed = [r for r in records if measure.epoch(r["start"]) >= add.start_epoch]
     new_files = {p.name for p in (out / "trials").glob("*.json")} - before
     stats = job_stats(add_text)
     print(

@@ -351,3 +351,45 @@ def test_a_figure_that_cannot_show_the_change_is_not_redrawn(tmp_path):
     after = {p: open(p, "rb").read() for p in outputs}
     same = sorted(Path(p).stem for p in outputs if after[p] == before[p])
     assert same == ["fold_spread", "parallel"]
+
+
+@pytest.mark.slow
+def test_the_plots_job_runs_only_when_a_figure_can_show_the_change(make_study):
+    """Aggregation writes what the figures show (.cache/plots-input.json); the plots job runs
+    after it only when that changed: a trial's score time (in the leaderboard, in no figure)
+    reruns aggregation, not the plots job; a test score draws again. Real Snakemake."""
+    import os
+
+    study = make_study(
+        {
+            "study": "knn",
+            "data": {"loader": "iris"},
+            "estimator": {"class": "sklearn.neighbors.KNeighborsClassifier"},
+            "search": {"grid": {"n_neighbors": [1, 5, 9]}},
+            "cv": {"n_splits": 2},
+            "scoring": "accuracy",
+            "trials_per_job": 1,  # trial files are the aggregation's inputs
+        }
+    )
+    study.snakemake()
+    pngs = sorted((study.out / "plots").glob("*.png"))
+    drawn = {p: p.stat().st_mtime_ns for p in pngs}
+    trial = study.trial_files()[0]
+
+    def rewrite(change) -> None:
+        record = json.loads(trial.read_text())
+        change(record)
+        trial.with_suffix(".tmp").write_text(json.dumps(record))
+        os.replace(trial.with_suffix(".tmp"), trial)  # as trials are written: a new inode
+
+    rewrite(lambda r: r.update(score_time=r["score_time"] + 0.5))
+    board = (study.out / "leaderboard.csv").read_bytes()
+    study.snakemake()
+    assert (study.out / "leaderboard.csv").read_bytes() != board  # aggregation ran: mean_score_time
+    assert {p: p.stat().st_mtime_ns for p in pngs} == drawn  # the plots job did not
+
+    rewrite(lambda r: r["test_scores"].update(accuracy=0.5))
+    study.snakemake()
+    assert all(p.stat().st_mtime_ns > drawn[p] for p in pngs)  # every figure shows the mean score
+    again = study.snakemake()
+    assert "Nothing to be done" in again.stdout + again.stderr

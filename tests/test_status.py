@@ -246,3 +246,48 @@ def test_status_during_a_run(make_study):
     best = study.best()
     assert final["top"][0]["params"] == best["params"]
     assert final["top"][0]["mean"] == pytest.approx(best["mean_test_score"])
+
+
+def test_status_through_the_summary_equals_a_full_read(tmp_path, monkeypatch):
+    """Status reads through the summary aggregation keeps (issue 28), read-only: after trials
+    were rewritten, removed, broken or added since the last aggregation, it says what a read of
+    every trial file says, and changes no file."""
+    import shutil
+
+    from snaketune.results import summary
+    from snaketune.results.status import collect
+
+    monkeypatch.chdir(tmp_path)
+    config, plan = _plan(dict(KNN, search={"grid": {"n_neighbors": list(range(1, 41))}}), tmp_path)
+    ids = plan.trial_ids  # 40 configurations x 2 folds
+    out = tmp_path / plan.out
+    (out / "trials").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def write(tid, i):
+        status = ["ok", "ok", "ok", "error", "timeout"][i % 5]
+        record = _record(tid, status, float(rng.uniform()), start + timedelta(seconds=i), 2)
+        (out / "trials" / f"{tid}.json").write_text(json.dumps(record))
+
+    for i, tid in enumerate(ids[:60]):
+        write(tid, i)
+    summary.read_trials(out, ids[:60])  # what aggregation leaves behind
+    for i, tid in enumerate(ids[60:70]):  # finished since
+        write(tid, 60 + i)
+    write(ids[3], 3)  # rewritten (a rerun)
+    (out / "trials" / f"{ids[7]}.json").unlink()  # removed
+    (out / "trials" / f"{ids[8]}.json").write_text('{"trial_id": ')  # half-written by hand
+    before = {p: p.stat().st_mtime_ns for p in (out / summary.FOLDER).iterdir()}
+    now = (start + timedelta(seconds=100)).timestamp()
+
+    through = collect(config, plan, now=now, top_n=10)
+    table = summary.read_trials(out, ids, write=False, skip_unreadable=True)
+    assert table.n_files_read == 11 and set(table.missing) == {ids[7], ids[8], *ids[70:]}  # new + rewritten
+    assert {p: p.stat().st_mtime_ns for p in (out / summary.FOLDER).iterdir()} == before  # read-only
+    shutil.rmtree(out / summary.FOLDER)
+    full = collect(config, plan, now=now, top_n=10)
+    assert not (out / summary.FOLDER).exists()
+    assert through.to_json() == full.to_json() and through.top_table == full.top_table
+    assert (full.done, full.ok, full.failed, full.timeout) == (68, 41, 13, 14)
+    assert full.complete_configs == 33 and len(full.top) == 10

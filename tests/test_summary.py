@@ -149,7 +149,9 @@ def test_aggregation_killed_half_way_then_identical(tmp_path, monkeypatch):
     assert _leaderboard(out, configs) == _full(out, configs, tmp_path)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not json", "other format", "wrong trial", "stale copy", "bad record"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "not json", "other format", "wrong trial", "misaligned", "stale copy", "bad record"]
+)
 def test_stale_or_corrupt_summary_detected_and_rebuilt(tmp_path, damage):
     out = tmp_path / "study"
     configs = list(range(50))  # 200 trials: one chunk
@@ -163,13 +165,14 @@ def test_stale_or_corrupt_summary_detected_and_rebuilt(tmp_path, damage):
         chunk.write_bytes(b"\x00\xff garbage")
     elif damage == "other format":
         chunk.write_text(json.dumps(dict(doc, format=summary.SUMMARY_FORMAT + 1)))
-    elif damage == "wrong trial":
-        first, second = list(doc["trials"])[:2]
-        doc["trials"][first] = doc["trials"][second]
+    elif damage == "wrong trial":  # an entry's record names another trial
+        doc["columns"]["trial_id"][0] = doc["ids"][1]
+        chunk.write_text(json.dumps(doc))
+    elif damage == "misaligned":  # a column one value short
+        doc["columns"]["fit_time"].pop()
         chunk.write_text(json.dumps(doc))
     elif damage == "bad record":
-        entry = next(iter(doc["trials"].values()))
-        entry[1]["status"] = "finished?"
+        doc["columns"]["status"][0] = "finished?"
         chunk.write_text(json.dumps(doc))
     else:  # the summary of an older version of the trial files
         old = chunk.read_bytes()

@@ -9,6 +9,7 @@ import numpy as np
 
 from snaketune.base.jsonutil import to_jsonable
 from snaketune.evaluation.records import CorruptTrialError, TrialStatus, error_value, read_record, read_records
+from snaketune.results.summary import column
 
 __all__ = ["CorruptTrialError", "read_record", "read_records", "cv_results", "rank_scores", "to_frame"]
 
@@ -64,21 +65,29 @@ def cv_results(
     score_time = np.zeros((n, n_folds))
     test = {m: np.full((n, n_folds), np.nan) for m in scoring}
     train = {m: np.full((n, n_folds), np.nan) for m in scoring}
-    n_failed = np.zeros(n, dtype=int)
-    n_timeout = np.zeros(n, dtype=int)
     if trial_ids is None:
         trial_ids = [[f"{key}_{k}" for k in range(n_folds)] for key in config_keys]
-    for i, ids in enumerate(trial_ids):
-        for k, trial_id in enumerate(ids):
-            record = records[trial_id]
-            fit_time[i, k] = record.fit_time
-            score_time[i, k] = record.score_time
-            n_failed[i] += record.status is TrialStatus.ERROR
-            n_timeout[i] += record.status is TrialStatus.TIMEOUT
+    # Field by field over every trial (summary.column: no record objects from the summary).
+    flat = [t for ids in trial_ids for t in ids]
+    if len(flat) != n * n_folds:
+        raise ValueError(f"every row needs {n_folds} trials: {len(flat)} trials for {n} rows")
+    if flat:
+        shape = (n, n_folds)
+        fit_time[:] = np.array(column(records, "fit_time", flat), dtype=float).reshape(shape)
+        score_time[:] = np.array(column(records, "score_time", flat), dtype=float).reshape(shape)
+        status = np.array(column(records, "status", flat), dtype=object).reshape(shape)
+        ok = (status == TrialStatus.OK.value).ravel().tolist()
+        n_failed = (status == TrialStatus.ERROR.value).sum(axis=1)
+        n_timeout = (status == TrialStatus.TIMEOUT.value).sum(axis=1)
+        for name, arrays, wanted in (("test_scores", test, True), ("train_scores", train, return_train_score)):
+            if not wanted:
+                continue
+            scores = column(records, name, flat)
             for m in scoring:
-                test[m][i, k] = record.test_scores[m] if record.ok else fill
-                if return_train_score:
-                    train[m][i, k] = record.train_scores[m] if record.ok else fill
+                values = [s[m] if good else fill for s, good in zip(scores, ok, strict=True)]
+                arrays[m][:] = np.array(values, dtype=float).reshape(shape)
+    else:
+        n_failed = n_timeout = np.zeros(n, dtype=int)
     results: dict = {}
 
     def store(name, array, splits=False, rank=False):

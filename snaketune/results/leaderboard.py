@@ -18,26 +18,30 @@ from snaketune.base.jsonutil import to_jsonable, write_json_atomic
 from snaketune.evaluation.records import TrialStatus
 from snaketune.results.aggregate import best_index, cv_results, to_frame, top_table
 from snaketune.results.metrics import metric, titled
-from snaketune.results.summary import read_trials
+from snaketune.results.summary import column, read_trials
 from snaketune.search.space import as_candidate
 from snaketune.strategies.registry import strategy_of_plan
 
 
-def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
+def write_leaderboard(
+    *, plan: dict, config: dict, outputs: list[str], plots_input: str | None = None, plots: tuple[str, ...] = ()
+) -> str:
     """Aggregate a study's trial files; ``outputs`` are leaderboard.csv, leaderboard.md,
-    best.json (and history.csv for adaptive searches). Returns the top-5 table as log text."""
+    best.json (and history.csv for adaptive searches). With ``plots_input``, also writes there
+    what the figures ``plots`` show (:func:`~snaketune.results.plots.write_plots_input`: the
+    plots job runs only when it changes). Returns the top-5 table as log text."""
     scoring, refit = config["scoring"], config["refit"]
     out = Path(outputs[0]).parent
     strategy = strategy_of_plan(plan)  # its rows, extra columns, which rows the best comes from
     trial_ids = strategy.row_trial_ids(plan)
     # Through the summary of the trial files (results/summary.py): only changed trials are read.
     records = read_trials(out, (t for ids in trial_ids for t in ids)).records
-    firsts = [records[ids[0]] for ids in trial_ids]
-    candidates = [{k: as_candidate(v) for k, v in r.params.items()} for r in firsts]
+    firsts = [ids[0] for ids in trial_ids]
+    candidates = [{k: as_candidate(v) for k, v in p.items()} for p in column(records, "params", firsts)]
     extra = strategy.extra_columns(plan, records, trial_ids)
     results = cv_results(
         candidates,
-        [r.config_key for r in firsts],
+        column(records, "config_key", firsts),
         records,
         n_folds=len(trial_ids[0]),
         scoring=scoring,
@@ -60,7 +64,7 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     shown = frame if eligible is None else frame[eligible]
     frame.to_csv(outputs[0], index=False)
     top_n = config["report"]["top_n"]
-    statuses = [r.status for r in records.values()]
+    statuses = [TrialStatus(s) for s in column(records, "status", records)]
     no_best = no_best_reason(results[f"mean_test_{refit}"][best], statuses)
     alpha = None if no_best else comparison.alpha  # no "vs best" column without a best
     table = top_table(shown, refit, scoring, n=top_n, alpha=alpha)
@@ -77,13 +81,13 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
         "n_trials": len(records),
         "n_failed": statuses.count(TrialStatus.ERROR),
         "n_timeout": statuses.count(TrialStatus.TIMEOUT),
-        "data_fingerprint": firsts[0].data_fingerprint,
-        "versions": firsts[0].versions,
+        "data_fingerprint": records[firsts[0]].data_fingerprint,
+        "versions": records[firsts[0]].versions,
     }
     # The best's training rows per fold: the refit's time limit scales with all rows over these.
     fold_rows = [records[t].n_train for t in trial_ids[best] if t in records and records[t].n_train]
     summary["fold_n_train"] = float(np.mean(fold_rows)) if fold_rows else None
-    summary.update(explain(records.values()))
+    summary.update(explain(records[t] for t in noted_trials(records)))
     summary["comparison"] = comparison.to_dict()
     by = titled(refit)  # losses as losses, short names (results/metrics.py); the csv keeps neg_*
     heading = f"top {top_n} by {metric(refit).label}{kind}" + ("; lower is better" if metric(refit).is_loss else "")
@@ -98,6 +102,10 @@ def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     for role, path in zip(strategy.side_outputs, outputs[3:], strict=True):
         SIDE_WRITERS[role](plan=plan, config=config, records=records, path=path)
     write_json_atomic(outputs[2], summary)
+    if plots_input is not None:
+        from snaketune.results.plots import write_plots_input
+
+        write_plots_input(frame, config, outputs[0], list(plots), plots_input)
     top = top_table(shown, refit, scoring, n=5, alpha=alpha)
     best_shown = metric(refit).shown(summary["mean_test_score"])  # a loss positive
     best_line = json.dumps(
@@ -206,6 +214,15 @@ def explain(records) -> dict:
     return {"failures": _most_common(failures), "trial_warnings": _most_common(warned)}
 
 
+def noted_trials(records) -> list[str]:
+    """The trials :func:`explain` has something to say about: not ok, or warned (the others add
+    nothing to it: at 100,000 trials, no record object is built for them)."""
+    ids = list(records)
+    statuses = column(records, "status", ids)
+    warned = column(records, "warnings", ids)
+    return [t for t, s, w in zip(ids, statuses, warned, strict=True) if s != TrialStatus.OK.value or w]
+
+
 MAX_TRACEBACK = 6000  # characters of one example traceback kept in best.json (its tail)
 
 
@@ -230,7 +247,9 @@ def _most_common(groups: dict, n: int = 10) -> list[dict]:
 def add_warning_counts(frame, records: dict, trial_ids: list[list[str]]) -> None:
     """Add ``n_warnings`` to ``frame``: how many of a row's folds raised at least one warning
     (as ``n_failed`` counts folds that failed)."""
-    frame["n_warnings"] = [sum(1 for t in ids if t in records and records[t].warnings) for ids in trial_ids]
+    present = [t for ids in trial_ids for t in ids if t in records]
+    warned = {t for t, w in zip(present, column(records, "warnings", present), strict=True) if w}
+    frame["n_warnings"] = [sum(1 for t in ids if t in warned) for ids in trial_ids]
 
 
 def failures_markdown(summary: dict, error_score) -> str:
@@ -287,9 +306,11 @@ def add_completion(frame, records: dict, trial_ids: list[list[str]]) -> None:
 
     Trial files carry their own ``end`` time, so this is the order the study really ran in, not
     the search order (the plot "best so far" uses it)."""
+    present = [t for ids in trial_ids for t in ids if t in records]
+    end_of = dict(zip(present, column(records, "end", present), strict=True))
     ends = []
     for ids in trial_ids:
-        times = [records[t].end if t in records else None for t in ids]
+        times = [end_of.get(t) for t in ids]
         ends.append(None if any(t is None for t in times) else max(times))
     frame["completed_at"] = ends
     order = sorted((e, i) for i, e in enumerate(ends) if e is not None)

@@ -1,9 +1,11 @@
 """Progress of a study from its trial files: ``python -m snaketune status``.
 
 Read-only and safe while Snakemake runs: the plan (every trial id) comes from the config through
-:func:`snaketune.plan.make_plan` without Snakemake, and each trial file is read once; trial files
-are written atomically, and one that vanishes or cannot be parsed while we read simply counts as
-not finished yet. Nothing is written, locked or imported from Snakemake.
+:func:`snaketune.plan.make_plan` without Snakemake, and the trials are read through the summary
+aggregation keeps (:mod:`snaketune.results.summary`: one ``stat`` a trial, and only the files
+that changed since the last aggregation are read); trial files are written atomically, and one
+that vanishes or cannot be parsed while we read simply counts as not finished yet. Nothing is
+written, locked or imported from Snakemake.
 """
 
 from __future__ import annotations
@@ -79,11 +81,27 @@ def read_finished(paths) -> dict:
     return records
 
 
-def _latest_run(records: dict[str, dict]) -> tuple[float, float, int] | None:
+def read_study(out: Path, paths: list[Path]):
+    """Trial id -> record of every finished trial among ``paths``: through the summary that
+    aggregation keeps in ``out`` when every path is ``out/trials/<id>.json`` (read-only: stale
+    entries are read from their files, nothing is written), else each file read."""
+    from snaketune.results.summary import read_trials
+
+    trials = (out / "trials").resolve()
+    if all(p.suffix == ".json" and p.parent.resolve() == trials for p in paths[:1]) and all(
+        p.parent == paths[0].parent for p in paths
+    ):
+        return read_trials(out, [p.stem for p in paths], write=False, skip_unreadable=True).records
+    return read_finished(paths)
+
+
+def _latest_run(records) -> tuple[float, float, int] | None:
     """(start, last end, trials) of the latest run: trials whose time spans chain together."""
+    from snaketune.results.summary import column
+
     spans = []
-    for r in records.values():
-        start, end = _parse_time(r.start), _parse_time(r.end)
+    for start, end in zip(column(records, "start", records), column(records, "end", records), strict=True):
+        start, end = _parse_time(start), _parse_time(end)
         if start is not None and end is not None:
             spans.append((start, max(start, end)))
     if not spans:
@@ -121,6 +139,7 @@ def collect(config: dict, plan, now: float | None = None, top_n: int = 5, slots=
     """The progress of ``plan`` (and, for adaptive searches, its ``slots``) from its trial files
     (relative to ``root``, the folder the study runs in)."""
     from snaketune.results.aggregate import cv_results, to_frame, top_table
+    from snaketune.results.summary import column
     from snaketune.search.space import as_candidate
 
     now = time.time() if now is None else now
@@ -128,8 +147,8 @@ def collect(config: dict, plan, now: float | None = None, top_n: int = 5, slots=
     rows = trial_rows(plan, slots)
     paths = [Path(root) / p for row in rows for p in row]
     status = Status(config["study"], plan.out, len(paths), refit=refit, n_configs=len(rows))
-    records = read_finished(paths)
-    outcomes = [r.status.value for r in records.values()]
+    records = read_study(Path(root) / plan.out, paths)
+    outcomes = column(records, "status", records)
     status.done = len(records)
     status.ok = outcomes.count("ok")
     status.failed = outcomes.count("error")
@@ -150,10 +169,10 @@ def collect(config: dict, plan, now: float | None = None, top_n: int = 5, slots=
     complete = [[Path(p).stem for p in row] for row in rows if all(Path(p).stem in records for p in row)]
     status.complete_configs = len(complete)
     if complete:
-        firsts = [records[ids[0]] for ids in complete]
+        firsts = [ids[0] for ids in complete]
         results = cv_results(
-            [{k: as_candidate(v) for k, v in r.params.items()} for r in firsts],
-            [r.config_key for r in firsts],
+            [{k: as_candidate(v) for k, v in p.items()} for p in column(records, "params", firsts)],
+            column(records, "config_key", firsts),
             records,
             n_folds=len(complete[0]),
             scoring=config["scoring"],

@@ -12,7 +12,13 @@ LANDING = f"{OUT}/report/landing.rst"
 report: os.path.abspath(LANDING) if os.path.exists(LANDING) else "../report/workflow.rst"
 
 
-rule aggregate:
+# What the figures show (results/plots.py figure_key), written by aggregation. A checkpoint: after
+# aggregation Snakemake decides again whether the plots job runs, from this file's checksum (the
+# leaderboard is an ancient input there), so a change no figure shows draws nothing.
+PLOTS_INPUT = f"{OUT}/.cache/plots-input.json"
+
+
+checkpoint aggregate:
     input:
         STUDY.job_outputs,
     output:
@@ -24,6 +30,7 @@ rule aggregate:
         ),
         markdown=f"{OUT}/leaderboard.md",
         best=f"{OUT}/best.json",
+        plots_input=PLOTS_INPUT,
         # Adaptive searches: every scored point of every model.
         history=STUDY.leaderboard_outputs()[3:],
     log:
@@ -36,6 +43,8 @@ rule aggregate:
             plan=STUDY.plan_summary(),
             config=config,
             outputs=STUDY.leaderboard_outputs(),
+            plots_input=PLOTS_INPUT,
+            plots=STUDY.plot_names(),
         ),
     shell:
         CALL_COMMAND.format(name="aggregate")
@@ -43,9 +52,7 @@ rule aggregate:
 
 rule plots:
     input:
-        leaderboard=f"{OUT}/leaderboard.csv",
-        best=f"{OUT}/best.json",
-        history=STUDY.leaderboard_outputs()[3:],
+        unpack(plots_inputs),
     output:
         [
             report(
