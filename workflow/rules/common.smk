@@ -52,19 +52,6 @@ wildcard_constraints:
     trial=r"[0-9a-f]{12}_[0-9]+",
 
 
-def plots_inputs(wildcards):
-    """The plots job's inputs once the aggregate checkpoint ran (workflow/rules/aggregate.smk):
-    what the figures show, and the leaderboard as ancient (its other changes draw nothing).
-    """
-    done = checkpoints.aggregate.get().output
-    return {
-        "leaderboard": ancient(done.leaderboard),
-        "best": ancient(done.best),
-        "history": [ancient(path) for path in done.history],
-        "shows": done.plots_input,
-    }
-
-
 # The warm worker (snaketune/runtime/worker.py): started during the parse (ws.load_study), adopted
 # here on a local run, stopped at the end; it never outlives this run.
 WORKER = {}
