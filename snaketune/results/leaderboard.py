@@ -23,13 +23,9 @@ from snaketune.search.space import as_candidate
 from snaketune.strategies.registry import strategy_of_plan
 
 
-def write_leaderboard(
-    *, plan: dict, config: dict, outputs: list[str], plots_input: str | None = None, plots: tuple[str, ...] = ()
-) -> str:
+def write_leaderboard(*, plan: dict, config: dict, outputs: list[str]) -> str:
     """Aggregate a study's trial files; ``outputs`` are leaderboard.csv, leaderboard.md,
-    best.json (and history.csv for adaptive searches). With ``plots_input``, also writes there
-    what the figures ``plots`` show (:func:`~snaketune.results.plots.write_plots_input`: the
-    plots job runs only when it changes). Returns the top-5 table as log text."""
+    best.json (and history.csv for adaptive searches). Returns the top-5 table as log text."""
     scoring, refit = config["scoring"], config["refit"]
     out = Path(outputs[0]).parent
     strategy = strategy_of_plan(plan)  # its rows, extra columns, which rows the best comes from
@@ -102,10 +98,6 @@ def write_leaderboard(
     for role, path in zip(strategy.side_outputs, outputs[3:], strict=True):
         SIDE_WRITERS[role](plan=plan, config=config, records=records, path=path)
     write_json_atomic(outputs[2], summary)
-    if plots_input is not None:
-        from snaketune.results.plots import write_plots_input
-
-        write_plots_input(frame, config, outputs[0], list(plots), plots_input)
     top = top_table(shown, refit, scoring, n=5, alpha=alpha)
     best_shown = metric(refit).shown(summary["mean_test_score"])  # a loss positive
     best_line = json.dumps(

@@ -139,7 +139,9 @@ def make_plots(
 
     from snaketune.results.adaptive import PLOT_NAME
 
-    frame = plotted_rows(pd.read_csv(leaderboard_csv))
+    frame = pd.read_csv(leaderboard_csv)
+    if "final_rung" in frame:  # adaptive: the models that reached their bracket's last rung
+        frame = frame[frame["final_rung"].astype(bool)].reset_index(drop=True)
     refit = config["refit"]
     entries = {}
     if cache:
@@ -182,24 +184,6 @@ def make_plots(
 FIGURE_CACHE_ENTRIES = 8
 # The top configurations the fold spread and parallel coordinates draw.
 FOLD_SPREAD_TOP, PARALLEL_TOP = 15, 20
-
-
-def plotted_rows(frame):
-    """The leaderboard rows the figures draw (adaptive: the models that reached their bracket's
-    last rung)."""
-    if "final_rung" in frame:
-        frame = frame[frame["final_rung"].astype(bool)].reset_index(drop=True)
-    return frame
-
-
-def write_plots_input(frame, config: dict, leaderboard_csv: str, names: list[str], path: str) -> None:
-    """What the figures ``names`` show (their :func:`figure_key`), written by aggregation as the
-    plots job's input: Snakemake compares its checksum, so the job runs only when a figure can
-    show a change (the leaderboard itself is an ``ancient`` input of that job)."""
-    from snaketune.base.jsonutil import write_json_atomic
-
-    frame = plotted_rows(frame)
-    write_json_atomic(path, {name: figure_key(name, frame, config, leaderboard_csv) for name in names})
 
 
 def figure_data(name: str, frame, refit: str):

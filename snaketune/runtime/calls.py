@@ -84,12 +84,10 @@ def make_splits(*, cv: dict, classifier: bool, y: str, outputs: list[str]) -> st
     return f"{len(splits)} splits of {len(target)} samples"
 
 
-def aggregate(
-    *, plan: dict, config: dict, outputs: list[str], plots_input: str | None = None, plots: tuple[str, ...] = ()
-) -> str:
+def aggregate(*, plan: dict, config: dict, outputs: list[str]) -> str:
     from snaketune.results.leaderboard import write_leaderboard
 
-    return write_leaderboard(plan=plan, config=config, outputs=outputs, plots_input=plots_input, plots=plots)
+    return write_leaderboard(plan=plan, config=config, outputs=outputs)
 
 
 def plots(*, leaderboard: str, config: dict, outputs: list[str]) -> str:

@@ -12,13 +12,7 @@ LANDING = f"{OUT}/report/landing.rst"
 report: os.path.abspath(LANDING) if os.path.exists(LANDING) else "../report/workflow.rst"
 
 
-# What the figures show (results/plots.py figure_key), written by aggregation. A checkpoint: after
-# aggregation Snakemake decides again whether the plots job runs, from this file's checksum (the
-# leaderboard is an ancient input there), so a change no figure shows draws nothing.
-PLOTS_INPUT = f"{OUT}/.cache/plots-input.json"
-
-
-checkpoint aggregate:
+rule aggregate:
     input:
         STUDY.job_outputs,
     output:
@@ -30,7 +24,6 @@ checkpoint aggregate:
         ),
         markdown=f"{OUT}/leaderboard.md",
         best=f"{OUT}/best.json",
-        plots_input=PLOTS_INPUT,
         # Adaptive searches: every scored point of every model.
         history=STUDY.leaderboard_outputs()[3:],
     log:
@@ -43,26 +36,16 @@ checkpoint aggregate:
             plan=STUDY.plan_summary(),
             config=config,
             outputs=STUDY.leaderboard_outputs(),
-            plots_input=PLOTS_INPUT,
-            plots=STUDY.plot_names(),
         ),
     shell:
         CALL_COMMAND.format(name="aggregate")
 
 
-def plots_input(wildcards):
-    done = checkpoints.aggregate.get().output
-    return {
-        "leaderboard": ancient(done.leaderboard),
-        "best": ancient(done.best),
-        "history": [ancient(path) for path in done.history],
-        "shows": done.plots_input,
-    }
-
-
 rule plots:
     input:
-        unpack(plots_input),
+        leaderboard=f"{OUT}/leaderboard.csv",
+        best=f"{OUT}/best.json",
+        history=STUDY.leaderboard_outputs()[3:],
     output:
         [
             report(
