@@ -65,7 +65,7 @@ def snakemake(repo: Path, workdir: Path, log_name: str, cores: int, *args: str) 
 
 def phases(out: Path, m: measure.Measurement) -> dict:
     """Where an addition's wall time went, from the files it wrote (seconds from the start;
-    None: a step that wrote nothing, as the plots job when no figure can show the change)."""
+    None: a step that wrote nothing in this run)."""
     t0 = m.start_epoch
     new = []
     for path in (out / "trials").glob("*.json"):
@@ -102,8 +102,6 @@ def identical_to_full(repo: Path, out: Path) -> bool | None:
     calls = [p for p in calls if "plan" in json.loads(p.read_text())]  # the aggregate call's
     call = max(calls, key=lambda p: p.stat().st_mtime)
     args = json.loads(call.read_text())
-    args.pop("plots_input", None)  # the rebuild leaves the run's files alone
-    args.pop("plots", None)
     names = [Path(p).name for p in args["outputs"][:3]]
     args["outputs"] = [str(out / f"full-{n}") for n in names] + args["outputs"][3:]
     aside = out / ".cache" / "summary-aside"
