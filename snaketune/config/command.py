@@ -9,6 +9,7 @@ import difflib
 from pathlib import Path
 
 from snaketune.search.command import ADAPTIVE, FIXED, RESERVED, budgeted, placeholders, scoring
+from snaketune.search.space import search_spaces
 
 # Sections of an estimator study that a command study does not take (cv is defaulted by the
 # schema, so it cannot be told apart from absent; it is ignored).
@@ -36,9 +37,8 @@ def normalise_command(config: dict) -> dict:
 
 def _search_names(config: dict) -> tuple[str | None, list[str], bool]:
     ((kind, spec),) = config["search"].items()
-    spaces = spec if kind == "grid" else spec["params"]
-    spaces = spaces if isinstance(spaces, list) else [spaces]
-    return kind, list(dict.fromkeys(name for space in spaces for name in space)), budgeted(spec)
+    names = (name for space in search_spaces(config["search"]) for name in space)
+    return kind, list(dict.fromkeys(names)), budgeted(spec)
 
 
 def _hint(name: str, known) -> str:

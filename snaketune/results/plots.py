@@ -47,9 +47,9 @@ PLOT_TITLES = {
 
 
 def _spaces(config: dict) -> list[dict]:
-    ((kind, spec),) = config["search"].items()
-    spaces = spec if kind == "grid" else spec["params"]
-    return spaces if isinstance(spaces, list) else [spaces]
+    from snaketune.search.space import search_spaces
+
+    return search_spaces(config["search"])
 
 
 def _space_values(config: dict) -> dict[str, list]:
@@ -94,9 +94,9 @@ def plot_names(config: dict) -> list[str]:
     return names
 
 
-def _search_kind(config: dict) -> str:
-    ((kind, _spec),) = config["search"].items()
-    return kind
+def _laid_out(config: dict) -> bool:
+    """The configurations are cells of a grid (not sampled): drawn as cells, with a trend line."""
+    return not strategy_class(config).sampled
 
 
 def _style():
@@ -494,7 +494,7 @@ def draw_marginal(plt, frame, config, refit):
     bounds = m.bounds
     low, high, n_below, n_above = _limits(mean, refit)
     low, high = _at_least_fold_noise(low, high, np.nanmedian(std[~np.isnan(mean)]), bounds)
-    grid = _search_kind(config) == "grid"
+    grid = _laid_out(config)
     logs = log_parameters(config)
     best_i = m.best_index(mean)
     ncols = min(len(names), 4)  # at most 4 panels a row: 7 parameters must not make a 2700-px strip
@@ -654,7 +654,7 @@ def draw_score_map(plt, frame, config, refit):
     # Constrained layout keeps the colour bar's label and the title inside the figure.
     fig, ax = plt.subplots(figsize=(6.4, 5.0), layout="constrained")
     # Cells only where the points lie on a lattice (a grid); sampled points would overlap.
-    grid = _search_kind(config) == "grid" and len(cells) <= 120
+    grid = _laid_out(config) and len(cells) <= 120
     labelled = grid and len(cells) <= 36
     size = 480 if labelled else (160 if grid else 40)
     # Colour over the interesting range: a few terrible configurations share the darkest colour.

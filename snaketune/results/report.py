@@ -327,11 +327,9 @@ def best_html(best: dict, refit_summary: dict, config: dict) -> str:
 
 
 def _space_rows(config: dict) -> list[list[str]]:
-    from snaketune.search.space import log_spaced_parameters
+    from snaketune.search.space import log_spaced_parameters, search_spaces
 
-    ((kind, spec),) = config["search"].items()
-    spaces = spec if kind == "grid" else spec["params"]
-    spaces = spaces if isinstance(spaces, list) else [spaces]
+    spaces = search_spaces(config["search"])
     logs = log_spaced_parameters(config["search"])
     rows = []
     for i, space in enumerate(spaces):

@@ -77,16 +77,19 @@ def candidates(search: dict) -> list[dict]:
     raise ValueError(f"search kind {kind!r} has no flat candidate list")
 
 
+def search_spaces(search: dict) -> list[dict]:
+    """The parameter spaces of a ``search`` section, as a list: a grid's section is its space (or
+    list of spaces); every other kind keeps them under ``params`` beside its settings."""
+    ((kind, spec),) = search.items()
+    spaces = spec if kind == "grid" else spec["params"]
+    return spaces if isinstance(spaces, list) else [spaces]
+
+
 def log_spaced_parameters(search: dict) -> set[str]:
     """Names of parameters whose space is log-spaced (loguniform, logspace, or a list
     of positive numbers whose ratios span more than two decades)."""
-    ((kind, spec),) = search.items()
-    if kind == "grid":
-        spaces = spec if isinstance(spec, list) else [spec]
-    else:
-        spaces = spec["params"] if isinstance(spec["params"], list) else [spec["params"]]
     names = set()
-    for s in spaces:
+    for s in search_spaces(search):
         for name, value in s.items():
             if isinstance(value, dict) and next(iter(value)) in ("loguniform", "logspace"):
                 names.add(name)
