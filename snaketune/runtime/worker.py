@@ -399,6 +399,9 @@ def start_forked(study_dir: str, log_path: str) -> ForkedWorker:
     if pid == 0:  # the worker: never returns
         status = 1
         try:
+            set_parent_death_signal()  # first: a Snakemake killed from here on takes the worker along
+            if os.getppid() != parent:
+                return  # (finally: exit) Snakemake died before the signal was set
             import gc
 
             gc.freeze()  # the inherited heap (Snakemake's DAG...): never scanned, never copied by the GC
@@ -406,6 +409,8 @@ def start_forked(study_dir: str, log_path: str) -> ForkedWorker:
             os.dup2(devnull, 0)
             os.dup2(log, 1)
             os.dup2(log, 2)
+            for fd in {devnull, log} - {0, 1, 2}:  # 0-2 are the copies the worker, handlers and trials keep
+                os.close(fd)
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process's own streams
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             signal.signal(signal.SIGINT, signal.default_int_handler)  # not Snakemake's handlers
