@@ -242,6 +242,25 @@ def test_fork_with_deadline_returns_output_status_or_kills_at_the_deadline():
     assert hung.timed_out and hung.how() == "killed at its deadline" and time.monotonic() - t0 < 20
 
 
+def test_fork_with_deadline_ends_with_its_child_when_a_helper_it_started_holds_the_pipe():
+    """User code that leaves a process behind (a pool it did not close) keeps the pipe open: the
+    result still counts once the child exits, not at the deadline."""
+    helpers = []
+
+    def leave_a_helper():
+        pid = os.fork()  # as a fork-based multiprocessing pool: it inherits the pipe
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        helpers.append(pid)
+        return b"x" * 200_000  # more than a pipe holds: read while the child is still writing
+
+    t0 = time.monotonic()
+    done = fork_with_deadline(leave_a_helper, 20)
+    assert done.ok and not done.timed_out and done.output == b"x" * 200_000
+    assert time.monotonic() - t0 < 10
+
+
 def test_kill_group_ends_a_whole_process_group():
     import subprocess
 

@@ -134,21 +134,48 @@ def fork_with_deadline(function: Callable[[], bytes | None], timeout: float, *, 
         os.close(write_fd)
     chunks = []
     deadline = time.monotonic() + timeout
+    # The child's exit ends the wait too, not only the pipe's end of file: a process the child
+    # started (user code's own helpers) may hold the pipe's write end long after it is done.
+    exited = _pidfd(pid)
     try:
         while (remaining := deadline - time.monotonic()) > 0:
-            if select.select([read_fd], [], [], remaining)[0]:
+            ready = select.select([read_fd, *exited], [], [], remaining)[0]
+            if read_fd in ready:
                 chunk = os.read(read_fd, 1 << 16)
                 if not chunk:  # all written: the child is exiting
                     return Forked(b"".join(chunks), os.waitpid(pid, 0)[1])
                 chunks.append(chunk)
+            elif ready:  # the child exited: what it wrote is in the pipe already
+                os.set_blocking(read_fd, False)
+                while chunk := _read_available(read_fd):
+                    chunks.append(chunk)
+                return Forked(b"".join(chunks), os.waitpid(pid, 0)[1])
     finally:
         os.close(read_fd)
+        for fd in exited:
+            os.close(fd)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     os.waitpid(pid, 0)
     return Forked(b"".join(chunks), None)
+
+
+def _pidfd(pid: int) -> list[int]:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or none."""
+    try:
+        return [os.pidfd_open(pid)]
+    except (AttributeError, OSError):
+        return []
+
+
+def _read_available(fd: int) -> bytes:
+    """What a non-blocking pipe holds now (b"" at its end, or when a writer still holds it)."""
+    try:
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return b""
 
 
 def call_in_fork(function, timeout: float):
