@@ -486,10 +486,13 @@ def time_trials_here(validated: dict, plan, workdir: Path, probe: TrialProbe) ->
 
     if validated.get("trial_timeout") is not None or not batching.wants_measurement(validated, plan, workdir):
         return
+    from threadpoolctl import threadpool_limits
+
     try:
-        seconds = batching.time_fits(
-            probe.estimator, probe.X, probe.y, probe.split, validated["scoring"], plan.candidates[:3]
-        )
+        with threadpool_limits(int(validated["resources"]["threads"])):  # a trial job's threads
+            seconds = batching.time_fits(
+                probe.estimator, probe.X, probe.y, probe.split, validated["scoring"], plan.candidates[:3]
+            )
     except Exception:  # noqa: BLE001 - user code: the run measures it again, isolated
         return
     if np.isfinite(seconds):
