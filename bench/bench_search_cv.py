@@ -171,6 +171,7 @@ def tpe(work: Path) -> dict:
 
     best = float(pd.read_csv(out / "leaderboard.csv")["mean_test_accuracy"].max())
     return {
+        "rounds": round_costs(out / "logs"),
         "ours_s": ours,
         "optuna_s": theirs,
         "ratio": ours / theirs,
@@ -180,6 +181,34 @@ def tpe(work: Path) -> dict:
         "best_optuna": study.best_value,
         "load": [load, os.getloadavg()[0]],
     }
+
+
+def round_costs(logs: Path) -> dict:
+    """Where a TPE run's rounds lose time, from its job logs (created when a job's shell starts,
+    last written when it ends): Snakemake's hand-over from a round's last trial job to the next
+    ask job, the ask jobs, the hand-over from an ask to its round's trial jobs, and the round's
+    imbalance (how much earlier its first trial job ends than its last: a core idle that long)."""
+    import subprocess
+
+    def span(path: Path) -> tuple[float, float]:  # birth and modification times (statx, via stat)
+        birth, mtime = subprocess.run(["stat", "--format=%.6W %.6Y", str(path)], capture_output=True, text=True,
+                                      check=True).stdout.split()  # fmt: skip
+        return float(birth), float(mtime)
+
+    sums = {"trials_to_ask_s": 0.0, "ask_s": 0.0, "ask_to_trials_s": 0.0, "imbalance_s": 0.0}
+    previous_end = None
+    for r in range(len(list((logs / "optuna").glob("ask-*.log")))):
+        ask_start, ask_end = span(logs / "optuna" / f"ask-{r}.log")
+        jobs = [span(p) for p in (logs / "trials").glob(f"o{r}-*-batch.log")]
+        if not jobs or not ask_start:  # no batches (one trial a job) or no birth times: nothing to say
+            return {}
+        sums["ask_s"] += ask_end - ask_start
+        sums["ask_to_trials_s"] += min(start for start, _ in jobs) - ask_end
+        sums["imbalance_s"] += max(end for _, end in jobs) - min(end for _, end in jobs)
+        if previous_end is not None:
+            sums["trials_to_ask_s"] += ask_start - previous_end
+        previous_end = max(end for _, end in jobs)
+    return sums
 
 
 def main(argv=None) -> int:
@@ -239,6 +268,15 @@ def report(result: dict) -> str:
             f"{t['best_optuna']:.4f}; CPU {t['ours_cpu_s']:.1f} s vs {t['optuna_cpu_s']:.1f} s; "
             f"load {t['load'][0]:.1f}-{t['load'][1]:.1f}.",
         ]
+        if t.get("rounds"):
+            r = t["rounds"]
+            lines += [
+                "",
+                f"Where the rounds lose time (sums over the rounds, from the job logs): last trial job to the next "
+                f"ask job {r['trials_to_ask_s']:.2f} s, the ask jobs {r['ask_s']:.2f} s, ask to its trial jobs "
+                f"{r['ask_to_trials_s']:.2f} s; a round's first trial job ends {r['imbalance_s']:.2f} s before "
+                "its last (a core idle meanwhile).",
+            ]
     return "\n".join(lines) + "\n"
 
 
