@@ -142,6 +142,7 @@ def tpe(work: Path) -> dict:
     folder = work / "tpe"
     folder.mkdir()
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    engine.connect().close()  # started before timing, as after the session row (alone, this row would time its start)
     load = os.getloadavg()[0]
     c0, t0 = cpu_seconds(), time.perf_counter()
     with open(folder / "snakemake.log", "w") as log:
