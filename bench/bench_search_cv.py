@@ -54,17 +54,19 @@ def session(work: Path) -> dict:
     rows = []
     for name, grid in grids():
         load = os.getloadavg()[0]
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         ours = snaketune.GridSearchCV(model, grid, cv=cv, n_jobs=2, scoring="accuracy", study_dir=work).fit(X, y)
-        t1 = time.perf_counter()
+        c1, t1 = cpu_seconds(), time.perf_counter()
         theirs = ms.GridSearchCV(model, grid, cv=cv, n_jobs=2, scoring="accuracy").fit(X, y)
-        t2 = time.perf_counter()
+        c2, t2 = cpu_seconds(), time.perf_counter()
         same = bool(np.allclose(ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"], 0, 1e-12))
         rows.append(
             {
                 "step": name,
                 "ours_s": t1 - t0,
                 "sklearn_s": t2 - t1,
+                "ours_cpu_s": c1 - c0,
+                "sklearn_cpu_s": c2 - c1,
                 "fits": len(theirs.cv_results_["params"]) * 5,
                 "same_scores": same,
                 "load": [load, os.getloadavg()[0]],
@@ -82,6 +84,22 @@ def session(work: Path) -> dict:
         "engine_noop_s": engine_noop(last.study_path_),
         "idle_rss_mb": engine_rss_mb(),
     }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) so far of this process and of every process under it: the
+    engine with its finished runs and trials, and joblib's workers (they live on between fits)."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:4])  # user, system, and those of waited-for children
+    for child in me.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:  # ended meanwhile: the part since the last reading is lost
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def engine_noop(study: Path) -> list[float]:
@@ -124,11 +142,12 @@ def tpe(work: Path) -> dict:
     folder = work / "tpe"
     folder.mkdir()
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    engine.connect().close()  # started before timing, as after the session row (alone, this row would time its start)
     load = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     with open(folder / "snakemake.log", "w") as log:
         code, _ = engine.run(snakemake_command(folder / "config.yaml", 2)[3:], folder, output=log)
-    ours = time.perf_counter() - t0
+    ours, ours_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     if code != 0:
         raise SystemExit(f"the TPE study failed: see {folder / 'snakemake.log'}")
     out = folder / "results" / config["study"]
@@ -145,21 +164,52 @@ def tpe(work: Path) -> dict:
         return float(cross_val_score(SVC(**params), X, y, cv=splits, scoring="accuracy").mean())
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
     study.optimize(objective, n_trials=60, n_jobs=2)
-    theirs = time.perf_counter() - t0
+    theirs, theirs_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     import pandas as pd
 
     best = float(pd.read_csv(out / "leaderboard.csv")["mean_test_accuracy"].max())
     return {
+        "rounds": round_costs(out / "logs"),
         "ours_s": ours,
         "optuna_s": theirs,
         "ratio": ours / theirs,
+        "ours_cpu_s": ours_cpu,
+        "optuna_cpu_s": theirs_cpu,
         "best_ours": best,
         "best_optuna": study.best_value,
         "load": [load, os.getloadavg()[0]],
     }
+
+
+def round_costs(logs: Path) -> dict:
+    """Where a TPE run's rounds lose time, from its job logs (created when a job's shell starts,
+    last written when it ends): Snakemake's hand-over from a round's last trial job to the next
+    ask job, the ask jobs, the hand-over from an ask to its round's trial jobs, and the round's
+    imbalance (how much earlier its first trial job ends than its last: a core idle that long)."""
+    import subprocess
+
+    def span(path: Path) -> tuple[float, float]:  # birth and modification times (statx, via stat)
+        birth, mtime = subprocess.run(["stat", "--format=%.6W %.6Y", str(path)], capture_output=True, text=True,
+                                      check=True).stdout.split()  # fmt: skip
+        return float(birth), float(mtime)
+
+    sums = {"trials_to_ask_s": 0.0, "ask_s": 0.0, "ask_to_trials_s": 0.0, "imbalance_s": 0.0}
+    previous_end = None
+    for r in range(len(list((logs / "optuna").glob("ask-*.log")))):
+        ask_start, ask_end = span(logs / "optuna" / f"ask-{r}.log")
+        jobs = [span(p) for p in (logs / "trials").glob(f"o{r}-*-batch.log")]
+        if not jobs or not ask_start:  # no batches (one trial a job) or no birth times: nothing to say
+            return {}
+        sums["ask_s"] += ask_end - ask_start
+        sums["ask_to_trials_s"] += min(start for start, _ in jobs) - ask_end
+        sums["imbalance_s"] += max(end for _, end in jobs) - min(end for _, end in jobs)
+        if previous_end is not None:
+            sums["trials_to_ask_s"] += ask_start - previous_end
+        previous_end = max(end for _, end in jobs)
+    return sums
 
 
 def main(argv=None) -> int:
@@ -188,18 +238,20 @@ def report(result: dict) -> str:
     if "session" in result:
         s = result["session"]
         lines += [
-            "| step | snaketune.GridSearchCV s | sklearn GridSearchCV s | sklearn fits | same scores | load |",
-            "|---|---:|---:|---:|---|---|",
+            "| step | snaketune.GridSearchCV s | sklearn GridSearchCV s | CPU s ours / sklearn | sklearn fits "
+            "| same scores | load |",
+            "|---|---:|---:|---:|---:|---|---|",
         ]
         for r in s["steps"]:
             lines.append(
-                f"| {r['step']} | {r['ours_s']:.2f} | {r['sklearn_s']:.2f} | {r['fits']} | {r['same_scores']} "
-                f"| {r['load'][0]:.1f}-{r['load'][1]:.1f} |"
+                f"| {r['step']} | {r['ours_s']:.2f} | {r['sklearn_s']:.2f} | {r['ours_cpu_s']:.1f} / "
+                f"{r['sklearn_cpu_s']:.1f} | {r['fits']} | {r['same_scores']} | {r['load'][0]:.1f}-{r['load'][1]:.1f} |"
             )
         ours = sum(r["ours_s"] for r in s["steps"])
         theirs = sum(r["sklearn_s"] for r in s["steps"])
+        cpu = sum(r["ours_cpu_s"] for r in s["steps"]), sum(r["sklearn_cpu_s"] for r in s["steps"])
         lines += [
-            f"| **session** | **{ours:.2f}** | **{theirs:.2f}** | | | |",
+            f"| **session** | **{ours:.2f}** | **{theirs:.2f}** | {cpu[0]:.1f} / {cpu[1]:.1f} | | | |",
             "",
             f"Session: **{theirs / ours:.2f}x** in our favour (target >= {TARGETS['session_speedup']:g}x). "
             f"The same fit again (every trial there, Snakemake not started): {s['noop_s']:.2f} s. A Snakemake "
@@ -214,8 +266,18 @@ def report(result: dict) -> str:
             f"TPE rounds (60 configurations, rounds of 6, whole run through the engine): {t['ours_s']:.1f} s; "
             f"Optuna `study.optimize(n_jobs=2)` in this process: {t['optuna_s']:.1f} s; ratio **{t['ratio']:.2f}** "
             f"(target <= {TARGETS['tpe_ratio']}); best mean CV accuracy {t['best_ours']:.4f} vs "
-            f"{t['best_optuna']:.4f}; load {t['load'][0]:.1f}-{t['load'][1]:.1f}.",
+            f"{t['best_optuna']:.4f}; CPU {t['ours_cpu_s']:.1f} s vs {t['optuna_cpu_s']:.1f} s; "
+            f"load {t['load'][0]:.1f}-{t['load'][1]:.1f}.",
         ]
+        if t.get("rounds"):
+            r = t["rounds"]
+            lines += [
+                "",
+                f"Where the rounds lose time (sums over the rounds, from the job logs): last trial job to the next "
+                f"ask job {r['trials_to_ask_s']:.2f} s, the ask jobs {r['ask_s']:.2f} s, ask to its trial jobs "
+                f"{r['ask_to_trials_s']:.2f} s; a round's first trial job ends {r['imbalance_s']:.2f} s before "
+                "its last (a core idle meanwhile).",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -239,6 +239,14 @@ def connect(start: bool = True, timeout: float = START_SECONDS) -> socket.socket
         time.sleep(0.02)
 
 
+def start() -> None:
+    """Start this process's engine if none runs, without waiting for it to listen (:func:`connect`
+    waits): its imports (~2 s) then overlap what the caller does before its first run."""
+    proc = _started.get(os.getpid())
+    if proc is None or proc.poll() is not None:
+        _started[os.getpid()] = _start()
+
+
 def _check_server(sock: socket.socket) -> None:
     """Abstract sockets have no permissions: refuse a server that is not the engine we started."""
     pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))

@@ -103,7 +103,8 @@ class _StoredSearch:
         workdir = Path(self.study_dir or DEFAULT_STUDY_DIR).resolve()
         inputs = store_inputs(workdir / "results", X, y, base, splits)
         config = study_config(self, inputs, candidates, metrics, refit_metric)
-        records = run_study(config, workdir, self._cores(), self.profile, warm=_modules(base))
+        probe = TrialProbe(base, X, y, splits[0])
+        records = run_study(config, workdir, self._cores(), self.profile, warm=_modules(base), probe=probe)
         out = _trial_outcomes(records, metrics, self.scoring, self.return_train_score, self.error_score)
         _warn_about_failures(records, self.error_score)
 
@@ -435,7 +436,20 @@ def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: 
     }
 
 
-def run_study(config: dict, workdir: Path, cores, profile, warm: tuple[str, ...] = ()) -> list[list]:
+@dataclass(frozen=True)
+class TrialProbe:
+    """What a fit has in memory to time its trials with, before the run: the estimator, the data
+    and the first fold."""
+
+    estimator: object
+    X: object
+    y: object
+    split: tuple
+
+
+def run_study(
+    config: dict, workdir: Path, cores, profile, warm: tuple[str, ...] = (), probe: TrialProbe | None = None
+) -> list[list]:
     """The trial records, one list of folds per candidate: read from the study's files when every
     trial is there (Snakemake would find nothing to do, so it is not started), else after running
     the missing trials and the leaderboard with Snakemake."""
@@ -445,16 +459,44 @@ def run_study(config: dict, workdir: Path, cores, profile, warm: tuple[str, ...]
     from snaketune.results.status import study_plan, trial_rows
 
     validated = load_config(copy.deepcopy(config), workdir, check_data=False)
-    rows = trial_rows(*study_plan(validated, workdir))
+    plan, layout = study_plan(validated, workdir)
+    rows = trial_rows(plan, layout)
     records, missing = _read_trials(workdir, rows)
     if not missing:
         return records
+    use_engine = os.environ.get("SNAKETUNE_ENGINE", "1") != "0"
+    if use_engine:
+        engine.start()  # its imports overlap the lock, the timing below and the config's writing
     state = workdir / "results" / config["study"] / ".snaketune"
     with _locked(state / "fit.lock"):  # another fit of this data set runs first: then its trials are found
         records, missing = _read_trials(workdir, rows)
         if not missing:
             return records
-        return _run_missing(config, workdir, cores, profile, rows, state / "search.yaml", warm)
+        if probe is not None:
+            time_trials_here(validated, plan, workdir, probe)
+        return _run_missing(config, workdir, cores, profile, rows, state / "search.yaml", warm, use_engine)
+
+
+def time_trials_here(validated: dict, plan, workdir: Path, probe: TrialProbe) -> None:
+    """Time the first candidates' trials in this process, as the run would before choosing its
+    batches (``trials_per_job: auto``), and save the time where the run finds it: the engine
+    starts meanwhile, and the run chooses at once. Left to the run (which times them in a fork,
+    with a time limit) under a ``trial_timeout``, or when the timing fails."""
+    from snaketune.runtime import batching
+
+    if validated.get("trial_timeout") is not None or not batching.wants_measurement(validated, plan, workdir):
+        return
+    from threadpoolctl import threadpool_limits
+
+    try:
+        with threadpool_limits(int(validated["resources"]["threads"])):  # a trial job's threads
+            seconds = batching.time_fits(
+                probe.estimator, probe.X, probe.y, probe.split, validated["scoring"], plan.candidates[:3]
+            )
+    except Exception:  # noqa: BLE001 - user code: the run measures it again, isolated
+        return
+    if np.isfinite(seconds):
+        batching.remember_trial_seconds(validated, plan, seconds, workdir)
 
 
 @contextlib.contextmanager
@@ -519,7 +561,14 @@ class RunOutput:
 
 
 def _run_missing(
-    config: dict, workdir: Path, cores, profile, rows: list[list[str]], configfile: Path, warm: tuple[str, ...] = ()
+    config: dict,
+    workdir: Path,
+    cores,
+    profile,
+    rows: list[list[str]],
+    configfile: Path,
+    warm: tuple[str, ...] = (),
+    use_engine: bool = True,
 ) -> list[list]:
     from snaketune.api import write_config
 
@@ -527,7 +576,7 @@ def _run_missing(
     # A run stopped with its engine leaves batch manifests marked incomplete: they run again (their
     # trial files, written atomically, are kept and not recomputed).
     cmd = snakemake_command(configfile, cores, profile, ["aggregate", "--rerun-incomplete"])
-    if os.environ.get("SNAKETUNE_ENGINE", "1") != "0":
+    if use_engine:
         with contextlib.closing(RunOutput(sys.stdout, notebook=in_notebook())) as output:
             # argv after `python -m snaketune.runtime.snakemake_cli`
             code, interrupted = engine.run(cmd[3:], workdir, output=output, warm=warm)

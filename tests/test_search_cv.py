@@ -7,6 +7,7 @@ search runs in the test on the same data, so the numbers compared are computed t
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.svm import SVC
 
 import snaketune
+from snaketune.runtime import batching
 
 TOL = 1e-12
 
@@ -62,12 +64,20 @@ def trial_files(study_dir: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_grid_multimetric_equal_grown_grid_only_new_folds_new_process_nothing(tmp_path):
+def test_grid_multimetric_equal_grown_grid_only_new_folds_new_process_nothing(tmp_path, monkeypatch):
     X, y = load_iris(return_X_y=True)
     cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
     grid = {"C": [0.1, 1.0, 10.0], "gamma": [0.01, 0.1]}
     kwargs = dict(scoring=["accuracy", "f1_macro"], refit="f1_macro", cv=cv, return_train_score=True)
+    timed = []  # the trial times this process measured before the run (a spy: the timing still runs)
+    time_fits = batching.time_fits
+    monkeypatch.setattr(batching, "time_fits", lambda *a: timed.append(time_fits(*a)) or timed[-1])
     ours = snaketune.GridSearchCV(SVC(), grid, n_jobs=2, study_dir=tmp_path, **kwargs).fit(X, y)
+    # The run chose its batches from this process's timing, keyed as its own: it did not time again.
+    (memo,) = tmp_path.glob("results/search-*/.snaketune/trials_per_job.json")
+    chosen = json.loads(memo.read_text())
+    assert len(timed) == 1 and chosen["trial_seconds"] == timed[0] and chosen["cores"] == 2, (timed, chosen)
+    assert chosen["trials_per_job"] >= 1
     theirs = ms.GridSearchCV(SVC(), grid, **kwargs).fit(X, y)
     assert_same_results(ours, theirs)
     assert "split2_train_accuracy" in ours.cv_results_

@@ -78,16 +78,11 @@ def choose_trials_per_job(trial_seconds: float, n_trials: int, cores: int, targe
 def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], repeats: int = 3) -> float:
     """Median wall time of fit+score for the first candidates on the first CV split.
 
-    Runs in this process on data loaded from the source; a fit slower than a second ends the
-    measurement early (such trials are never batched).
+    Runs in this process on data loaded from the source (see :func:`time_fits`).
     """
-    import numpy as np
-
     from snaketune.base.data import load_dataset
     from snaketune.base.estimator import build_estimator
-    from snaketune.base.jsonutil import to_jsonable
     from snaketune.base.splits import compute_splits
-    from snaketune.evaluation.trial import fit_and_score, make_scorers, search_parameters
 
     source = load_dataset(config["data"], basedir)
     X, y = source.X, source.y
@@ -95,10 +90,22 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
 
     estimator = build_estimator(config["estimator"], config["allowed_modules"], config["seed"])
     splits = compute_splits(config["cv"], y, bool(is_classifier(estimator)), source.groups)
-    train, test = splits[0]
-    scorers = make_scorers(config["scoring"])
+    return time_fits(estimator, X, y, splits[0], config["scoring"], candidates[:repeats])
+
+
+def time_fits(estimator, X, y, split, scoring, candidates: list[dict]) -> float:
+    """Median wall time of a trial's fit+score (:func:`~snaketune.evaluation.trial.fit_and_score`)
+    of each of ``candidates`` on ``split``; a fit slower than a second ends the measurement early
+    (such trials are never batched)."""
+    import numpy as np
+
+    from snaketune.base.jsonutil import to_jsonable
+    from snaketune.evaluation.trial import fit_and_score, make_scorers, search_parameters
+
+    train, test = split
+    scorers = make_scorers(scoring)
     times = []
-    for params in candidates[:repeats]:
+    for params in candidates:
         t0 = time.perf_counter()
         fit_and_score(
             estimator, X, y, train=train, test=test, scorers=scorers, parameters=search_parameters(to_jsonable(params))
@@ -126,18 +133,10 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
     setting = config.get("trials_per_job", "auto")
     if setting != "auto":
         return int(setting)
-    from snaketune.base.jsonutil import digest, write_json_atomic
+    from snaketune.base.jsonutil import write_json_atomic
 
-    memo = Path(plan.out) / ".snaketune" / "trials_per_job.json"
-    key = digest({"estimator": config["estimator"], "data": plan.data_key, "cv": plan.cv_key})
-    saved = {}
-    if memo.exists():
-        try:
-            saved = json.loads(memo.read_text())
-        except ValueError:
-            saved = {}
-        if saved.get("key") != key:
-            saved = {}
+    memo, key = memo_path(plan, basedir), cost_key(config, plan)
+    saved = read_memo(plan, key, basedir)
     if not measure or (saved and cores <= saved.get("cores", 1)):
         return int(saved.get("trials_per_job", 1))
     if not plan.config_keys:
@@ -151,6 +150,44 @@ def resolve_trials_per_job(config: dict, plan, basedir: Path, cores: int, measur
     if record != saved:
         write_json_atomic(memo, record)
     return chosen
+
+
+def memo_path(plan, basedir: Path = Path(".")) -> Path:
+    """Where the measurement and choice live (``plan.out`` is relative to the run's folder, ``basedir``)."""
+    return Path(basedir) / plan.out / ".snaketune" / "trials_per_job.json"
+
+
+def cost_key(config: dict, plan) -> str:
+    """What sets a trial's cost: estimator, data, CV (not the grid, so growing it keeps the batches)."""
+    from snaketune.base.jsonutil import digest
+
+    return digest({"estimator": config["estimator"], "data": plan.data_key, "cv": plan.cv_key})
+
+
+def read_memo(plan, key: str, basedir: Path = Path(".")) -> dict:
+    """The saved measurement and choice for ``key``, or an empty dict."""
+    try:
+        saved = json.loads(memo_path(plan, basedir).read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) and saved.get("key") == key else {}
+
+
+def wants_measurement(config: dict, plan, basedir: Path = Path(".")) -> bool:
+    """Whether the next run would measure a trial's time (``auto``, nothing saved for this cost)."""
+    if config.get("trials_per_job", "auto") != "auto" or not plan.config_keys:
+        return False
+    return "trial_seconds" not in read_memo(plan, cost_key(config, plan), basedir)
+
+
+def remember_trial_seconds(config: dict, plan, seconds: float, basedir: Path = Path(".")) -> None:
+    """Save a trial time measured before the run (a search's ``fit`` measures in its own process,
+    while the engine starts), so the run chooses its batches from it without measuring again.
+    ``cores`` 0: no choice made yet, so any run chooses."""
+    from snaketune.base.jsonutil import write_json_atomic
+
+    record = {"key": cost_key(config, plan), "trial_seconds": float(seconds), "cores": 0}
+    write_json_atomic(memo_path(plan, basedir), record)
 
 
 # Fits slower than a second end the measurement, so 10 s means something hangs or is slow:
