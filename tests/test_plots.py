@@ -326,7 +326,8 @@ def test_a_leaderboard_drawn_before_gets_its_figures_back_by_copy(tmp_path):
 def test_a_figure_that_cannot_show_the_change_is_not_redrawn(tmp_path):
     """A configuration added below the top 15 (and p-values, times of others moving) changes
     what the every-configuration figures show, not the fold spread or the parallel coordinates
-    of the top: those two are copied (the same bytes), the others drawn again."""
+    of the top: those two are copied (the same bytes), the others drawn again. Fit times below
+    the top change the fit-time figure only."""
     import pandas as pd
 
     from snaketune.runtime.calls import plots as plots_call
@@ -351,3 +352,12 @@ def test_a_figure_that_cannot_show_the_change_is_not_redrawn(tmp_path):
     after = {p: open(p, "rb").read() for p in outputs}
     same = sorted(Path(p).stem for p in outputs if after[p] == before[p])
     assert same == ["fold_spread", "parallel"]
+    # Fit times of configurations outside the top (a rerun trial): only the fit-time figure shows
+    # them; every other figure is copied, the fit-time figure drawn anew.
+    below = grown["rank_test_accuracy"] > plots.PARALLEL_TOP
+    grown.loc[below, "mean_fit_time"] *= 1.5
+    grown.to_csv(table, index=False)
+    message = plots_call(leaderboard=str(table), config=CONFIG, outputs=outputs)
+    assert f"{len(outputs) - 1} copied from" in message
+    timed = {p: open(p, "rb").read() for p in outputs}
+    assert sorted(Path(p).stem for p in outputs if timed[p] != after[p]) == ["fit_time"]
