@@ -78,6 +78,12 @@ def test_plot_names_follow_the_space():
     assert "score_map" in plots.plot_names(rnd) and "parallel" not in plots.plot_names(rnd)
     assert "importance" in plots.plot_names(rnd)
     assert plots.numeric_parameters(CONFIG) == ["C", "gamma"]
+    # A numeric parameter fixed at one value in every grid is no axis of a score map (it would be
+    # one line, the marginal's); two grids giving it two values make it one.
+    fixed = {"search": {"grid": [{"alpha": {"logspace": [-4, 4, 50]}, "tol": [1e-4]}, {"alpha": [1.5], "tol": [1e-4]}]}}
+    assert "score_map" not in plots.plot_names(fixed) and plots.map_parameters(fixed) == ["alpha"]
+    fixed["search"]["grid"][1]["tol"] = [1e-3]
+    assert "score_map" in plots.plot_names(fixed)
     assert plots.log_parameters(CONFIG) == {"C", "gamma"}
 
 

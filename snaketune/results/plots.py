@@ -74,6 +74,34 @@ def numeric_parameters(config: dict) -> list[str]:
     return sorted(names)
 
 
+def map_parameters(config: dict) -> list[str]:
+    """Numeric parameters the config gives two values or more: the axes a score map can have. A
+    grid's fixed ``tol: [1e-4]`` would make the map one line, which the marginal already draws
+    (a 100,000-trial study spent a fifth of its figures' time on such a map)."""
+    values = _space_values(config)
+    return [name for name in numeric_parameters(config) if _n_values(values[name]) >= 2]
+
+
+def _n_values(specs: list) -> float:
+    """How many distinct values a parameter's specs give together, counted up to 2 (a
+    distribution, or a range of points with two ends: infinitely many)."""
+    from snaketune.search.space import expand_values
+
+    seen: set[str] = set()
+    for spec in specs:
+        if isinstance(spec, dict):
+            ((kind, args),) = spec.items()
+            if kind not in ("range", "linspace", "logspace") or (
+                kind != "range" and int(args[2]) > 1 and args[0] != args[1]
+            ):
+                return math.inf
+        for v in expand_values(spec):
+            seen.add(_key(_as_result_value(v)))
+            if len(seen) >= 2:
+                return len(seen)
+    return len(seen)
+
+
 def log_parameters(config: dict) -> set[str]:
     """Parameters drawn on log axes: log-spaced in the config (logspace, loguniform, decades)."""
     from snaketune.search.space import log_spaced_parameters
@@ -84,7 +112,7 @@ def log_parameters(config: dict) -> set[str]:
 def plot_names(config: dict) -> list[str]:
     """The plots a study gets; decided from the config alone so outputs are known at parse time."""
     names = ["marginal", "fold_spread", "best_so_far", "fit_time"]
-    if len(numeric_parameters(config)) >= 2:
+    if len(map_parameters(config)) >= 2:
         names.append("score_map")
     if len(_space_values(config)) > 2:
         names.append("parallel")
