@@ -78,6 +78,12 @@ def test_plot_names_follow_the_space():
     assert "score_map" in plots.plot_names(rnd) and "parallel" not in plots.plot_names(rnd)
     assert "importance" in plots.plot_names(rnd)
     assert plots.numeric_parameters(CONFIG) == ["C", "gamma"]
+    # A numeric parameter fixed at one value in every grid is no axis of a score map (it would be
+    # one line, the marginal's); two grids giving it two values make it one.
+    fixed = {"search": {"grid": [{"alpha": {"logspace": [-4, 4, 50]}, "tol": [1e-4]}, {"alpha": [1.5], "tol": [1e-4]}]}}
+    assert "score_map" not in plots.plot_names(fixed) and plots.map_parameters(fixed) == ["alpha"]
+    fixed["search"]["grid"][1]["tol"] = [1e-3]
+    assert "score_map" in plots.plot_names(fixed)
     assert plots.log_parameters(CONFIG) == {"C", "gamma"}
 
 
@@ -326,7 +332,8 @@ def test_a_leaderboard_drawn_before_gets_its_figures_back_by_copy(tmp_path):
 def test_a_figure_that_cannot_show_the_change_is_not_redrawn(tmp_path):
     """A configuration added below the top 15 (and p-values, times of others moving) changes
     what the every-configuration figures show, not the fold spread or the parallel coordinates
-    of the top: those two are copied (the same bytes), the others drawn again."""
+    of the top: those two are copied (the same bytes), the others drawn again. Fit times below
+    the top change the fit-time figure only."""
     import pandas as pd
 
     from snaketune.runtime.calls import plots as plots_call
@@ -351,3 +358,12 @@ def test_a_figure_that_cannot_show_the_change_is_not_redrawn(tmp_path):
     after = {p: open(p, "rb").read() for p in outputs}
     same = sorted(Path(p).stem for p in outputs if after[p] == before[p])
     assert same == ["fold_spread", "parallel"]
+    # Fit times of configurations outside the top (a rerun trial): only the fit-time figure shows
+    # them; every other figure is copied, the fit-time figure drawn anew.
+    below = grown["rank_test_accuracy"] > plots.PARALLEL_TOP
+    grown.loc[below, "mean_fit_time"] *= 1.5
+    grown.to_csv(table, index=False)
+    message = plots_call(leaderboard=str(table), config=CONFIG, outputs=outputs)
+    assert f"{len(outputs) - 1} copied from" in message
+    timed = {p: open(p, "rb").read() for p in outputs}
+    assert sorted(Path(p).stem for p in outputs if timed[p] != after[p]) == ["fit_time"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,34 @@ def numeric_parameters(config: dict) -> list[str]:
     return sorted(names)
 
 
+def map_parameters(config: dict) -> list[str]:
+    """Numeric parameters the config gives two values or more: the axes a score map can have. A
+    grid's fixed ``tol: [1e-4]`` would make the map one line, which the marginal already draws
+    (a 100,000-trial study spent a fifth of its figures' time on such a map)."""
+    values = _space_values(config)
+    return [name for name in numeric_parameters(config) if _n_values(values[name]) >= 2]
+
+
+def _n_values(specs: list) -> float:
+    """How many distinct values a parameter's specs give together, counted up to 2 (a
+    distribution, or a range of points with two ends: infinitely many)."""
+    from snaketune.search.space import expand_values
+
+    seen: set[str] = set()
+    for spec in specs:
+        if isinstance(spec, dict):
+            ((kind, args),) = spec.items()
+            if kind not in ("range", "linspace", "logspace") or (
+                kind != "range" and int(args[2]) > 1 and args[0] != args[1]
+            ):
+                return math.inf
+        for v in expand_values(spec):
+            seen.add(_key(_as_result_value(v)))
+            if len(seen) >= 2:
+                return len(seen)
+    return len(seen)
+
+
 def log_parameters(config: dict) -> set[str]:
     """Parameters drawn on log axes: log-spaced in the config (logspace, loguniform, decades)."""
     from snaketune.search.space import log_spaced_parameters
@@ -84,7 +112,7 @@ def log_parameters(config: dict) -> set[str]:
 def plot_names(config: dict) -> list[str]:
     """The plots a study gets; decided from the config alone so outputs are known at parse time."""
     names = ["marginal", "fold_spread", "best_so_far", "fit_time"]
-    if len(numeric_parameters(config)) >= 2:
+    if len(map_parameters(config)) >= 2:
         names.append("score_map")
     if len(_space_values(config)) > 2:
         names.append("parallel")
@@ -150,7 +178,8 @@ def make_plots(
             key = figure_key(Path(path).stem, frame, config, leaderboard_csv)
             entries[str(path)] = root / Path(path).stem / key
     copied = [p for p, entry in entries.items() if filecache.restore(entry, {Path(p).name: p})]
-    plt = _style()
+    # matplotlib only when a figure is drawn here (0.3-0.5 s to import: every figure copied, none).
+    plt = _style() if len(copied) < len(outputs) else None
 
     def draw(path: str) -> None:
         name = str(path).rsplit("/", 1)[-1].removesuffix(".png")
@@ -188,14 +217,22 @@ FOLD_SPREAD_TOP, PARALLEL_TOP = 15, 20
 
 def figure_data(name: str, frame, refit: str):
     """The part of the leaderboard figure ``name`` draws: the top rows for the top-n figures,
-    else every row's parameters, scores, fit time and completion order. A configuration added
-    below the top changes no top-n figure; the p-values and times of others change none."""
+    else, for every row, only the columns the figure shows (in row order, which the fit-time-free
+    figures draw by). A configuration added below the top changes no top-n figure; fit times,
+    p-values and ranks change only the figures that show them."""
     score = [f"mean_test_{refit}", f"std_test_{refit}", f"rank_test_{refit}"]
     if name in ("fold_spread", "parallel"):
         splits = [c for c in frame.columns if c.startswith("split") and c.endswith(f"_test_{refit}")]
         top = _top(frame, refit, FOLD_SPREAD_TOP if name == "fold_spread" else PARALLEL_TOP)
         return top[["params", *score, "mean_fit_time", *splits]]
-    columns = ["params", *score, "mean_fit_time", "completion_order"]
+    mean, std, rank = score
+    columns = {
+        "marginal": ["params", mean, std],  # the std: whiskers, and the axis is at least the fold noise
+        "score_map": ["params", mean],
+        "importance": ["params", mean],
+        "best_so_far": [mean, "completion_order"],
+        "fit_time": [mean, rank, "mean_fit_time"],  # the best (rank 1) is starred at its fit time
+    }.get(name, ["params", *score, "mean_fit_time", "completion_order"])
     return frame[[c for c in columns if c in frame.columns]]
 
 
@@ -204,7 +241,6 @@ def figure_key(name: str, frame, config: dict, leaderboard_csv: str) -> str:
     history's bytes for the history figure), the config, this package's results code and
     matplotlib's version."""
     import hashlib
-    import importlib.metadata
 
     import pandas as pd
 
@@ -220,17 +256,21 @@ def figure_key(name: str, frame, config: dict, leaderboard_csv: str) -> str:
         shows = hashlib.sha256(hashed.tobytes() + ",".join(data.columns).encode()).hexdigest()
     else:
         shows = file_sha256(leaderboard_csv)
+    return digest({"figure": name, "shows": shows, "config": config, **_drawing_code()}, 20)
+
+
+@cache
+def _drawing_code() -> dict:
+    """This package's results code and matplotlib's version: once a job, not once a figure."""
+    import importlib.metadata
+
+    from snaketune.base.jsonutil import file_sha256
+
     code = Path(__file__).parent
-    return digest(
-        {
-            "figure": name,
-            "shows": shows,
-            "config": config,
-            "code": [file_sha256(f) for f in sorted(code.glob("*.py"))],
-            "matplotlib": importlib.metadata.version("matplotlib"),
-        },
-        20,
-    )
+    return {
+        "code": [file_sha256(f) for f in sorted(code.glob("*.py"))],
+        "matplotlib": importlib.metadata.version("matplotlib"),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -238,12 +278,34 @@ def figure_key(name: str, frame, config: dict, leaderboard_csv: str) -> str:
 
 
 def _params(frame) -> list[dict]:
-    return [json.loads(p) for p in frame["params"]]
+    # One parse of the whole column: half the time of a json.loads a row (20,000 rows: 60 ms).
+    return json.loads("[" + ",".join(frame["params"]) + "]")
 
 
 def _key(value) -> str:
     """A hashable, printable form of a parameter value (lists, None, bools included)."""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _keys(values) -> list[str]:
+    """:func:`_key` of each value, each distinct value encoded once (20,000 rows hold a few)."""
+    memo: dict = {}
+    keys = []
+    for v in values:
+        try:  # by type too: True == 1 == 1.0, but their keys differ
+            k = memo[type(v), v]
+        except KeyError:
+            k = memo[type(v), v] = _key(v)
+        except TypeError:  # a list value
+            k = _key(v)
+        keys.append(k)
+    return keys
+
+
+def _positions(cats: list[str], keys: list[str]) -> np.ndarray:
+    """Each key's position in ``cats``."""
+    where = {c: i for i, c in enumerate(cats)}
+    return np.array([where[k] for k in keys], dtype=float)
 
 
 def _top(frame, refit: str, n: int):
@@ -513,8 +575,9 @@ def draw_marginal(plt, frame, config, refit):
         if numeric:
             xs = np.array(values, dtype=float)
         else:
-            cats = category_order(config, name, [_key(v) for v in values])
-            xs = np.array([cats.index(_key(v)) for v in values], dtype=float)
+            keyed = _keys(values)
+            cats = category_order(config, name, keyed)
+            xs = _positions(cats, keyed)
             xs = xs + rng.uniform(-0.18, 0.18, len(xs)) * (len(xs) > len(cats))
         ms, ss = mean[rows], std[rows]
         j = rows.index(best_i) if best_i in rows else None
@@ -534,7 +597,7 @@ def draw_marginal(plt, frame, config, refit):
             ax.scatter(xs, ms, s=14, color=PALETTE[0], alpha=0.75, zorder=2, clip_on=True)
         _mark_off_axis(ax, xs[shown], ms[shown], low, high)
         if grid and rows:  # the best score reached at each value (a grid has several per value)
-            keys = [v if numeric else _key(v) for v in values]
+            keys = values if numeric else keyed
             at = best_at_each(keys, ms, m.is_loss)
             if numeric and len(at) > MAP_BINS * 2:  # one value per configuration: best of each bin
                 edges = bin_edges(xs, name in logs and (xs > 0).all(), MAP_BINS)
@@ -900,8 +963,9 @@ def draw_parallel(plt, frame, config, refit, n=PARALLEL_TOP):
             tick_pos = [((np.log10(v) if log else v) - lo) / (hi - lo) if hi > lo else 0.5 for v in shown]
             ticks.append((tick_pos, [_short(v) for v in shown], log))
         else:
-            cats = category_order(config, name, [_key(v) for v in vals])
-            idx = np.array([cats.index(_key(v)) for v in vals], dtype=float)
+            keyed = _keys(vals)
+            cats = category_order(config, name, keyed)
+            idx = _positions(cats, keyed)
             pos = idx / (len(cats) - 1) if len(cats) > 1 else np.full_like(idx, 0.5)
             tick_pos = [i / (len(cats) - 1) if len(cats) > 1 else 0.5 for i in range(len(cats))]
             ticks.append((tick_pos, cats, False))
@@ -958,8 +1022,8 @@ def importance_features(frame, config):
             col = np.array(values, dtype=float)
             columns.append(np.log10(np.where(col > 0, col, np.nan)) if name in logs else col)
         else:
-            cats = category_order(config, name, [_key(v) for v in values])
-            columns.append(np.array([cats.index(_key(v)) for v in values], dtype=float))
+            keyed = _keys(values)
+            columns.append(_positions(category_order(config, name, keyed), keyed))
     return names, np.column_stack(columns), frame[f"mean_test_{config['refit']}"].to_numpy(dtype=float)
 
 
