@@ -14,7 +14,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from snaketune.strategies.jobs import JobSettings, TrialJob, call_file, fixed, per_trial_job
+from snaketune.strategies.jobs import JobSettings, TrialJob, fixed, per_trial_job, trials_call
 from snaketune.workflow.study import Study
 from snaketune.workflow.support import is_main_process
 
@@ -46,7 +46,8 @@ def nested_jobs(study: Study, data) -> list[TrialJob]:
                 name=f"nested_trials_{o}_{batch}",
                 outputs={"trials": outputs},
                 log=f"{out}/logs/nested/batches/{o}_{batch}.log",
-                call=call_file(out, specs=[plan.spec(t) for t in ids], outputs=outputs),
+                # Named from the trial ids, not by hashing every spec at every parse (issue 28).
+                call=trials_call(plan, ids, out=out),
                 inputs=fixed({"data": data, "splits": plan.splits_path}),
             )
         )
@@ -96,13 +97,26 @@ def release_broken_batches(study: Study) -> int:
     they are (a batch skips trials whose file is a complete record).
     Returns the number of manifests removed.
     """
+    # One listing of each folder, not a stat a trial file (100,000 at issue 28's scale). Both
+    # folders hold <id>.json (Plan.trial_path, strategies.jobs.batch_manifest).
+    manifests = _names(Path(study.batch_manifest("-")).parent)
+    if not manifests:
+        return 0
+    trials = _names(Path(study.plan.trial_path("-")).parent)
     removed = 0
     for batch, trial_ids in study.batches.items():
-        manifest = Path(study.batch_manifest(batch))
-        if manifest.exists() and not all(os.path.exists(study.plan.trial_path(t)) for t in trial_ids):
-            manifest.unlink(missing_ok=True)
+        if f"{batch}.json" in manifests and not all(f"{t}.json" in trials for t in trial_ids):
+            Path(study.batch_manifest(batch)).unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def _names(folder: Path) -> set[str]:
+    """The names in ``folder`` (empty if there is none)."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
 
 
 def jobs_at_once(study: Study, workflow) -> int | None:

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from snaketune.config.load import ConfigError
-from snaketune.strategies import jobs
 from snaketune.workflow.study import Study, fail_config, read_raw_config, validate
 from snaketune.workflow.study import study_folder as _study_folder
 from snaketune.workflow.workers import (  # noqa: F401 - the rules call the lifecycle as ws.*
@@ -96,11 +95,6 @@ def is_main_process(workflow) -> bool:
     from snakemake.settings.types import ExecMode
 
     return workflow.exec_mode == ExecMode.DEFAULT
-
-
-def call_file(study: Study, **kwargs) -> str:
-    """A call's keyword arguments in the study's call folder (:func:`snaketune.strategies.jobs.call_file`)."""
-    return jobs.call_file(study.out, **kwargs)
 
 
 def trial_environment(study: Study) -> tuple[str, str | None]:
