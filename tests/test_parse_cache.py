@@ -323,3 +323,13 @@ def test_a_trials_call_is_named_without_building_it_and_written_once(workdir):
     named = Path(jobs.call_file("results/cached", a=[1, (2, 3)], b={"c": 1.5})[1:])
     assert named.name == f"{digest({'a': [1, [2, 3]], 'b': {'c': 1.5}}, 16)}.json"
     assert json.loads(named.read_text()) == {"a": [1, [2, 3]], "b": {"c": 1.5}}
+
+
+def test_existing_paths_come_from_one_listing_a_folder(workdir):
+    (workdir / "t").mkdir()
+    for name in ("b.json", "a.json"):
+        (workdir / "t" / name).write_text("{}")
+    (workdir / "top.json").write_text("{}")
+    paths = ["t/a.json", "t/c.json", "none/a.json", "top.json", "t/b.json", "t"]
+    assert support.existing(paths) == ["t/a.json", "top.json", "t/b.json", "t"]
+    assert support.existing(paths) == [p for p in paths if Path(p).exists()]

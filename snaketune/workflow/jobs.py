@@ -10,13 +10,12 @@ workflow, a measured ``trials_per_job: auto``) is decided here and handed over a
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 
 from snaketune.strategies.jobs import JobSettings, TrialJob, fixed, per_trial_job, trials_call
 from snaketune.workflow.study import Study
-from snaketune.workflow.support import is_main_process
+from snaketune.workflow.support import is_main_process, listing
 
 
 def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
@@ -99,24 +98,16 @@ def release_broken_batches(study: Study) -> int:
     """
     # One listing of each folder, not a stat a trial file (100,000 at issue 28's scale). Both
     # folders hold <id>.json (Plan.trial_path, strategies.jobs.batch_manifest).
-    manifests = _names(Path(study.batch_manifest("-")).parent)
+    manifests = listing(Path(study.batch_manifest("-")).parent)
     if not manifests:
         return 0
-    trials = _names(Path(study.plan.trial_path("-")).parent)
+    trials = listing(Path(study.plan.trial_path("-")).parent)
     removed = 0
     for batch, trial_ids in study.batches.items():
         if f"{batch}.json" in manifests and not all(f"{t}.json" in trials for t in trial_ids):
             Path(study.batch_manifest(batch)).unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-def _names(folder: Path) -> set[str]:
-    """The names in ``folder`` (empty if there is none)."""
-    try:
-        return set(os.listdir(folder))
-    except OSError:
-        return set()
 
 
 def jobs_at_once(study: Study, workflow) -> int | None:

@@ -110,3 +110,26 @@ def trial_environment(study: Study) -> tuple[str, str | None]:
     os.environ["SNAKETUNE_PYTHON"] = sys.executable
     conda = study.command.get("conda")
     return (os.path.abspath(conda) if conda else ours), study.command.get("container")
+
+
+def existing(paths: list[str]) -> list[str]:
+    """Those of ``paths`` that exist, in order, from one listing of each folder: a ``stat`` a
+    path took ~0.5 s of every run's start at 100,000 trial files (issue 28)."""
+    listings: dict[str, set[str]] = {}
+    found = []
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        names = listings.get(folder)
+        if names is None:
+            names = listings[folder] = listing(folder or ".")
+        if name in names:
+            found.append(path)
+    return found
+
+
+def listing(folder: str | Path) -> set[str]:
+    """The names in ``folder`` (empty when there is none)."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
