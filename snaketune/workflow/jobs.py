@@ -45,8 +45,10 @@ def nested_jobs(study: Study, data) -> list[TrialJob]:
                 name=f"nested_trials_{o}_{batch}",
                 outputs={"trials": outputs},
                 log=f"{out}/logs/nested/batches/{o}_{batch}.log",
-                # Named from the trial ids, not by hashing every spec at every parse (issue 28).
-                call=trials_call(plan, ids, out=out),
+                # Named from the trial ids, not by hashing every spec at every parse (issue 28). A
+                # derived param (a function of output), as a batch's of the study's own trials: a
+                # changed trial has a new name, so a missing output, which reruns the batch.
+                call=lambda wc, output, plan=plan, ids=ids: trials_call(plan, ids, out=out),
                 inputs=fixed({"data": data, "splits": plan.splits_path}),
             )
         )
