@@ -7,7 +7,7 @@
 ``--configs 20000``); it is copied once for each code (never changed). Each repeat, for each code
 in turn: one configuration added and ``snakemake -n`` (the parse and DAG alone: wall and CPU
 seconds), then another added and a real run (when the first new trial started, from the trial
-files; the whole run). Results go to bench/results/add-one.{json,md} with the load average of
+files; the whole run), then a rerun with nothing to do. Results go to bench/results/add-one.{json,md} with the load average of
 every run (the machine is shared: read the CPU seconds, which hold still).
 """
 
@@ -67,10 +67,13 @@ def main(argv=None) -> int:
                 add_one(work)
                 real = bench_scale.snakemake(repo, work, f"add-{i}.log", args.cores)
                 phases = bench_scale.phases(out, real)
-                runs[label].append({"dry": dry.to_dict(), "real": real.to_dict(), "phases": phases})
+                same = bench_scale.snakemake(repo, work, f"no-change-{i}.log", args.cores)
+                runs[label].append({"dry": dry.to_dict(), "real": real.to_dict(), "phases": phases,
+                                    "no_change": same.to_dict()})  # fmt: skip
                 print(f"  {label}: dry run {dry.wall_s:.2f} s ({dry.cpu_s:.2f} CPU-s, load {dry.loadavg_before[0]}), "
                       f"first new trial at {phases['first_trial_start_s']} s, run {real.wall_s:.2f} s "
-                      f"({real.cpu_s:.2f} CPU-s, load {real.loadavg_before[0]})", flush=True)  # fmt: skip
+                      f"({real.cpu_s:.2f} CPU-s, load {real.loadavg_before[0]}), no-change rerun {same.wall_s:.2f} s "
+                      f"({same.cpu_s:.2f} CPU-s)", flush=True)  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
     lines = [
@@ -79,8 +82,9 @@ def main(argv=None) -> int:
         f"Study: {args.study} (copied once a code), --cores {args.cores}, medians of {args.repeats}; "
         "load average (1 min) before each run in brackets.",
         "",
-        "| code | dry run after the addition | its CPU | first new trial starts | whole addition | its CPU |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| code | dry run after the addition | its CPU | first new trial starts | whole addition | its CPU | "
+        "no-change rerun | its CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, rs in runs.items():
 
@@ -91,7 +95,8 @@ def main(argv=None) -> int:
         lines.append(
             f"| {label} | {med(lambda r: r['dry']['wall_s']):.2f} s [{loads}] | {med(lambda r: r['dry']['cpu_s']):.2f} "
             f"CPU-s | {med(lambda r: r['phases']['first_trial_start_s']):.2f} s | "
-            f"{med(lambda r: r['real']['wall_s']):.2f} s | {med(lambda r: r['real']['cpu_s']):.2f} CPU-s |"
+            f"{med(lambda r: r['real']['wall_s']):.2f} s | {med(lambda r: r['real']['cpu_s']):.2f} CPU-s | "
+            f"{med(lambda r: r['no_change']['wall_s']):.2f} s | {med(lambda r: r['no_change']['cpu_s']):.2f} CPU-s |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"codes": {k: str(v) for k, v in codes.items()}, "runs": runs},
