@@ -333,3 +333,17 @@ def test_existing_paths_come_from_one_listing_a_folder(workdir):
     paths = ["t/a.json", "t/c.json", "none/a.json", "top.json", "t/b.json", "t"]
     assert support.existing(paths) == ["t/a.json", "top.json", "t/b.json", "t"]
     assert support.existing(paths) == [p for p in paths if Path(p).exists()]
+
+
+def test_a_memo_entry_tells_nan_from_none(workdir, key_calls):
+    """JSON (and the configuration keys, see the report) write NaN as null: the memo does not."""
+    steps = [
+        {"name": "impute", "class": "sklearn.impute.SimpleImputer"},
+        {"name": "knn", "class": "sklearn.neighbors.KNeighborsClassifier"},
+    ]
+    config = dict(CONFIG, estimator={"steps": steps})
+    with_none = dict(config, search={"grid": [{"impute__missing_values": [None]}]})
+    with_nan = dict(config, search={"grid": [{"impute__missing_values": [float("nan")]}]})
+    assert support.load_study(with_none, basedir=".").plan.candidates == [{"impute__missing_values": None}]
+    plan = support.load_study(with_nan, basedir=".").plan
+    assert repr(plan.candidates) == repr(_fresh(with_nan).candidates) == "[{'impute__missing_values': nan}]"

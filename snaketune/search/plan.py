@@ -168,7 +168,8 @@ def space_candidates_and_keys(search: dict, defining: dict, memo: KeysMemo | Non
         return candidates, [config_key(defining, p) for p in candidates]
     candidates, keys = [], []
     for space in spec if isinstance(spec, list) else [spec]:
-        key = digest({"defining": defining, "grid": space}, 20)
+        # repr, not JSON: NaN and None, or 1 and "1" as a dict key, are different spaces here.
+        key = digest({"defining": defining, "grid": repr(space)}, 20)
         known = memo.get(key)
         if known is None:
             known = space_candidates({"grid": [space]}), []

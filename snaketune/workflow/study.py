@@ -238,7 +238,8 @@ def plan_cache_path(config: dict, basedir, main_process: bool, salt: str | None)
         data = source_digest(config.get("data") or {}, Path(basedir))
     except Exception:  # noqa: BLE001 - a missing file etc.: validate the slow way, which reports it
         return None
-    key = digest({"config": config, "data": data, "code": salt, "main": main_process}, 20)
+    # repr beside the JSON: canonical JSON writes NaN as null (a grid of [nan] is not one of [null]).
+    key = digest({"config": config, "repr": repr(config), "data": data, "code": salt, "main": main_process}, 20)
     return Path(basedir) / folder / ".snaketune" / f"plan-{key}.json"
 
 
@@ -285,9 +286,13 @@ def write_plan_cache(path: Path | None, config: dict, plan: Plan) -> None:
         "classifier": plan.classifier,
         "task": plan.task,
     }
+    text = canonical({"config": config, "plan": fields})
+    saved = json.loads(text)
+    if saved["config"] != config or _candidates(saved["plan"]["candidates"]) != plan.candidates:
+        return  # e.g. NaN, or a dict with integer keys: JSON would not give them back
     try:
         # Compact (json's C encoder) and not synced: a cache that reads back wrong is recomputed.
-        write_bytes_atomic(path, canonical({"config": config, "plan": fields}).encode(), sync=False)
+        write_bytes_atomic(path, text.encode(), sync=False)
     except OSError:
         pass
 
@@ -312,7 +317,7 @@ class KeysFiles:
             candidates, keys = _candidates(saved["candidates"]), saved["config_keys"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        if not (isinstance(keys, list) and len(keys) == len(candidates)):
+        if not (isinstance(keys, list) and len(keys) == len(candidates) and all(isinstance(k, str) for k in keys)):
             return None
         return candidates, keys
 
