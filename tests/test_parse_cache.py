@@ -8,6 +8,7 @@ give a new cache file and a real recomputation; nothing changing must reuse the 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import shutil
 from pathlib import Path
 
@@ -163,3 +164,186 @@ def test_a_corrupt_cache_file_is_recomputed(workdir, validations):
     path.write_text('{"config": ')
     again = _load()
     assert len(validations) == 2 and again.plan.config_keys == first.plan.config_keys
+
+
+# The keys memo (``<study>/.snaketune/keys/``): a config change misses the parse cache, but each
+# space of a grid keeps its candidates and configuration keys, so a grown grid hashes only what
+# is new. A memo entry must never give a plan other than a fresh one.
+
+
+@pytest.fixture
+def key_calls(monkeypatch):
+    """Count the configuration keys computed (a memo hit computes none)."""
+    from snaketune.search import plan as plan_module
+
+    calls = []
+    real = plan_module.config_key
+
+    def counting(defining, params):
+        calls.append(params)
+        return real(defining, params)
+
+    monkeypatch.setattr(plan_module, "config_key", counting)
+    return calls
+
+
+def _grid(*spaces) -> dict:
+    return dict(CONFIG, search={"grid": list(spaces)})
+
+
+def _fresh(config):
+    """The plan made without any cache or memo."""
+    from snaketune.config.load import load_config
+    from snaketune.search.plan import make_plan
+
+    return make_plan(load_config(dict(config), "."), ".")
+
+
+def test_a_grown_grid_hashes_only_its_new_space(workdir, key_calls):
+    base = {"n_neighbors": list(range(1, 12)), "weights": ["uniform", "distance"]}
+    first = support.load_study(_grid(base), basedir=".")
+    assert len(key_calls) == 22
+    added = {"n_neighbors": [13], "weights": ["uniform"]}
+    key_calls.clear()
+    grown = support.load_study(_grid(base, added), basedir=".")
+    assert key_calls == [{"n_neighbors": 13, "weights": "uniform"}], "the unchanged space was hashed again"
+    assert grown.plan == _fresh(_grid(base, added))
+    assert grown.plan.config_keys[:22] == first.plan.config_keys
+    # A space moved after another keeps its keys too; the order is the grid's.
+    key_calls.clear()
+    swapped = support.load_study(_grid(added, base), basedir=".")
+    assert key_calls == [] and swapped.plan == _fresh(_grid(added, base))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"seed": 7},
+        {"scoring": ["balanced_accuracy"]},
+        {"estimator": {"class": "sklearn.neighbors.KNeighborsClassifier", "params": {"p": 1}}},
+        {"cv": {"n_splits": 3}},
+        {"data": "rows"},
+    ],
+    ids=["seed", "scoring", "estimator", "cv", "data"],
+)
+def test_a_memo_entry_is_keyed_by_every_field_of_the_configuration_keys(workdir, key_calls, change):
+    space = {"n_neighbors": [1, 3, 5]}
+    first = support.load_study(_grid(space), basedir=".")
+    if change == {"data": "rows"}:
+        (workdir / "table.csv").write_text(_table(24))
+        config = _grid(space)
+    else:
+        config = dict(_grid(space), **change)
+    key_calls.clear()
+    second = support.load_study(config, basedir=".")
+    assert len(key_calls) == 3, "a memo entry made for other fields was used"
+    assert second.plan == _fresh(config) and second.plan.config_keys != first.plan.config_keys
+
+
+def test_an_unreadable_or_foreign_memo_entry_is_recomputed(workdir, key_calls, monkeypatch):
+    space = {"n_neighbors": [1, 3, 5]}
+    support.load_study(_grid(space), basedir=".")
+    memo = workdir / "results" / "cached" / ".snaketune" / "keys"
+    (entry,) = memo.glob("*.json")
+    for broken in ('{"candidates": ', '{"candidates": [{"n_neighbors": 1}], "config_keys": []}'):
+        entry.write_text(broken)
+        key_calls.clear()
+        # Another config (a parse-cache miss) with the same space.
+        config = dict(_grid(space), report={"top_n": len(broken)})
+        plan = support.load_study(config, basedir=".").plan
+        assert len(key_calls) == 3 and plan == _fresh(config)
+    # Other code or library versions never read the entry: its name holds them.
+    monkeypatch.setattr(study_module, "code_salt", lambda: "other code")
+    key_calls.clear()
+    config = dict(_grid(space), report={"top_n": 3})
+    plan = support.load_study(config, basedir=".").plan
+    assert len(key_calls) == 3 and plan == _fresh(config) and len(list(memo.glob("*.json"))) == 2
+
+
+def test_a_space_json_cannot_give_back_is_not_memoised(workdir, key_calls):
+    # metric_params {1: 2}: JSON would give the key back as the string "1".
+    space = {"n_neighbors": [1], "metric_params": [{1: 2}, None]}
+    config = _grid(space)
+    support.load_study(config, basedir=".")
+    assert not list((workdir / "results" / "cached" / ".snaketune" / "keys").glob("*.json"))
+    key_calls.clear()
+    config = dict(config, report={"top_n": 3})
+    plan = support.load_study(config, basedir=".").plan
+    assert len(key_calls) == 2 and plan == _fresh(config)
+
+
+def test_broken_batches_are_released_from_one_listing(workdir):
+    """A batch's manifest goes when one of its trial files is missing, and only then."""
+    from snaketune.workflow import jobs as workflow_jobs
+
+    study = support.load_study(dict(CONFIG, search={"grid": {"n_neighbors": [1, 3, 5, 7]}}), basedir=".")
+    ids = study.plan.trial_ids
+    study.batches = {"b1": ids[:4], "b2": ids[4:], "b3": ids[:2]}
+    assert workflow_jobs.release_broken_batches(study) == 0  # no manifests yet
+    for batch in study.batches:
+        manifest = Path(study.batch_manifest(batch))
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text("{}")
+    for trial in ids:
+        path = Path(study.plan.trial_path(trial))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    assert workflow_jobs.release_broken_batches(study) == 0
+    Path(study.plan.trial_path(ids[5])).unlink()
+    assert workflow_jobs.release_broken_batches(study) == 1
+    assert sorted(p.stem for p in Path(study.batch_manifest("b1")).parent.glob("*.json")) == ["b1", "b3"]
+
+
+def test_a_trials_call_is_named_without_building_it_and_written_once(workdir):
+    from snaketune.base.jsonutil import digest, to_jsonable
+    from snaketune.strategies import jobs
+
+    plan = support.load_study(dict(CONFIG), basedir=".").plan
+    ids = plan.trial_ids[:3]
+    manifest = jobs.batch_manifest(plan.out, "b1")
+    call = jobs.batch_call(plan, "b1", ids)
+    # The name a batch's call has had since issue 28 (a derived param: renaming reruns nothing,
+    # but it would rewrite every batch's call file).
+    key = {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": ids, "manifest": manifest}
+    path = Path(call[1:])
+    assert path.name == f"batch-{digest(key, 16)}.json"
+    expected = {
+        "specs": [plan.spec(t) for t in ids],
+        "outputs": [plan.trial_path(t) for t in ids],
+        "manifest": manifest,
+    }
+    assert json.loads(path.read_text()) == json.loads(json.dumps(to_jsonable(expected)))
+    mtime = path.stat().st_mtime_ns
+    assert jobs.batch_call(plan, "b1", ids) == call and path.stat().st_mtime_ns == mtime
+    # Nested CV's batches: no manifest, in the study's call folder.
+    nested = Path(jobs.trials_call(plan, ids, out="results/cached")[1:])
+    assert nested.parent == Path("results/cached/.snaketune/calls") and nested != path
+    assert json.loads(nested.read_text()) == {k: v for k, v in json.loads(path.read_text()).items() if k != "manifest"}
+    # A call file is named by its content (the same name as a hash of the arguments).
+    named = Path(jobs.call_file("results/cached", a=[1, (2, 3)], b={"c": 1.5})[1:])
+    assert named.name == f"{digest({'a': [1, [2, 3]], 'b': {'c': 1.5}}, 16)}.json"
+    assert json.loads(named.read_text()) == {"a": [1, [2, 3]], "b": {"c": 1.5}}
+
+
+def test_existing_paths_come_from_one_listing_a_folder(workdir):
+    (workdir / "t").mkdir()
+    for name in ("b.json", "a.json"):
+        (workdir / "t" / name).write_text("{}")
+    (workdir / "top.json").write_text("{}")
+    paths = ["t/a.json", "t/c.json", "none/a.json", "top.json", "t/b.json", "t"]
+    assert support.existing(paths) == ["t/a.json", "top.json", "t/b.json", "t"]
+    assert support.existing(paths) == [p for p in paths if Path(p).exists()]
+
+
+def test_a_memo_entry_tells_nan_from_none(workdir, key_calls):
+    """JSON (and the configuration keys, see the report) write NaN as null: the memo does not."""
+    steps = [
+        {"name": "impute", "class": "sklearn.impute.SimpleImputer"},
+        {"name": "knn", "class": "sklearn.neighbors.KNeighborsClassifier"},
+    ]
+    config = dict(CONFIG, estimator={"steps": steps})
+    with_none = dict(config, search={"grid": [{"impute__missing_values": [None]}]})
+    with_nan = dict(config, search={"grid": [{"impute__missing_values": [float("nan")]}]})
+    assert support.load_study(with_none, basedir=".").plan.candidates == [{"impute__missing_values": None}]
+    plan = support.load_study(with_nan, basedir=".").plan
+    assert repr(plan.candidates) == repr(_fresh(with_nan).candidates) == "[{'impute__missing_values': nan}]"

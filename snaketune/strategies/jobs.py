@@ -73,12 +73,26 @@ def call_file(out: str, **kwargs) -> str:
     and one command-line argument is capped at 128 KiB. The name is a content hash, so the params
     check still reruns a job whose arguments change, and an existing file never needs rewriting.
     """
-    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
+    import hashlib
 
-    kwargs = to_jsonable(kwargs)
-    path = Path(out) / ".snaketune" / "calls" / f"{digest(kwargs, 16)}.json"
+    from snaketune.base.jsonutil import canonical
+
+    # The hashed text is the file's content: one pass over a call that may list 100,000 trials.
+    text = canonical(kwargs)
+    name = hashlib.sha256(text.encode()).hexdigest()[:16]  # base.jsonutil.digest(kwargs, 16)
+    return write_once(Path(out) / ".snaketune" / "calls" / f"{name}.json", lambda: text)
+
+
+def write_once(path: Path, content: Callable[[], str]) -> str:
+    """Write the JSON text ``content()`` to ``path`` unless it exists; returns ``@<path>``.
+
+    For call files whose name already fixes their content (a content hash, or a hash of what
+    determines the content): an existing file is never rebuilt or rewritten.
+    """
+    from snaketune.base.jsonutil import write_bytes_atomic
+
     if not path.exists():
-        write_json_atomic(path, kwargs)
+        write_bytes_atomic(path, content().encode())
     return f"@{path}"
 
 
@@ -96,22 +110,35 @@ def batch_call(plan, batch: str, trial_ids: list[str]) -> str:
     workflow deletes its manifest at parse time (``release_broken_batches``); trial files are
     named by their content, so a member with a file has nothing to compute.
     """
-    from snaketune.base.jsonutil import digest, to_jsonable, write_json_atomic
+    return trials_call(plan, trial_ids, batch_manifest(plan.out, batch))
 
-    # Named by what fixes the file's content without building it: a trial id names its parameters
-    # by content hash, the rest is the plan's spec base. Hashing every batch's full specs (100,000
-    # trials) was most of a rerun's parse (issue 28).
-    manifest = batch_manifest(plan.out, batch)
-    name = digest(
-        {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": trial_ids, "manifest": manifest}, 16
+
+def trials_call(plan, trial_ids: list[str], manifest: str | None = None, out: str | None = None) -> str:
+    """Several trials of one plan (and a batch's ``manifest``), in a file of ``out`` (the study's
+    folder; default the plan's) named without building it.
+
+    Named by what fixes the file's content: a trial id names its parameters by content hash, the
+    rest is the plan's spec base. Hashing every batch's full specs (100,000 trials) was most of a
+    rerun's parse (issue 28).
+    """
+    import hashlib
+
+    from snaketune.base.jsonutil import canonical, to_jsonable
+
+    key = {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": trial_ids}
+    if manifest is not None:
+        key["manifest"] = manifest
+    # digest(key, 16) without to_jsonable's walk over the ids (plain strings): 512 batches a parse.
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    path = (
+        Path(out or plan.out) / ".snaketune" / "calls" / f"batch-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
     )
-    path = Path(plan.out) / ".snaketune" / "calls" / f"batch-{name}.json"
-    if not path.exists():
-        specs = [plan.spec(t) for t in trial_ids]
-        write_json_atomic(
-            path, {"specs": specs, "outputs": [plan.trial_path(t) for t in trial_ids], "manifest": manifest}
-        )
-    return f"@{path}"
+
+    def content() -> str:
+        call = {"specs": [plan.spec(t) for t in trial_ids], "outputs": [plan.trial_path(t) for t in trial_ids]}
+        return canonical(dict(call, manifest=manifest) if manifest is not None else call)
+
+    return write_once(path, content)
 
 
 def per_trial_job(name: str, trials: str, logs: str, plan_of: Callable[[str], Any], inputs) -> TrialJob:

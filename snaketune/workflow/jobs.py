@@ -10,13 +10,12 @@ workflow, a measured ``trials_per_job: auto``) is decided here and handed over a
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 
-from snaketune.strategies.jobs import JobSettings, TrialJob, call_file, fixed, per_trial_job
+from snaketune.strategies.jobs import JobSettings, TrialJob, fixed, per_trial_job, trials_call
 from snaketune.workflow.study import Study
-from snaketune.workflow.support import is_main_process
+from snaketune.workflow.support import is_main_process, listing
 
 
 def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
@@ -46,7 +45,10 @@ def nested_jobs(study: Study, data) -> list[TrialJob]:
                 name=f"nested_trials_{o}_{batch}",
                 outputs={"trials": outputs},
                 log=f"{out}/logs/nested/batches/{o}_{batch}.log",
-                call=call_file(out, specs=[plan.spec(t) for t in ids], outputs=outputs),
+                # Named from the trial ids, not by hashing every spec at every parse (issue 28). A
+                # derived param (a function of output), as a batch's of the study's own trials: a
+                # changed trial has a new name, so a missing output, which reruns the batch.
+                call=lambda wc, output, plan=plan, ids=ids: trials_call(plan, ids, out=out),
                 inputs=fixed({"data": data, "splits": plan.splits_path}),
             )
         )
@@ -96,11 +98,16 @@ def release_broken_batches(study: Study) -> int:
     they are (a batch skips trials whose file is a complete record).
     Returns the number of manifests removed.
     """
+    # One listing of each folder, not a stat a trial file (100,000 at issue 28's scale). Both
+    # folders hold <id>.json (Plan.trial_path, strategies.jobs.batch_manifest).
+    manifests = listing(Path(study.batch_manifest("-")).parent)
+    if not manifests:
+        return 0
+    trials = listing(Path(study.plan.trial_path("-")).parent)
     removed = 0
     for batch, trial_ids in study.batches.items():
-        manifest = Path(study.batch_manifest(batch))
-        if manifest.exists() and not all(os.path.exists(study.plan.trial_path(t)) for t in trial_ids):
-            manifest.unlink(missing_ok=True)
+        if f"{batch}.json" in manifests and not all(f"{t}.json" in trials for t in trial_ids):
+            Path(study.batch_manifest(batch)).unlink(missing_ok=True)
             removed += 1
     return removed
 

@@ -177,14 +177,19 @@ def read_raw_config(config: dict, configfiles: list, basedir, main_process: bool
 def validate(config: dict, basedir, main_process: bool) -> tuple[dict, Plan]:
     """The validated config and its plan, from the parse cache when seen before. Raises
     :class:`ConfigError`."""
-    cache = plan_cache_path(config, basedir, main_process)
+    try:
+        salt = code_salt()
+    except Exception:  # noqa: BLE001 - a library without metadata etc.: no cache, as with no folder
+        salt = None
+    cache = plan_cache_path(config, basedir, main_process, salt)
     cached = read_plan_cache(cache)
     if cached is not None:
         return cached
     study_config = load_config(config, basedir, check_data=main_process)
     candidates = None if strategy_class(study_config).expands_space else []
+    memo = KeysFiles(cache.parent / "keys", salt) if cache is not None and salt is not None else None
     try:
-        plan = make_plan(study_config, basedir, candidates=candidates)
+        plan = make_plan(study_config, basedir, candidates=candidates, memo=memo)
     except Exception as exc:  # noqa: BLE001 - the checks missed something: still one line
         message = " ".join(str(exc).split())
         raise ConfigError([f"search: cannot plan the trials: {type(exc).__name__}: {message}"]) from None
@@ -218,40 +223,48 @@ def study_folder(config: dict) -> str | None:
     return f"{output_dir}/{study}"
 
 
-def plan_cache_path(config: dict, basedir, main_process: bool) -> Path | None:
-    import importlib.metadata
-
+def plan_cache_path(config: dict, basedir, main_process: bool, salt: str | None) -> Path | None:
+    """``<study>/.snaketune/plan-<key>.json``: named by the raw config, its data files, the
+    process kind and ``salt`` (:func:`code_salt`); None when the config cannot be cached."""
     from snaketune.base.data import source_digest
-    from snaketune.base.jsonutil import digest, file_sha256
+    from snaketune.base.jsonutil import digest
 
-    if "command" in config:
+    if "command" in config or salt is None:
         return None  # a command study hashes its input files at every parse (search/command.py)
     folder = study_folder(config)
     if folder is None:
         return None
     try:
         data = source_digest(config.get("data") or {}, Path(basedir))
-        versions = {name: importlib.metadata.version(name) for name in VERSIONED}
     except Exception:  # noqa: BLE001 - a missing file etc.: validate the slow way, which reports it
         return None
+    # repr beside the JSON: canonical JSON writes NaN as null (a grid of [nan] is not one of [null]).
+    key = digest({"config": config, "repr": repr(config), "data": data, "code": salt, "main": main_process}, 20)
+    return Path(basedir) / folder / ".snaketune" / f"plan-{key}.json"
+
+
+def code_salt() -> str:
+    """A digest of what every parse-time result depends on besides its inputs: the library
+    versions (``VERSIONED``), snaketune's code and its config schema."""
+    import importlib.metadata
+
+    from snaketune.base.jsonutil import digest, file_sha256
     from snaketune.base.paths import schema_path
 
+    versions = {name: importlib.metadata.version(name) for name in VERSIONED}
     package = Path(__file__).resolve().parents[1]
     code = [file_sha256(p) for p in sorted(package.rglob("*.py"))]
     code.append(file_sha256(schema_path()))
-    key = digest({"config": config, "data": data, "versions": versions, "code": code, "main": main_process}, 20)
-    return Path(basedir) / folder / ".snaketune" / f"plan-{key}.json"
+    return digest({"versions": versions, "code": code}, 20)
 
 
 def read_plan_cache(path: Path | None):
     if path is None or not path.exists():
         return None
-    from snaketune.search.space import as_candidate
-
     try:
         saved = json.loads(path.read_text())
         fields = saved["plan"]
-        fields["candidates"] = [{k: as_candidate(v) for k, v in c.items()} for c in fields["candidates"]]
+        fields["candidates"] = _candidates(fields["candidates"])
         return saved["config"], Plan(**fields)
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -260,7 +273,7 @@ def read_plan_cache(path: Path | None):
 def write_plan_cache(path: Path | None, config: dict, plan: Plan) -> None:
     if path is None:
         return
-    from snaketune.base.jsonutil import write_json_atomic
+    from snaketune.base.jsonutil import canonical, write_bytes_atomic
 
     fields = {
         "out": plan.out,
@@ -273,7 +286,55 @@ def write_plan_cache(path: Path | None, config: dict, plan: Plan) -> None:
         "classifier": plan.classifier,
         "task": plan.task,
     }
+    text = canonical({"config": config, "plan": fields})
+    saved = json.loads(text)
+    if saved["config"] != config or _candidates(saved["plan"]["candidates"]) != plan.candidates:
+        return  # e.g. NaN, or a dict with integer keys: JSON would not give them back
     try:
-        write_json_atomic(path, {"config": config, "plan": fields})
+        # Compact (json's C encoder) and not synced: a cache that reads back wrong is recomputed.
+        write_bytes_atomic(path, text.encode(), sync=False)
     except OSError:
         pass
+
+
+@dataclass(frozen=True)
+class KeysFiles:
+    """The :class:`~snaketune.search.plan.KeysMemo` of a study: one file a grid space in
+    ``<study>/.snaketune/keys/``, named by its key and the ``salt`` (:func:`code_salt`), so
+    other code or library versions never read it. A file that cannot be read is computed again."""
+
+    folder: Path
+    salt: str
+
+    def path(self, key: str) -> Path:
+        from snaketune.base.jsonutil import digest
+
+        return self.folder / f"{digest({'key': key, 'salt': self.salt}, 20)}.json"
+
+    def get(self, key: str) -> tuple[list[dict], list[str]] | None:
+        try:
+            saved = json.loads(self.path(key).read_text())
+            candidates, keys = _candidates(saved["candidates"]), saved["config_keys"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if not (isinstance(keys, list) and len(keys) == len(candidates) and all(isinstance(k, str) for k in keys)):
+            return None
+        return candidates, keys
+
+    def put(self, key: str, candidates: list[dict], config_keys: list[str]) -> None:
+        from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic
+
+        text = json.dumps({"candidates": to_jsonable(candidates), "config_keys": config_keys}, allow_nan=True)
+        if _candidates(json.loads(text)["candidates"]) != candidates:
+            return  # e.g. NaN, or a dict with integer keys: JSON would not give them back
+        try:
+            write_bytes_atomic(self.path(key), text.encode(), sync=False)
+        except OSError:
+            pass
+
+
+def _candidates(saved: list[dict]) -> list[dict]:
+    """Candidates read back from JSON (lists to tuples, as the search spaces give them)."""
+    from snaketune.search.space import as_candidate
+
+    return [{k: as_candidate(v) for k, v in c.items()} for c in saved]

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from snaketune.config.load import ConfigError
-from snaketune.strategies import jobs
 from snaketune.workflow.study import Study, fail_config, read_raw_config, validate
 from snaketune.workflow.study import study_folder as _study_folder
 from snaketune.workflow.workers import (  # noqa: F401 - the rules call the lifecycle as ws.*
@@ -98,11 +97,6 @@ def is_main_process(workflow) -> bool:
     return workflow.exec_mode == ExecMode.DEFAULT
 
 
-def call_file(study: Study, **kwargs) -> str:
-    """A call's keyword arguments in the study's call folder (:func:`snaketune.strategies.jobs.call_file`)."""
-    return jobs.call_file(study.out, **kwargs)
-
-
 def trial_environment(study: Study) -> tuple[str, str | None]:
     """``conda:`` and ``container:`` of the trial rules: a command study's env file and image
     (else our own env, no image).
@@ -116,3 +110,26 @@ def trial_environment(study: Study) -> tuple[str, str | None]:
     os.environ["SNAKETUNE_PYTHON"] = sys.executable
     conda = study.command.get("conda")
     return (os.path.abspath(conda) if conda else ours), study.command.get("container")
+
+
+def existing(paths: list[str]) -> list[str]:
+    """Those of ``paths`` that exist, in order, from one listing of each folder: a ``stat`` a
+    path took ~0.5 s of every run's start at 100,000 trial files (issue 28)."""
+    listings: dict[str, set[str]] = {}
+    found = []
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        names = listings.get(folder)
+        if names is None:
+            names = listings[folder] = listing(folder or ".")
+        if name in names:
+            found.append(path)
+    return found
+
+
+def listing(folder: str | Path) -> set[str]:
+    """The names in ``folder`` (empty when there is none)."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()

@@ -109,6 +109,8 @@ class RunEnd:
 
 def run_info(study, workflow) -> RunInfo:
     """The :class:`RunInfo` of a study about to run (called in ``onstart``)."""
+    from snaketune.workflow.support import existing  # the workflow's own: loaded by then
+
     if workflow.local_exec:
         cores = workflow.global_resources["_cores"].value
         where = f"{cores} core{'s' if cores != 1 else ''}"
@@ -125,7 +127,7 @@ def run_info(study, workflow) -> RunInfo:
         refit=study.config["refit"],
         where=where,
         adaptive=study.strategy.budgeted,
-        cached=[p for p in paths if os.path.exists(p)],
+        cached=existing(paths),
     )
 
 

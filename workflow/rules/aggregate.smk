@@ -31,8 +31,8 @@ rule aggregate:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        call=ws.call_file(
-            STUDY,
+        call=call_file(
+            OUT,
             plan=STUDY.plan_summary(),
             config=config,
             outputs=STUDY.leaderboard_outputs(),
@@ -62,8 +62,8 @@ rule plots:
         "../../envs/snaketune.yaml"
     params:
         # In a file: the report's info panel shows a rule's params, and the config is long.
-        call=ws.call_file(
-            STUDY,
+        call=call_file(
+            OUT,
             leaderboard=f"{OUT}/leaderboard.csv",
             config=config,
             outputs=[f"{OUT}/plots/{name}.png" for name in STUDY.plot_names()],
@@ -138,8 +138,8 @@ rule report_pages:
     conda:
         "../../envs/snaketune.yaml"
     params:
-        call=ws.call_file(
-            STUDY,
+        call=call_file(
+            OUT,
             leaderboard=f"{OUT}/leaderboard.csv",
             best=f"{OUT}/best.json",
             refit=f"{OUT}/refit.json",

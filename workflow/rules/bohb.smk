@@ -14,7 +14,7 @@ def propose_args(wc):
     # these params must stay a plain trigger (an edited space or seed reruns the proposals).
     b = int(wc.bracket)
     args = STUDY.strategy.propose_args(b)
-    return ws.call_file(STUDY, outputs=[SLOTS.proposals_path(b)], **args)
+    return call_file(OUT, outputs=[SLOTS.proposals_path(b)], **args)
 
 
 rule propose:

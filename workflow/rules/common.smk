@@ -6,7 +6,7 @@ import sys
 if os.path.isdir(os.path.join(workflow.basedir, "snaketune")):
     sys.path.insert(0, workflow.basedir)
 
-from snaketune.strategies.jobs import call_args
+from snaketune.strategies.jobs import call_args, call_file
 from snaketune.workflow import jobs as wj
 from snaketune.workflow import steps
 from snaketune.workflow import support as ws
