@@ -26,6 +26,13 @@ REGRESSION = {
     "data": {"generator": "make_regression", "params": {"n_samples": 40, "n_features": 3}},
     "estimator": {"class": "sklearn.linear_model.Ridge"},
 }
+
+
+def IMPUTED(**imputer_params):  # noqa: N802 - a config constant, built fresh
+    imputer = {"name": "imp", "class": "sklearn.impute.SimpleImputer", "params": imputer_params}
+    return {"steps": [imputer, {"name": "knn", "class": "sklearn.neighbors.KNeighborsClassifier"}]}
+
+
 RANDOM = {"random": {"n_iter": 2, "params": {"n_neighbors": {"randint": [1, 5]}}}}
 TABLES = {
     "good.csv": "a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)),
@@ -69,6 +76,19 @@ CASES = [
     ("allowed-modules-string", make(allowed_modules="os"), "allowed_modules", "not of type 'array'"),
     ("error-score-word", make(error_score="zero"), "error_score", "must be a number or one of"),
     ("resources-zero-memory", make(resources={"mem_mb": 0}), "resources.mem_mb", "minimum"),
+    # NaN would travel to a trial as None (JSON): refused, in a space and in fixed params
+    (
+        "nan-in-a-grid",
+        make(estimator=IMPUTED(), search=grid(imp__missing_values=[float("nan"), -1.0])),
+        "search.grid.imp__missing_values[0]",
+        "NaN cannot be a parameter value",
+    ),
+    (
+        "nan-in-fixed-params",
+        make(estimator=IMPUTED(fill_value=float("nan")), search=grid(knn__n_neighbors=[1, 3])),
+        "estimator.steps[0].params.fill_value",
+        "a trial would receive None",
+    ),
     # study name and output folder
     ("study-slash", make(study="a/b"), "study", "no '/', '..' or spaces"),
     ("study-dotdot", make(study=".."), "study", "is not allowed"),

@@ -7,6 +7,7 @@ unexpectedly is reported as a problem of its section rather than as a traceback.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 from snaketune.base.estimator import (
@@ -72,6 +73,9 @@ def semantic_problems(
     problems: list[str] = []
     if valid("output_dir"):
         problems += _guarded("output_dir", _study_problems, config)
+    for section in ("estimator", "search"):
+        if valid(section) and section in config:
+            problems += _nan_values(section, config[section])
     if "command" in config:  # your own training script: no estimator, data or CV to check
         from snaketune.config.command import command_problems
 
@@ -309,6 +313,18 @@ def _invalid_values(key: str, estimator, name: str, values) -> list[str]:
             validate_parameter_constraints({param: constraints[param]}, {param: value}, type(owner).__name__)
         except InvalidParameterError as exc:
             return [f"{key}: {' '.join(str(exc).split())}"]
+    return []
+
+
+def _nan_values(key: str, value) -> list[str]:
+    """NaN as a parameter value: trial specs travel as JSON, where NaN would arrive as None (and
+    name the same trials as None), so it is refused rather than run as something else."""
+    if isinstance(value, float) and math.isnan(value):
+        return [f"{key}: NaN cannot be a parameter value yet (a trial would receive None); leave it to the default"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nan_values(f"{key}.{k}", v)]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _nan_values(f"{key}[{i}]", v)]
     return []
 
 
