@@ -299,7 +299,8 @@ def test_auto_batch_size_weighs_job_cost_against_idle_cores():
     assert choose_trials_per_job(0.13, n_trials=300, cores=2) == 11  # 1.4 s jobs
     assert choose_trials_per_job(0.8, n_trials=195, cores=2) == 4  # 2.8 s jobs
     assert choose_trials_per_job(0.002, n_trials=600, cores=2) == 75  # balance-bound (0.2 s: 100)
-    assert choose_trials_per_job(0.001, n_trials=100_000, cores=2) == 256  # capped
+    assert choose_trials_per_job(0.001, n_trials=100_000, cores=2) == 2048  # capped
+    assert choose_trials_per_job(0.004, n_trials=100_000, cores=2) == 1119  # 4.5 s jobs, not 256
     assert choose_trials_per_job(0.1, n_trials=60, cores=2) == 6  # 0.55 s jobs
     assert choose_trials_per_job(6.0, n_trials=600, cores=2) == 1
     assert choose_trials_per_job(0.1, n_trials=600, cores=2, target_seconds=0.5) == 5
