@@ -96,11 +96,13 @@ class BackgroundWrites:
     as a small trial's fit: done in line, a batch spent up to half its time waiting. Nothing is
     weakened: every step is still a complete atomic write, only started later. :meth:`close`
     waits for all of them and raises the first error (later steps are skipped after one fails);
-    :meth:`submit` raises it as soon as it is known. At most ``depth`` steps wait, so a kill
-    loses at most that many results, which were never on disk (a rerun computes them again).
+    :meth:`submit` raises it as soon as it is known. At most ``depth`` steps wait (usually one or
+    none: a write takes about as long as a small trial), so a kill or a crash of the
+    process loses at most those results, none of which was on disk yet: like the trial that was
+    running, they are computed again by the rerun; every file on disk is whole.
     """
 
-    def __init__(self, depth: int = 16):
+    def __init__(self, depth: int = 8):
         import queue
 
         self._steps: queue.Queue = queue.Queue(maxsize=depth)
