@@ -176,6 +176,64 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert json.loads((tmp_path / "t.json").read_text()) == {"x": None, "y": [1, 2]}
 
 
+def test_background_writes_run_in_order_and_raise_the_first_error(tmp_path):
+    from snaketune.base.jsonutil import BackgroundWrites
+
+    done = []
+    writes = BackgroundWrites(depth=2)
+    for i in range(20):
+        writes.submit(lambda i=i: done.append(i))
+    writes.close()
+    assert done == list(range(20))  # all of them, in order, once close() returns
+
+    (tmp_path / "a-file").write_text("")
+    failing = BackgroundWrites()
+    failing.submit(lambda: write_json_atomic(tmp_path / "a-file" / "x.json", {}))  # not a folder
+    failing.submit(lambda: done.append("after the error"))
+    with pytest.raises(OSError):
+        failing.close()
+    assert done[-1] == 19  # nothing runs after a failed write
+
+
+def test_a_batch_has_every_record_on_disk_and_in_the_cache_when_it_returns(tmp_path, monkeypatch):
+    """Batched records are written in the background: all of them are whole on disk (and hard
+    links of the batch cache) when execute_many returns, and a write that fails fails the call."""
+    import os
+
+    from snaketune.evaluation.records import RunSettings
+    from snaketune.evaluation.trial import execute_many
+    from snaketune.runtime.calls import make_splits, prepare_data
+
+    monkeypatch.chdir(tmp_path)
+    plan = plan_of(cv={"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 0})
+    prepare_data(data=BASE["data"], outputs=[f"{plan.data_dir}/meta.json"], task=plan.task)
+    make_splits(cv={"kind": "stratified", "n_splits": 3, "shuffle": True, "seed": 0}, classifier=True,
+                y=f"{plan.data_dir}/y.npy", outputs=[plan.splits_path])  # fmt: skip
+    ids = plan.trial_ids
+    outputs = [plan.trial_path(t) for t in ids]
+    cache = tmp_path / "cache"
+    status, log = execute_many([plan.spec(t) for t in ids], outputs, RunSettings(cache_dir=str(cache)))
+    assert status == 0, log
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = np.load(f"{plan.data_dir}/X.npy"), np.load(f"{plan.data_dir}/y.npy")
+    splits = load_splits(plan.splits_path)
+    for trial_id, output in zip(ids, outputs, strict=True):
+        record = read_record(output)
+        assert record.ok and record.trial_id == trial_id
+        assert os.stat(output).st_ino == (cache / f"{trial_id}.json").stat().st_ino
+        train, test = splits[record.fold]
+        model = KNeighborsClassifier(**record.params).fit(X[train], y[train])
+        assert record.test_scores["accuracy"] == model.score(X[test], y[test])
+    assert not [p for p in (tmp_path / plan.out / "trials").iterdir() if p.name.startswith(".")]  # no temp files
+
+    for output in outputs:
+        os.unlink(output)
+    (tmp_path / "not-a-folder").write_text("")
+    with pytest.raises(OSError):
+        execute_many([plan.spec(t) for t in ids], outputs, RunSettings(cache_dir=str(tmp_path / "not-a-folder")))
+
+
 def test_file_cache_restores_complete_entries_and_keeps_the_most_recent(tmp_path):
     import os
 
@@ -241,7 +299,8 @@ def test_auto_batch_size_weighs_job_cost_against_idle_cores():
     assert choose_trials_per_job(0.13, n_trials=300, cores=2) == 11  # 1.4 s jobs
     assert choose_trials_per_job(0.8, n_trials=195, cores=2) == 4  # 2.8 s jobs
     assert choose_trials_per_job(0.002, n_trials=600, cores=2) == 75  # balance-bound (0.2 s: 100)
-    assert choose_trials_per_job(0.001, n_trials=100_000, cores=2) == 256  # capped
+    assert choose_trials_per_job(0.001, n_trials=100_000, cores=2) == 2048  # capped
+    assert choose_trials_per_job(0.004, n_trials=100_000, cores=2) == 1119  # 4.5 s jobs, not 256
     assert choose_trials_per_job(0.1, n_trials=60, cores=2) == 6  # 0.55 s jobs
     assert choose_trials_per_job(6.0, n_trials=600, cores=2) == 1
     assert choose_trials_per_job(0.1, n_trials=600, cores=2, target_seconds=0.5) == 5

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from snaketune.base.data import take_rows
 from snaketune.base.estimator import fixed_params
-from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic, write_json_atomic
+from snaketune.base.jsonutil import BackgroundWrites, to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.memo import memo_on_files
 from snaketune.base.procs import fork_with_deadline
 from snaketune.evaluation import rounds
@@ -356,14 +357,21 @@ class TrialFailed(RuntimeError):
         )
 
 
-def execute(spec: TrialSpec, output: str, settings: RunSettings | None = None, batched: bool = False) -> TrialRecord:
+def execute(
+    spec: TrialSpec,
+    output: str,
+    settings: RunSettings | None = None,
+    batched: bool = False,
+    writes: BackgroundWrites | None = None,
+) -> TrialRecord:
     """Run a trial and write its record atomically; return the record.
 
     With ``settings.timeout`` the trial runs in a forked child (see :func:`run_isolated`). With
     ``settings.raise_errors`` a failed trial is not written; :class:`TrialFailed` is raised
     instead, so Snakemake stops the study and keeps the trial's log. With ``settings.cache_dir``
     (batched jobs), a finished ok record found there is restored by hard link instead of being
-    recomputed.
+    recomputed. With ``writes``, a batch's ok record is written by that background thread (the
+    caller closes it before the batch counts as done).
     """
     settings = settings or RunSettings()
     kept = None
@@ -396,13 +404,25 @@ def execute(spec: TrialSpec, output: str, settings: RunSettings | None = None, b
         raise TrialFailed.from_record(record)
     rounds.keep(kept, record)
     if cached is not None and record.ok:
-        # Cache first, then link: a kill between the two leaves the finished trial in the cache,
-        # where a rerun of the batch finds it, instead of only in an output Snakemake may remove.
-        write_json_atomic(cached, record.to_dict())
-        if _link_atomic(cached, Path(output)):
-            return record
+        step = partial(_store_batched, cached, Path(output), record.to_dict())
+        if writes is None:
+            step()
+        else:
+            writes.submit(step)
+        return record
     write_json_atomic(output, record.to_dict())
     return record
+
+
+def _store_batched(cached: Path, output: Path, data: dict) -> None:
+    """A batched trial's record: in the batch cache, then hard-linked to its output.
+
+    Cache first, then link: a kill between the two leaves the finished trial in the cache, where
+    a rerun of the batch finds it, instead of only in an output Snakemake may remove.
+    """
+    write_json_atomic(cached, data)
+    if not _link_atomic(cached, output):
+        write_json_atomic(output, data)
 
 
 def _link_atomic(source: Path, target: Path) -> bool:
@@ -427,6 +447,26 @@ def execute_many(
     its name is a content hash, so that record is its result (a corrupt file is recomputed).
     """
     settings = settings or RunSettings()
+    batched = len(specs) > 1
+    # A batch writes its records in the background while it computes the next trials (not under
+    # trial_timeout, which forks every trial: no fork while that thread may hold a lock). Every
+    # write has ended, or failed the job, before this returns, so before the batch's manifest.
+    writes = BackgroundWrites() if batched and not settings.timeout else None
+    try:
+        return _execute_each(specs, outputs, settings, keep_existing, batched, writes)
+    finally:
+        if writes is not None:
+            writes.close()
+
+
+def _execute_each(
+    specs: list[dict],
+    outputs: list[str],
+    settings: RunSettings,
+    keep_existing: bool,
+    batched: bool,
+    writes: BackgroundWrites | None,
+) -> tuple[int, str]:
     lines = []
     for data, output in zip(specs, outputs, strict=True):
         spec = TrialSpec.from_dict(data)
@@ -439,7 +479,7 @@ def execute_many(
                 lines.append(f"trial {spec.trial_id}: {record.status.value}, kept")
                 continue
         try:
-            record = execute(spec, output, settings, batched=len(specs) > 1)
+            record = execute(spec, output, settings, batched=batched, writes=writes)
         except TrialFailed as exc:
             lines.append(str(exc))
             return 1, "\n".join(lines) + "\n"

@@ -34,7 +34,12 @@ def job_seconds(trial_seconds: float, n_trials: int, cores: int) -> float:
     return min(MAX_JOB_SECONDS, max(MIN_JOB_SECONDS, best))
 
 
-MAX_TRIALS_PER_JOB = 256
+# Jobs last job_seconds; this cap only bounds a batch of very short trials (its call file, the
+# trials a kill interrupts). It was 256: 100,000 trials of ~3 ms made 512 jobs, and each job costs
+# Snakemake ~0.1 CPU-s, more as the run goes on (its scheduler wakes once a second for every job
+# finished so far and walks the ready jobs each time): 10,000 such trials in 500 jobs took 47
+# CPU-s of Snakemake, in 64 jobs 5.5 (issue 28).
+MAX_TRIALS_PER_JOB = 2048
 
 
 def n_buckets(n_trials: int, trials_per_job: int) -> int:
