@@ -336,7 +336,12 @@ def test_existing_paths_come_from_one_listing_a_folder(workdir):
 
 
 def test_a_memo_entry_tells_nan_from_none(workdir, key_calls):
-    """JSON (and the configuration keys, see the report) write NaN as null: the memo does not."""
+    """JSON (and the configuration keys) write NaN as null. A config with NaN is refused, even
+    after the same config with None was cached; the keys memo itself does not mix them up."""
+    from snaketune.config.load import load_config
+    from snaketune.search.plan import make_plan
+    from snaketune.workflow.study import KeysFiles
+
     steps = [
         {"name": "impute", "class": "sklearn.impute.SimpleImputer"},
         {"name": "knn", "class": "sklearn.neighbors.KNeighborsClassifier"},
@@ -345,5 +350,13 @@ def test_a_memo_entry_tells_nan_from_none(workdir, key_calls):
     with_none = dict(config, search={"grid": [{"impute__missing_values": [None]}]})
     with_nan = dict(config, search={"grid": [{"impute__missing_values": [float("nan")]}]})
     assert support.load_study(with_none, basedir=".").plan.candidates == [{"impute__missing_values": None}]
-    plan = support.load_study(with_nan, basedir=".").plan
-    assert repr(plan.candidates) == repr(_fresh(with_nan).candidates) == "[{'impute__missing_values': nan}]"
+    with pytest.raises(SystemExit):  # the config error, not the cached plan of None
+        support.load_study(with_nan, basedir=".")
+    # The memo, below the config checks: None's entry is never NaN's.
+    memo = KeysFiles(workdir / "keys", "salt")
+    checked = load_config(dict(with_none), ".")
+    none_plan = make_plan(checked, ".", memo=memo)
+    nan_plan = make_plan(dict(checked, search=with_nan["search"]), ".", memo=memo)
+    assert none_plan.candidates == [{"impute__missing_values": None}]
+    assert repr(nan_plan.candidates) == "[{'impute__missing_values': nan}]"
+    assert nan_plan.config_keys == none_plan.config_keys  # the trial names: why NaN is refused
