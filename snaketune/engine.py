@@ -402,7 +402,11 @@ def stop() -> None:
     proc = _started.pop(os.getpid(), None)
     if proc is not None and proc.poll() is None:
         proc.terminate()
-        proc.wait()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # never let a stuck engine hold its caller's exit
+            proc.kill()
+            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,11 +104,16 @@ def load_schema() -> dict:
     return copy.deepcopy(_parsed_schema(str(path)))
 
 
+# libyaml's SafeLoader when PyYAML was built with it, else the pure-Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @memo_on_files()
 def _parsed_schema(path: str) -> dict:
     # Parsed once a process, with libyaml when PyYAML has it (pure-Python YAML: ~35 ms, 0.3-0.6 s
     # on a loaded machine); the warm engine's runs share it.
-    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    text = Path(path).read_text()
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader
 
 
 def _key(path) -> str:
