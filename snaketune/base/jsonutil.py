@@ -33,7 +33,12 @@ def canonical(obj: Any) -> str:
 
 def digest(obj: Any, length: int = 12) -> str:
     """Short sha256 hex digest of ``canonical(obj)``."""
-    return hashlib.sha256(canonical(obj).encode()).hexdigest()[:length]
+    return text_digest(canonical(obj), length)
+
+
+def text_digest(text: str, length: int = 12) -> str:
+    """Short sha256 hex digest of JSON ``text`` already in canonical form (no second encoding)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -73,13 +73,11 @@ def call_file(out: str, **kwargs) -> str:
     and one command-line argument is capped at 128 KiB. The name is a content hash, so the params
     check still reruns a job whose arguments change, and an existing file never needs rewriting.
     """
-    import hashlib
-
-    from snaketune.base.jsonutil import canonical
+    from snaketune.base.jsonutil import canonical, text_digest
 
     # The hashed text is the file's content: one pass over a call that may list 100,000 trials.
     text = canonical(kwargs)
-    name = hashlib.sha256(text.encode()).hexdigest()[:16]  # base.jsonutil.digest(kwargs, 16)
+    name = text_digest(text, 16)  # = digest(kwargs, 16)
     return write_once(Path(out) / ".snaketune" / "calls" / f"{name}.json", lambda: text)
 
 
@@ -121,18 +119,14 @@ def trials_call(plan, trial_ids: list[str], manifest: str | None = None, out: st
     rest is the plan's spec base. Hashing every batch's full specs (100,000 trials) was most of a
     rerun's parse (issue 28).
     """
-    import hashlib
-
-    from snaketune.base.jsonutil import canonical, to_jsonable
+    from snaketune.base.jsonutil import canonical, text_digest, to_jsonable
 
     key = {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": trial_ids}
     if manifest is not None:
         key["manifest"] = manifest
     # digest(key, 16) without to_jsonable's walk over the ids (plain strings): 512 batches a parse.
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))
-    path = (
-        Path(out or plan.out) / ".snaketune" / "calls" / f"batch-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-    )
+    path = Path(out or plan.out) / ".snaketune" / "calls" / f"batch-{text_digest(text, 16)}.json"
 
     def content() -> str:
         call = {"specs": [plan.spec(t) for t in trial_ids], "outputs": [plan.trial_path(t) for t in trial_ids]}
