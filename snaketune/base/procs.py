@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import select
 import signal
+import struct
 import sys
 import time
 import traceback
@@ -233,3 +235,158 @@ def run_in_forks(tasks: dict, parallel: int | None = None) -> dict[str, int]:
     while pids:
         wait_one()
     return statuses
+
+
+@dataclass(frozen=True)
+class PoolChild(Forked):
+    """What :func:`fork_pool` saw of one child: its pid, its bytes and its wait status."""
+
+    pid: int = 0
+
+
+# One item index on the pool's queue pipe. Every write is whole records and at most PIPE_BUF
+# bytes (atomic), every read a multiple of a record: a reader never gets part of one.
+_RECORD = struct.Struct("<I")
+_CHUNK = (select.PIPE_BUF // _RECORD.size) * _RECORD.size
+
+
+def fork_pool(
+    n_items: int, workers: int, child: Callable[[Callable[[], int | None]], tuple[int, bytes]]
+) -> list[PoolChild]:
+    """Items ``0 .. n_items - 1`` run by ``workers`` forked children, each taking the next item
+    when it is free (dynamic dispatch: a child with short items takes more of them).
+
+    ``child(next_item)`` runs in each child: ``next_item()`` is the next index, or None when the
+    queue is empty; it returns (exit status, bytes for the parent). The indices wait in a pipe
+    (written before the forks as far as it holds them, the rest while the children run). Once
+    a child fails (a non-zero status, an exception, a signal such as ``kill -9``) the queue is
+    emptied: the others finish the item they hold and stop, so nothing waits on a dead child.
+    SIGTERM and SIGINT reaching this process are passed on to the children; once they have
+    ended, the signal is raised here again with the handler this process had. Children die with
+    this process (``PR_SET_PDEATHSIG``). The caller must have no other thread (it would not
+    exist in the children, holding whatever lock it held). Returns every child's outcome, in
+    the order they were forked.
+    """
+    if n_items <= 0:
+        return []
+    queue_r, queue_w = os.pipe()
+    os.set_blocking(queue_w, False)
+    pending = b"".join(_RECORD.pack(i) for i in range(n_items))
+    pending = pending[_write_records(queue_w, pending) :]
+    writing = True  # queue_w open: closed once every index is in the pipe, or the queue stopped
+    running: dict[int, tuple[int, list[int]]] = {}  # pid -> (its pipe's read end, its pidfd)
+    chunks: dict[int, list[bytes]] = {}
+    ended: dict[int, PoolChild] = {}
+    received: list[int] = []
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    previous = {}
+    with contextlib.suppress(ValueError):  # not the main thread: signals are not ours to handle
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def run_child(write_fd: int, inherited: list[int]) -> int:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        set_parent_death_signal(signal.SIGKILL)
+        for fd in (queue_w, *inherited):
+            os.close(fd)
+
+        def next_item() -> int | None:
+            record = os.read(queue_r, _RECORD.size)
+            return _RECORD.unpack(record)[0] if record else None
+
+        status, payload = child(next_item)
+        with os.fdopen(write_fd, "wb") as fh:
+            fh.write(payload)
+        return status
+
+    def close_queue(drain: bool) -> None:
+        nonlocal pending, writing
+        if writing:
+            os.close(queue_w)
+            writing = False
+        pending = b""
+        if drain:  # what no child has taken yet: the children see the queue's end
+            os.set_blocking(queue_r, False)
+            with contextlib.suppress(BlockingIOError):
+                while os.read(queue_r, 1 << 16):
+                    pass
+
+    order = []
+    try:
+        for _ in range(min(workers, n_items)):
+            read_fd, write_fd = os.pipe()
+            inherited = [fd for r, pidfd in running.values() for fd in (r, *pidfd)] + [read_fd]
+            try:
+                pid = fork(partial(run_child, write_fd, inherited))
+            except OSError:
+                os.close(read_fd)
+                if running:
+                    break  # fewer children than asked: they take every item all the same
+                raise
+            finally:
+                os.close(write_fd)
+            order.append(pid)
+            running[pid] = (read_fd, _pidfd(pid))
+            chunks[pid] = []
+        if not pending:
+            close_queue(drain=False)
+        while running:
+            readable = [fd for r, pidfd in running.values() for fd in (r, *pidfd)]
+            ready, can_write, _ = select.select(readable, [queue_w] if pending else [], [])
+            if can_write:
+                pending = pending[_write_records(queue_w, pending) :]
+                if not pending:
+                    close_queue(drain=False)
+            for pid, (read_fd, pidfd) in list(running.items()):
+                if read_fd in ready and (chunk := os.read(read_fd, 1 << 16)):
+                    chunks[pid].append(chunk)
+                    continue
+                if read_fd not in ready and not set(pidfd) & set(ready):
+                    continue
+                # Its pipe's end or its exit: what it wrote is in the pipe already.
+                os.set_blocking(read_fd, False)
+                while chunk := _read_available(read_fd):
+                    chunks[pid].append(chunk)
+                for fd in (read_fd, *pidfd):
+                    os.close(fd)
+                del running[pid]
+                ended[pid] = PoolChild(b"".join(chunks.pop(pid)), os.waitpid(pid, 0)[1], pid)
+                if not ended[pid].ok:
+                    close_queue(drain=True)
+    finally:
+        for pid, (read_fd, pidfd) in running.items():  # only after an error here
+            kill_and_reap(pid)
+            for fd in (read_fd, *pidfd):
+                os.close(fd)
+        close_queue(drain=False)
+        os.close(queue_r)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        os.kill(os.getpid(), received[0])  # this process's own handler, now restored
+    return [ended[pid] for pid in order]
+
+
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL a child and reap it (one already gone is fine)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _write_records(fd: int, data: bytes) -> int:
+    """Write whole records of ``data`` to a non-blocking pipe until it is full; bytes written."""
+    written = 0
+    while written < len(data):
+        try:
+            written += os.write(fd, data[written : written + _CHUNK])
+        except BlockingIOError:
+            break
+    return written

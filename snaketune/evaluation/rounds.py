@@ -123,25 +123,24 @@ class OptunaPlan:
             "outputs": [self.ask_path(r), self.state_path(r)],
         }
 
-    def trial_groups(
-        self, trials_per_job, jobs_per_round: int | None = None
-    ) -> list[tuple[int, list[tuple[int, int]]]]:
+    def trial_groups(self, trials_per_job, one_job_a_round: bool = False) -> list[tuple[int, list[tuple[int, int]]]]:
         """Trials run together in one job: ``(round, [(index, fold), ...])``, round by round.
 
-        ``1`` is one job a trial; an integer ``N`` puts ``N`` trials of one round in a job; ``auto``
-        splits a round into ``jobs_per_round`` jobs, or puts ``n_folds`` trials in a job (as many
-        jobs as configurations) when that is None. Trials are dealt fold by fold, so a job holds
-        one fold of several configurations: a slow configuration (an SVC with a huge C) spreads
-        over several jobs instead of making one long job that the whole round, and the next ask,
-        waits for.
+        ``1`` is one job a trial; an integer ``N`` puts ``N`` trials of one round in a job;
+        ``auto`` puts a round's trials in one job with ``one_job_a_round`` (a local run: the job
+        hands them to forks as cores free up), else ``n_folds`` trials in a job (as many jobs as
+        configurations: a cluster). Trials are dealt fold by fold, so a job's consecutive trials
+        are different configurations: a slow configuration (an SVC with a huge C) spreads over
+        several jobs, or several forks, instead of making one long queue that the whole round,
+        and the next ask, waits for.
         """
         groups = []
         for r in range(self.n_rounds):
             trials = [(k, f) for f in range(self.n_folds) for k in range(self.round_size(r))]
             if trials_per_job != "auto":
                 per_job = max(1, int(trials_per_job))
-            elif jobs_per_round:
-                per_job = math.ceil(len(trials) / jobs_per_round)
+            elif one_job_a_round:
+                per_job = len(trials)
             else:
                 per_job = self.n_folds
             groups += [(r, trials[i : i + per_job]) for i in range(0, len(trials), per_job)]

@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import socket
+import threading
 import time
 import traceback
 import warnings
@@ -33,7 +34,7 @@ from snaketune.base.data import take_rows
 from snaketune.base.estimator import fixed_params
 from snaketune.base.jsonutil import BackgroundWrites, to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.memo import memo_on_files
-from snaketune.base.procs import fork_with_deadline
+from snaketune.base.procs import THREAD_POOL_VARS, fork_with_deadline, limit_thread_pools
 from snaketune.evaluation import rounds
 from snaketune.evaluation.budget import BudgetedTraining
 from snaketune.evaluation.command import cached_checkpoint, checkpoint_dir, copy_tree, run_command_trial
@@ -439,14 +440,21 @@ def _link_atomic(source: Path, target: Path) -> bool:
 
 
 def execute_many(
-    specs: list[dict], outputs: list[str], settings: RunSettings | None = None, keep_existing: bool = False
+    specs: list[dict],
+    outputs: list[str],
+    settings: RunSettings | None = None,
+    keep_existing: bool = False,
+    parallel: int = 1,
 ) -> tuple[int, str]:
-    """Run a job's trials in order; return (exit status, log text).
+    """Run a job's trials in order, or on ``parallel`` forks (:func:`execute_forked`); return
+    (exit status, log text).
 
     With ``keep_existing`` a trial whose file already holds a complete record is not run again:
     its name is a content hash, so that record is its result (a corrupt file is recomputed).
     """
     settings = settings or RunSettings()
+    if parallel > 1 and len(specs) > 1 and threading.active_count() == 1:
+        return execute_forked(specs, outputs, settings, keep_existing, parallel)
     batched = len(specs) > 1
     # A batch writes its records in the background while it computes the next trials (not under
     # trial_timeout, which forks every trial: no fork while that thread may hold a lock). Every
@@ -488,6 +496,59 @@ def _execute_each(
             extra += f", log {record.command['log']}"
         lines.append(f"trial {spec.trial_id}: {record.status.value} in {record.fit_time:.3f} s{extra}")
     return 0, "\n".join(lines) + "\n"
+
+
+def execute_forked(
+    specs: list[dict], outputs: list[str], settings: RunSettings, keep_existing: bool, parallel: int
+) -> tuple[int, str]:
+    """A job's trials on ``parallel`` forked children that each take the next trial when free
+    (:func:`~snaketune.base.procs.fork_pool`), each trial run as in a batch (every record
+    written atomically before the child takes another), with ``settings.threads`` threads.
+
+    Data, splits and estimator are loaded once, before the forks. A failed trial
+    (``error_score: raise``) or a child that dies (``kill -9``) fails the job once the other
+    children end the trial they hold; every finished trial keeps its file and trial-cache entry.
+    The log lists the trials in the job's order, then one line per child.
+    """
+    from snaketune.base.procs import fork_pool
+
+    first = TrialSpec.from_dict(specs[0])
+    if first.command is None:
+        try:
+            load_inputs(first)  # inherited by every child, for free
+        except Exception:  # noqa: BLE001 - each trial meets (and records) the same error itself
+            pass
+
+    def child(next_item: Callable[[], int | None]) -> tuple[int, bytes]:
+        limit_thread_pools(settings.threads)
+        for pool in THREAD_POOL_VARS:
+            os.environ[pool] = str(settings.threads)
+        # Created here, after the fork: no thread may exist in the parent when it forks.
+        writes = BackgroundWrites() if not settings.timeout else None
+        status, done = 0, []
+        try:
+            while status == 0 and (i := next_item()) is not None:
+                status, text = _execute_each([specs[i]], [outputs[i]], settings, keep_existing, True, writes)
+                done.append((i, text))
+            if writes is not None:
+                writes.close()
+        except BaseException:  # noqa: BLE001 - the job fails with the traceback in its log
+            status = 1
+            done.append((len(specs), traceback.format_exc()))
+        return status, json.dumps(done).encode()
+
+    children = fork_pool(len(specs), parallel, child)
+    done, footer, status = [], [], 0
+    for c in children:
+        mine = json.loads(c.output) if c.output else []
+        done += mine
+        footer.append(f"trial process {c.pid}: {len(mine)} trial(s), {c.how()}")
+        if not c.ok:
+            status = 1
+            if not c.output:
+                footer[-1] += "; its log is lost, and the trial it held has no record (a rerun computes it)"
+    lines = [text for _, text in sorted(done, key=lambda item: item[0])] + [line + "\n" for line in footer]
+    return status, "".join(lines)
 
 
 def write_manifest(path: str, outputs: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -19,18 +20,31 @@ from snaketune.runtime.protocol import ENV_RETRY, ENV_SETTINGS, read_args
 
 
 def trials(
-    *, specs: list[dict], outputs: list[str], settings: RunSettings, manifest: str | None = None
+    *,
+    specs: list[dict],
+    outputs: list[str],
+    settings: RunSettings,
+    manifest: str | None = None,
+    trial_threads: int | None = None,
 ) -> tuple[int, str]:
     """A job's trials (one, a batch, or the folds of an adaptive slot), one file each.
 
     A batch (``manifest`` given), or any job run again after its worker was lost
     (:data:`~snaketune.runtime.protocol.ENV_RETRY`), keeps trials whose file is already a complete
-    record; a batch writes its manifest last, once every trial has its file.
+    record; a batch writes its manifest last, once every trial has its file. With
+    ``trial_threads``, the job's threads are shared out: ``threads // trial_threads`` forked
+    children run the trials, each trial with ``trial_threads`` threads. (Decided here: the job's
+    threads can be the run's cores, and the call's arguments must not depend on them, or a
+    resume with other ``--cores`` would rerun the job.)
     """
     from snaketune.evaluation.trial import execute_many, write_manifest
 
     keep = manifest is not None or bool(os.environ.get(ENV_RETRY))
-    status, log = execute_many(specs, outputs, settings, keep_existing=keep)
+    parallel = 1
+    if trial_threads:
+        parallel = max(1, settings.threads // trial_threads)
+        settings = replace(settings, threads=min(trial_threads, settings.threads))
+    status, log = execute_many(specs, outputs, settings, keep_existing=keep, parallel=parallel)
     if status == 0 and manifest is not None:
         write_manifest(manifest, outputs)
     return status, log

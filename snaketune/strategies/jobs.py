@@ -37,6 +37,9 @@ class TrialJob:
     inputs: Callable[[Any], dict]
     priority: Callable[[Any], int] | int = 0
     group: Callable[[Any], str] | str = "trials"
+    #: The job's threads; None: a trial's (``resources.threads``). A job that runs its trials on
+    #: forks (an Optuna round on a local run) takes the run's cores.
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,9 @@ class JobSettings:
     data_inputs: dict
     #: Grid/random with ``trials_per_job`` > 1: batch id -> trial ids (measured for ``auto``).
     batches: dict[str, list[str]]
-    #: How many trial jobs run at once on this local run (None: a cluster, or not measured).
-    jobs_at_once: Callable[[], int | None] = lambda: None
+    #: The run's cores on a local run (1 when Snakemake gives none: ``--report``, ``--lint``);
+    #: None on a cluster, and in a job that re-parses the workflow there.
+    local_cores: Callable[[], int | None] = lambda: None
 
 
 def fixed(inputs: dict) -> Callable[[Any], dict]:

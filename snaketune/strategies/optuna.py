@@ -34,11 +34,15 @@ class OptunaSearch(Strategy):
     def trial_jobs(self, settings: JobSettings) -> list[TrialJob]:
         """One fold of one configuration of round r a job, reading its configuration from the
         round's ask file at run time; ``trials_per_job`` > 1 or ``auto`` puts several trials of
-        one round in a job. A round's trials form group ``trials-r<round>``: packed within a round
-        only (two rounds in one group would depend on themselves through the ask between them)."""
+        one round in a job. ``auto`` on a local run makes each round one job with the run's
+        cores, whose trials run on forks, each taking the next trial when free (no core idles
+        while another job of the round finishes; one job start a round). A round's trials form
+        group ``trials-r<round>``: packed within a round only (two rounds in one group would
+        depend on themselves through the ask between them)."""
         rounds, out, data = self.layout, self.plan.out, settings.data_inputs
         setting = self.config.get("trials_per_job", 1)
-        groups = rounds.trial_groups(setting, settings.jobs_at_once() if setting == "auto" else None)
+        cores = settings.local_cores() if setting == "auto" else None
+        groups = rounds.trial_groups(setting, one_job_a_round=cores is not None)
         if all(len(trials) == 1 for _, trials in groups):
 
             def call(wc) -> str:
@@ -55,19 +59,26 @@ class OptunaSearch(Strategy):
                     group=lambda wc: f"trials-r{wc.round}",
                 )
             ]
+        trial_threads = int(self.config["resources"]["threads"])
         jobs = []
         for r, trials in groups:
             (k0, f0) = trials[0]
             specs = [rounds.trial_specs(r, k)[f] for k, f in trials]
             outputs = [rounds.slot_trials(r, k)[f] for k, f in trials]
+            args, threads = {"specs": specs, "outputs": outputs}, None
+            if cores is not None:  # one job a round: its trials on forks, trial_threads each
+                args["trial_threads"] = trial_threads
+                # No more threads than its trials can use; Snakemake caps them at --cores.
+                threads = max(trial_threads, min(cores, len(trials) * trial_threads))
             jobs.append(
                 TrialJob(
                     name=f"optuna_trials_r{r}_{k0}_{f0}",
                     outputs={"trials": outputs},
                     log=f"{out}/logs/trials/o{r}-{k0}_{f0}-batch.log",
-                    call=call_file(out, specs=specs, outputs=outputs),
+                    call=call_file(out, **args),
                     inputs=fixed(dict(data, ask=rounds.ask_path(r))),
                     group=f"trials-r{r}",
+                    threads=threads,
                 )
             )
         return jobs

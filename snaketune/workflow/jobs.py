@@ -9,7 +9,6 @@ workflow, a measured ``trials_per_job: auto``) is decided here and handed over a
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from snaketune.workflow.support import is_main_process, listing
 
 def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
     """Every trial job of the study: its strategy's, then nested CV's inner trials."""
-    settings = JobSettings(data_inputs, study.batches, cache(lambda: jobs_at_once(study, workflow)))
+    settings = JobSettings(data_inputs, study.batches, cache(lambda: local_cores(workflow)))
     jobs = study.strategy.trial_jobs(settings)
     if study.nested is not None:
         jobs += nested_jobs(study, data_inputs["data"])
@@ -112,38 +111,23 @@ def release_broken_batches(study: Study) -> int:
     return removed
 
 
-def jobs_at_once(study: Study, workflow) -> int | None:
-    """Trial jobs that run at once on this local run (cores over a trial's threads), or None.
+def local_cores(workflow) -> int | None:
+    """The run's cores on a local run (1 when Snakemake gives none: ``--report``, ``--lint``), or
+    None.
 
-    A model-based search deals each round's trials into that many jobs with ``auto``: one wave
-    of jobs a round, so no core idles while another runs a second wave, and the fewest per-job
-    costs (TPE example, 2 cores: 2 jobs of 15 trials a round 18.7-19.8 s, 6 of 5 20.2-20.8 s, 3
-    of 10 22.9-24.2 s). The first real run's figure is kept in
-    ``<study>/.snaketune/optuna_jobs_per_round.json``, so a resume with another ``--cores``, a
-    dry run (which Snakemake gives one core) and ``--report`` build the same jobs instead of
-    rerunning every round; delete the file to regroup. Elsewhere (a cluster, where a job is one
-    allocation, and the jobs that re-parse the workflow there) None: the strategy decides from
-    the config alone, so every process builds the same rules.
+    A model-based search runs each round as one job with these threads on a local run, its
+    trials on forks as cores free up (the job's threads are not part of what Snakemake checks,
+    so a resume with another ``--cores`` or a dry run, which Snakemake gives one core, finds the
+    same jobs). Elsewhere (a cluster, where a job is one allocation, and the jobs that re-parse
+    the workflow there) None: the strategy groups from the config alone, so every process
+    builds the same rules.
     """
-    from snaketune.base.jsonutil import write_json_atomic
-
     if workflow is None or not workflow.local_exec or not is_main_process(workflow):
         return None
-    memo = Path(study.out) / ".snaketune" / "optuna_jobs_per_round.json"
     try:
-        return int(json.loads(memo.read_text())["jobs_per_round"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        cores = workflow.cores or None
+        return max(1, int(workflow.cores or 1))
     except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
-        cores = None
-    if not cores:
-        return None
-    jobs = max(1, cores // max(1, int(study.config["resources"]["threads"])))
-    if not workflow.dryrun:
-        write_json_atomic(memo, {"jobs_per_round": jobs})
-    return jobs
+        return 1
 
 
 def round_groups(workflow, n_rounds: int) -> None:

@@ -26,7 +26,7 @@ for _job in TRIAL_JOBS:
             TRIAL_CONDA
         container:
             TRIAL_CONTAINER
-        threads: config["resources"]["threads"]
+        threads: _job.threads or config["resources"]["threads"]
         resources:
             mem_mb=config["resources"]["mem_mb"],
             runtime=config["resources"]["runtime"],
