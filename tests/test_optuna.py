@@ -61,7 +61,13 @@ class ByHand:
         self.splits = load_splits(splits)
 
     def score(self, params: dict) -> float:
-        return float(cross_val_score(SVC(**params), self.X, self.y, cv=self.splits, scoring="accuracy").mean())
+        key = json.dumps(params, sort_keys=True)  # each configuration fitted once (digits: seconds)
+        scores = self.__dict__.setdefault("scores", {})
+        if key not in scores:
+            scores[key] = float(
+                cross_val_score(SVC(**params), self.X, self.y, cv=self.splits, scoring="accuracy").mean()
+            )
+        return scores[key]
 
     def objective(self, trial) -> float:
         # Suggested in sorted name order, as snaketune asks them.
@@ -148,14 +154,14 @@ def test_example_plans_ten_rounds_of_six():
 
 
 def test_rounds_are_dealt_fold_by_fold_into_jobs():
-    """``auto`` splits a round into one job per core, each job one fold of several
-    configurations (so a slow configuration spreads over jobs); without a core count (a
-    cluster) a job holds n_folds trials; the last, partial round too; every trial once."""
+    """``auto`` on a local run makes each round one job (its trials on forks); without a core
+    count (a cluster) a job holds n_folds trials; the last, partial round too; every trial once,
+    dealt fold by fold (consecutive trials are different configurations)."""
     from snaketune.evaluation.rounds import OptunaPlan
 
     plan = OptunaPlan(out="o", settings={"batch_size": 6, "n_trials": 15}, defining={}, n_folds=5, base={})
-    for jobs_per_round, sizes in ((2, [[15, 15], [15, 15], [8, 7]]), (None, [[5] * 6, [5] * 6, [5] * 3])):
-        groups = plan.trial_groups("auto", jobs_per_round)
+    for one_job, sizes in ((True, [[30], [30], [15]]), (False, [[5] * 6, [5] * 6, [5] * 3])):
+        groups = plan.trial_groups("auto", one_job_a_round=one_job)
         by_round = [[trials for r2, trials in groups if r2 == r] for r in range(plan.n_rounds)]
         assert [[len(t) for t in jobs] for jobs in by_round] == sizes
         for r, jobs in enumerate(by_round):
@@ -164,6 +170,7 @@ def test_rounds_are_dealt_fold_by_fold_into_jobs():
             for job in jobs:  # consecutive trials of a job are different configurations
                 assert all(a[0] != b[0] for a, b in itertools.pairwise(job))
     assert plan.trial_groups(4)[0] == (0, [(0, 0), (1, 0), (2, 0), (3, 0)])
+    assert plan.trial_groups(4, one_job_a_round=True) == plan.trial_groups(4)  # an explicit size wins
 
 
 def test_ask_tells_failed_configurations_as_failed(tmp_path):
@@ -302,8 +309,8 @@ def test_tpe_rounds_rerun_nothing_and_repeat_exactly(make_study):
     assert asked_files(fresh) == asked_files(study)
     assert without_timings(fresh.leaderboard()).equals(without_timings(study.leaderboard()))
     assert sorted(p.name for p in fresh.trial_files()) == sorted(p.name for p in study.trial_files())
-    # The first run's grouping (one job a round on one core) is kept: a dry run (Snakemake gives
-    # it one core) and a run on two cores find nothing to do instead of regrouping every round.
+    # A round is one job whatever the cores (only its threads follow them, which Snakemake does
+    # not check): a dry run (Snakemake gives it one core) and a run on two cores find nothing to do.
     for args in (("-n",), ("--cores", "2")):
         again = fresh.snakemake(*args)
         assert "Nothing to be done" in again.stdout + again.stderr, (args, again.stderr[-3000:])
@@ -394,3 +401,75 @@ def test_kill_mid_round_resumes_with_the_same_configurations(make_study):
     assert not tracker.changed(), tracker.changed()
     expected = ByHand(study).batches(optuna.samplers.TPESampler(seed=0), 6, 2)
     assert leaderboard_params(study) == expected
+
+
+def _forks_of_round_job(root: psutil.Process) -> list[psutil.Process]:
+    """The forked children that run a trials job's trials: children of the warm worker's handler
+    of the job, or of the job's own Python when it runs without the worker."""
+    parents = {h.pid for h in killing.handlers(root)} | {j.proc.pid for j in killing.jobs(root) if j.kind == "calls"}
+    forks = []
+    for p in root.children(recursive=True):
+        try:
+            if p.ppid() in parents and p.status() != psutil.STATUS_ZOMBIE:
+                forks.append(p)
+        except psutil.Error:
+            continue
+    return forks
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["start"] < b["end"] and b["start"] < a["end"]  # ISO times in UTC compare as text
+
+
+@pytest.mark.slow
+def test_round_job_runs_its_trials_on_forks_and_a_killed_fork_fails_it(make_study):
+    """``trials_per_job: auto`` on 2 cores: each round is one job whose trials ran on two forked
+    children at once (different pids, overlapping times, one job log). kill -9 of one child
+    (frozen while the other takes every remaining trial) fails the job; the rerun restores every
+    trial finished before the kill from the trial cache and the study equals Optuna's batch
+    optimisation by hand."""
+    config = svc_config("forks", n_trials=4, batch_size=2)
+    config.update(data={"loader": "digits"}, trials_per_job="auto")  # fits of 10-500 ms
+    study = make_study(config)
+    base = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(study.workdir), "--cores", "2"]
+    proc = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = psutil.Process(proc.pid)
+    round_file = study.out / "optuna" / "round-1.json"
+    forks: list[psutil.Process] = []
+
+    def ready() -> bool:
+        nonlocal forks
+        forks = _forks_of_round_job(root) if round_file.exists() else []
+        return len(forks) == 2 or proc.poll() is not None
+
+    try:
+        assert killing.wait_for(ready, timeout=120, step=0.005) and len(forks) == 2, "round 1 ended unseen"
+        victim, other = forks
+        assert killing.freeze(victim), "the fork ended before the strike"
+        other.wait(timeout=60)  # it takes every trial left, then the queue is empty
+        finished = {p.stem: json.loads(p.read_text()) for p in (study.out / "trials").glob("o1-*.json")}
+        assert killing.kill_and_confirm(victim)
+        assert proc.wait(timeout=120) != 0  # the job failed; Snakemake stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (study.out / "logs" / "trials" / "o1-0_0-batch.log").read_text()
+    assert f"trial process {victim.pid}: 0 trial(s), signal 9; its log is lost" in log, log
+    assert f"trial process {other.pid}: {len(finished)} trial(s), exit status 0" in log, log
+    assert 5 <= len(finished) <= 6  # all but (at most) the one the victim held
+
+    study.snakemake()
+    records = {p.stem: json.loads(p.read_text()) for p in study.trial_files()}
+    for trial_id, before in finished.items():  # restored, not fitted again
+        assert records[trial_id]["reused"] and records[trial_id]["test_scores"] == before["test_scores"]
+    round0 = [r for t, r in records.items() if t.startswith("o0-")]
+    assert len({r["pid"] for r in round0}) == 2
+    assert any(_overlap(a, b) for a, b in itertools.combinations(round0, 2) if a["pid"] != b["pid"])
+    log0 = (study.out / "logs" / "trials" / "o0-0_0-batch.log").read_text()
+    assert all(f"trial {t}: ok" in log0 for t in sorted(t for t in records if t.startswith("o0-")))
+
+    by_hand = ByHand(study)
+    expected = by_hand.batches(optuna.samplers.TPESampler(seed=0), 4, 2)
+    assert leaderboard_params(study) == expected
+    frame = study.leaderboard().sort_values("number")
+    np.testing.assert_allclose(frame["mean_test_accuracy"], [by_hand.score(p) for p in expected], rtol=0, atol=1e-12)
