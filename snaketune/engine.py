@@ -247,6 +247,19 @@ def start() -> None:
         _started[os.getpid()] = _start()
 
 
+def starting() -> bool:
+    """Whether this process's engine is still starting: launched, alive, not listening yet. Its
+    start-up pipe (stderr) stays open and silent until it listens (then it closes) or fails (then
+    it has the error, which :func:`connect` reports)."""
+    import select
+
+    proc = _started.get(os.getpid())
+    if proc is None or proc.stderr is None or proc.poll() is not None:
+        return False
+    readable, _, _ = select.select([proc.stderr], [], [], 0)
+    return not readable
+
+
 def _check_server(sock: socket.socket) -> None:
     """Abstract sockets have no permissions: refuse a server that is not the engine we started."""
     pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))

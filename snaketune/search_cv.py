@@ -39,6 +39,8 @@ from sklearn.utils import indexable
 from snaketune import engine
 from snaketune.api import RunError, run_snakemake, snakemake_command
 from snaketune.base.jsonutil import to_jsonable, write_bytes_atomic
+from snaketune.runtime import local
+from snaketune.search.plan import prepare_args
 
 DEFAULT_STUDY_DIR = "snaketune-searches"
 STUDY_PREFIX = "search-"  # <study_dir>/results/search-<sha of X and y>/: one study folder a data set
@@ -100,6 +102,8 @@ class _StoredSearch:
             n = len(candidates)
             print(f"Fitting {self.n_splits_} folds for each of {n} candidates, totalling {n * self.n_splits_} fits")
 
+        if _use_engine():
+            engine.start()  # its imports (~2 s) overlap storing the inputs, the plan and the first trials
         workdir = Path(self.study_dir or DEFAULT_STUDY_DIR).resolve()
         inputs = store_inputs(workdir / "results", X, y, base, splits)
         config = study_config(self, inputs, candidates, metrics, refit_metric)
@@ -464,29 +468,73 @@ def run_study(
     records, missing = _read_trials(workdir, rows)
     if not missing:
         return records
-    use_engine = os.environ.get("SNAKETUNE_ENGINE", "1") != "0"
+    use_engine = _use_engine()
     if use_engine:
-        engine.start()  # its imports overlap the lock, the timing below and the config's writing
+        engine.start()  # if the fit did not: its imports overlap the lock, the timing and the first trials
     state = workdir / "results" / config["study"] / ".snaketune"
     with _locked(state / "fit.lock"):  # another fit of this data set runs first: then its trials are found
         records, missing = _read_trials(workdir, rows)
         if not missing:
             return records
         if probe is not None:
-            time_trials_here(validated, plan, workdir, probe)
+            run_trials_here(validated, plan, workdir, probe, [Path(p).stem for p in missing], use_engine)
         return _run_missing(config, workdir, cores, profile, rows, state / "search.yaml", warm, use_engine)
 
 
-def time_trials_here(validated: dict, plan, workdir: Path, probe: TrialProbe) -> None:
-    """Time the first candidates' trials in this process, as the run would before choosing its
-    batches (``trials_per_job: auto``), and save the time where the run finds it: the engine
-    starts meanwhile, and the run chooses at once. Left to the run (which times them in a fork,
-    with a time limit) under a ``trial_timeout``, or when the timing fails."""
+def _use_engine() -> bool:
+    return os.environ.get("SNAKETUNE_ENGINE", "1") != "0"
+
+
+def run_trials_here(
+    validated: dict, plan, workdir: Path, probe: TrialProbe, missing: list[str], use_engine: bool
+) -> None:
+    """Trials in this process before the run (:mod:`snaketune.runtime.local`):
+
+    - the batching probe: the run chooses its batches (``trials_per_job: auto``) from the time
+      of the first 3 candidates' first fold; timed here, saved under the run's key, so the run
+      does not time them again, in a fork, after the engine has started;
+    - then, while this process's engine is still starting, more of the missing trials, if they
+      are short: one core is busy with the engine's imports, the other would be idle.
+
+    Both are real trials written to their files when the data is small, there is no
+    ``trial_timeout`` and ``error_score`` is not ``"raise"``; otherwise the probe times fits
+    without keeping them (never under a ``trial_timeout``: the run times in a fork, with a limit).
+    """
     from snaketune.runtime import batching
 
-    if validated.get("trial_timeout") is not None or not batching.wants_measurement(validated, plan, workdir):
+    timeout = validated.get("trial_timeout") is not None
+    measure = not timeout and batching.wants_measurement(validated, plan, workdir)
+    probe_ids = [f"{key}_0" for key in plan.config_keys[:3]]
+    here = local.eligible(validated, _nbytes(probe.X))
+    if measure and not (here and set(probe_ids) <= set(missing)):
+        time_trials_here(validated, plan, workdir, probe)
+        measure = False
+    if not here or not (measure or (use_engine and engine.starting())):
         return
+    seconds = (
+        None if measure else batching.read_memo(plan, batching.cost_key(validated, plan), workdir).get("trial_seconds")
+    )
+    order = list(dict.fromkeys((probe_ids if measure else []) + missing))
+    times = []
+    with contextlib.closing(local.run_trials(validated, plan, prepare_args(validated, plan), workdir, order)) as runs:
+        for record in runs:
+            times.append(record.fit_time + record.score_time)
+            if measure and (len(times) == len(set(probe_ids)) or times[-1] > 1.0):  # as batching.time_fits
+                seconds = float(np.median(times))
+                batching.remember_trial_seconds(validated, plan, seconds, workdir)
+                measure = False
+            if not measure and not (
+                use_engine and seconds is not None and seconds <= local.MAX_TRIAL_SECONDS and engine.starting()
+            ):
+                break
+
+
+def time_trials_here(validated: dict, plan, workdir: Path, probe: TrialProbe) -> None:
+    """Time the first candidates' fits in this process without keeping them (the run's probe) and
+    save the time where the run finds it."""
     from threadpoolctl import threadpool_limits
+
+    from snaketune.runtime import batching
 
     try:
         with threadpool_limits(int(validated["resources"]["threads"])):  # a trial job's threads
@@ -497,6 +545,13 @@ def time_trials_here(validated: dict, plan, workdir: Path, probe: TrialProbe) ->
         return
     if np.isfinite(seconds):
         batching.remember_trial_seconds(validated, plan, seconds, workdir)
+
+
+def _nbytes(X) -> int:
+    """Memory held by X (a DataFrame's columns included)."""
+    if hasattr(X, "memory_usage"):
+        return int(X.memory_usage(deep=True).sum())
+    return int(np.asarray(X).nbytes)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,12 @@ def trial_mtimes(study_dir) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in study_dir.glob("results/search-*/trials/*.json")}
 
 
+def run_trials(study_dir, fitting: int | None = None) -> list:
+    """Trial files written by another process than the fitting one (by the run's jobs)."""
+    pids = [json.loads(p.read_text())["pid"] for p in study_dir.glob("results/search-*/trials/*.json")]
+    return [pid for pid in pids if pid != (fitting or os.getpid())]
+
+
 @pytest.mark.slow
 def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
     X, y = load_digits(return_X_y=True)
@@ -30,8 +37,10 @@ def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
     grid = {"C": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], "gamma": [1e-4, 3e-4, 1e-3, 3e-3]}  # 24 x 3 = 72 trials
     cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
 
+    # probability=True: 5x the work of a fit (~50 ms), so the fit's own process, which runs trials
+    # while the engine starts, leaves most of them to the run.
     def search():
-        return snaketune.GridSearchCV(SVC(), grid, cv=cv, n_jobs=2, study_dir=tmp_path)
+        return snaketune.GridSearchCV(SVC(probability=True), grid, cv=cv, n_jobs=2, study_dir=tmp_path)
 
     outcome = {}
 
@@ -45,7 +54,8 @@ def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
     thread = threading.Thread(target=first_fit)
     thread.start()
     deadline = time.monotonic() + 240
-    while len(trial_mtimes(tmp_path)) < 6 and thread.is_alive() and time.monotonic() < deadline:
+    # Mid-run: 6 trials written by the run's jobs (not those this process ran while the engine started).
+    while len(run_trials(tmp_path)) < 6 and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(engine.engine_pid(), signal.SIGKILL)
     thread.join(240)
@@ -57,8 +67,14 @@ def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
     ours = search().fit(X, y)  # a new engine; only the missing trials run
     after = trial_mtimes(tmp_path)
     assert len(after) == 72
+    # Trials this process ran while the engine started and the run's are the same records: the
+    # same prepared data (fingerprint), rows and fields.
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("results/search-*/trials/*.json")]
+    here = [r for r in records if r["pid"] == os.getpid()]
+    assert 0 < len(here) < 72
+    assert len({(r["data_fingerprint"], r["n_train"] + r["n_test"], tuple(sorted(r))) for r in records}) == 1
     assert {k: after[k] for k in kept} == kept
-    theirs = ms.GridSearchCV(SVC(), grid, cv=cv).fit(X, y)
+    theirs = ms.GridSearchCV(SVC(probability=True), grid, cv=cv).fit(X, y)
     for key in (k for k in theirs.cv_results_ if "_test_" in k):
         np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=0, atol=1e-12, err_msg=key)
     assert ours.best_params_ == theirs.best_params_
@@ -101,7 +117,9 @@ def test_ctrl_c_during_a_fit_stops_the_run_and_keeps_finished_trials(tmp_path):
         "import sys, snaketune; from sklearn.datasets import load_digits; from sklearn.svm import SVC; "
         "X, y = load_digits(return_X_y=True); "
         "grid = {'C': [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 'gamma': [1e-4, 3e-4, 1e-3, 3e-3]}; "
-        "snaketune.GridSearchCV(SVC(), grid, cv=3, n_jobs=2, study_dir=sys.argv[1]).fit(X[:600], y[:600])"
+        # probability=True: ~50 ms fits, most of them left to the run by the trials the fit's
+        # process runs while its engine starts
+        "snaketune.GridSearchCV(SVC(probability=True), grid, cv=3, n_jobs=2, study_dir=sys.argv[1]).fit(X[:600], y[:600])"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script, str(tmp_path)],
@@ -113,7 +131,8 @@ def test_ctrl_c_during_a_fit_stops_the_run_and_keeps_finished_trials(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     deadline = time.monotonic() + 240
-    while len(trial_mtimes(tmp_path)) < 6 and proc.poll() is None and time.monotonic() < deadline:
+    # Mid-run: 6 trials written by the run's jobs (not by the fit's own process).
+    while len(run_trials(tmp_path, proc.pid)) < 6 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,6 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.svm import SVC
 
 import snaketune
-from snaketune.runtime import batching
 
 TOL = 1e-12
 
@@ -69,14 +69,16 @@ def test_grid_multimetric_equal_grown_grid_only_new_folds_new_process_nothing(tm
     cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
     grid = {"C": [0.1, 1.0, 10.0], "gamma": [0.01, 0.1]}
     kwargs = dict(scoring=["accuracy", "f1_macro"], refit="f1_macro", cv=cv, return_train_score=True)
-    timed = []  # the trial times this process measured before the run (a spy: the timing still runs)
-    time_fits = batching.time_fits
-    monkeypatch.setattr(batching, "time_fits", lambda *a: timed.append(time_fits(*a)) or timed[-1])
     ours = snaketune.GridSearchCV(SVC(), grid, n_jobs=2, study_dir=tmp_path, **kwargs).fit(X, y)
     # The run chose its batches from this process's timing, keyed as its own: it did not time again.
+    # The timing is the first 3 candidates' first fold, run here as real trials (this pid).
     (memo,) = tmp_path.glob("results/search-*/.snaketune/trials_per_job.json")
     chosen = json.loads(memo.read_text())
-    assert len(timed) == 1 and chosen["trial_seconds"] == timed[0] and chosen["cores"] == 2, (timed, chosen)
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("results/search-*/trials/*.json")]
+    probe = [r for r in records if r["fold"] == 0 and r["params"] in list(ms.ParameterGrid(grid))[:3]]
+    assert len(probe) == 3 and {r["pid"] for r in probe} == {os.getpid()}
+    seconds = float(np.median([r["fit_time"] + r["score_time"] for r in probe]))
+    assert chosen["trial_seconds"] == seconds and chosen["cores"] == 2, (seconds, chosen)
     assert chosen["trials_per_job"] >= 1
     theirs = ms.GridSearchCV(SVC(), grid, **kwargs).fit(X, y)
     assert_same_results(ours, theirs)

@@ -135,6 +135,17 @@ def make_plan(
     return Plan(out, data_key, cv_key, folds, list(candidates), config_keys, base, classifier, task)
 
 
+def prepare_args(config: dict, plan: Plan) -> dict:
+    """Extra arguments of the data's prepare call: time-series CV holds out the last rows; the
+    estimator's task says whether a shuffled held-out split is stratified (given only then, so
+    studies whose split it cannot change keep their call)."""
+    if ordered(config["cv"]):
+        return {"ordered": True}
+    if stratified_holdout_possible(config) and plan.task is not None:
+        return {"task": plan.task}
+    return {}
+
+
 def stratified_holdout_possible(config: dict) -> bool:
     """Whether the target's type decides the held-out split: a shuffled ``data.test_size``
     without groups (groups hold out whole groups, time series the last rows)."""

@@ -72,17 +72,10 @@ class Study:
         return stored_files(self.config.get("data") or {})  # command studies have none
 
     def prepare_args(self) -> dict:
-        """Extra arguments of the prepare call: time-series CV holds out the last rows; the
-        estimator's task says whether a shuffled held-out split is stratified (given only then,
-        so studies whose split it cannot change keep their call)."""
-        from snaketune.base.splits import ordered
-        from snaketune.search.plan import stratified_holdout_possible
+        """Extra arguments of the prepare call (:func:`~snaketune.search.plan.prepare_args`)."""
+        from snaketune.search.plan import prepare_args
 
-        if ordered(self.config["cv"]):
-            return {"ordered": True}
-        if stratified_holdout_possible(self.config) and self.plan.task is not None:
-            return {"task": self.plan.task}
-        return {}
+        return prepare_args(self.config, self.plan)
 
     def plot_names(self) -> list[str]:
         from snaketune.results.plots import plot_names
