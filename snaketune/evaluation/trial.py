@@ -519,10 +519,13 @@ def execute_forked(
         except Exception:  # noqa: BLE001 - each trial meets (and records) the same error itself
             pass
 
+    # A trial's threads, set here once and inherited: threadpoolctl in a fresh fork takes 15-20 ms
+    # (its copy-on-write page faults), on the round's critical path.
+    limit_thread_pools(settings.threads)
+    for pool in THREAD_POOL_VARS:
+        os.environ[pool] = str(settings.threads)
+
     def child(next_item: Callable[[], int | None]) -> tuple[int, bytes]:
-        limit_thread_pools(settings.threads)
-        for pool in THREAD_POOL_VARS:
-            os.environ[pool] = str(settings.threads)
         # Created here, after the fork: no thread may exist in the parent when it forks.
         writes = BackgroundWrites() if not settings.timeout else None
         status, done = 0, []
