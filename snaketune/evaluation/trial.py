@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from snaketune.base.data import take_rows
-from snaketune.base.estimator import fixed_params
+from snaketune.base.estimator import build_scorers, fixed_params
 from snaketune.base.jsonutil import BackgroundWrites, to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.memo import memo_on_files
 from snaketune.base.procs import fork_with_deadline
@@ -129,10 +129,10 @@ def fit_and_score(
     return result
 
 
-def make_scorers(names):
-    from sklearn.metrics import get_scorer
-
-    return {name: get_scorer(name) for name in names}
+def make_scorers(names, stored: dict | None = None) -> dict:
+    """The trial's scorers by name: scikit-learn's, the estimator's own ``score`` (``"score"``), or
+    a search's stored callables (``stored``: name -> pickle path, the spec's ``scorers``)."""
+    return build_scorers(names, stored)
 
 
 def load_inputs(spec: TrialSpec):
@@ -143,11 +143,11 @@ def load_inputs(spec: TrialSpec):
     from snaketune.base.estimator import build_estimator
 
     data, splits, estimators = _prepared(f"{spec.data_dir}/meta.json", spec.splits)
-    est_key = repr((spec.estimator, spec.allowed_modules, spec.seed, spec.scoring))
+    est_key = repr((spec.estimator, spec.allowed_modules, spec.seed, spec.scoring, spec.scorers))
     if est_key not in estimators:
         estimators[est_key] = (
             build_estimator(spec.estimator, spec.allowed_modules, spec.seed),
-            make_scorers(spec.scoring),
+            make_scorers(spec.scoring, spec.scorers),
         )
     estimator, scorers = estimators[est_key]
     return data, splits, estimator, scorers
