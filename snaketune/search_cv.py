@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn import model_selection as _ms
-from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 

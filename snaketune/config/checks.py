@@ -471,7 +471,9 @@ def _scoring_problems(config: dict, estimator) -> list[str]:
     if estimator is not None:
         out += [f"scoring: {p}" for name in config["scoring"] if name in known for p in _scorer_misfit(name, estimator)]
         if OWN_SCORE in config["scoring"] and not hasattr(estimator, "score"):
-            out.append(f"scoring: {OWN_SCORE!r} is the estimator's own score method: {type(estimator).__name__} has none")
+            out.append(
+                f"scoring: {OWN_SCORE!r} is the estimator's own score method: {type(estimator).__name__} has none"
+            )
     return out
 
 

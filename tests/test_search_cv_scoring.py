@@ -1,0 +1,164 @@
+"""snaketune's searches with scikit-learn's ``scoring=None`` and callable scorers, against scikit-learn's.
+
+Every fit runs the real workflow in a temporary study_dir; scikit-learn's search runs in the test on
+the same folds, so every number compared is computed twice, two ways.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import model_selection as ms
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.linear_model import PoissonRegressor
+from sklearn.metrics import fbeta_score, make_scorer
+from sklearn.svm import SVC
+
+import snaketune
+from snaketune.search_cv import _metric_names
+from tests.scorers import plain_scorer
+from tests.test_search_cv import TOL, assert_same_results, trial_files
+
+
+@pytest.mark.slow
+def test_scoring_none_is_the_estimators_own_score(tmp_path):
+    # PoissonRegressor.score is D² (deviance explained), not r2: the trials call the estimator's score.
+    X, y = load_diabetes(return_X_y=True)
+    kwargs = dict(cv=ms.KFold(3, shuffle=True, random_state=0), return_train_score=True)
+    grid = {"alpha": [0.1, 1.0]}
+    ours = snaketune.GridSearchCV(PoissonRegressor(), grid, study_dir=tmp_path, **kwargs).fit(X, y)
+    theirs = ms.GridSearchCV(PoissonRegressor(), grid, **kwargs).fit(X, y)
+    assert_same_results(ours, theirs)
+    assert {"mean_test_score", "mean_train_score", "split2_train_score"} <= set(ours.cv_results_)
+    assert type(ours.scorer_) is type(theirs.scorer_)  # scikit-learn's _PassthroughScorer
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=0, atol=TOL)
+
+
+@pytest.mark.slow
+def test_callable_scorers_single_and_mixed_with_names_and_refit(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
+    grid = {"C": [0.1, 1.0], "gamma": [0.1]}
+    f2 = make_scorer(fbeta_score, beta=2, average="macro")
+    for scoring in (f2, plain_scorer()):
+        kwargs = dict(scoring=scoring, cv=cv)
+        ours = snaketune.GridSearchCV(SVC(), grid, study_dir=tmp_path, **kwargs).fit(X, y)
+        assert_same_results(ours, ms.GridSearchCV(SVC(), grid, **kwargs).fit(X, y))
+        assert ours.scorer_ is scoring
+    single = trial_files(tmp_path)
+    assert len(single) == 2 * 2 * 3  # two scorers: each its own trials
+
+    # A name and two callables; refit by a callable's name, then by a callable of the results.
+    scoring = {"acc": "accuracy", "f2": f2, "margin": plain_scorer()}
+    kwargs = dict(scoring=scoring, cv=cv, return_train_score=True)
+    ours = snaketune.GridSearchCV(SVC(), grid, refit="margin", study_dir=tmp_path, **kwargs).fit(X, y)
+    theirs = ms.GridSearchCV(SVC(), grid, refit="margin", **kwargs).fit(X, y)
+    assert_same_results(ours, theirs)
+    assert {"mean_test_f2", "split1_train_margin", "rank_test_acc"} <= set(ours.cv_results_)
+    assert set(ours.scorer_) == {"acc", "f2", "margin"}
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    mixed = trial_files(tmp_path)
+    assert len(mixed) == len(single) + 2 * 3 and {k: mixed[k] for k in single} == single
+
+    def lowest_f2(results):  # refit=callable: best_index_ from cv_results_, no best_score_
+        return int(np.argmin(results["mean_test_f2"]))
+
+    # New scorer objects with the same content: the same trials, nothing recomputed.
+    kwargs["scoring"] = {
+        "acc": "accuracy",
+        "f2": make_scorer(fbeta_score, beta=2, average="macro"),
+        "margin": plain_scorer(),
+    }
+    ours = snaketune.GridSearchCV(SVC(), grid, refit=lowest_f2, study_dir=tmp_path, **kwargs).fit(X, y)
+    theirs = ms.GridSearchCV(SVC(), grid, refit=lowest_f2, **kwargs).fit(X, y)
+    assert ours.best_index_ == theirs.best_index_ and ours.best_params_ == theirs.best_params_
+    assert not hasattr(ours, "best_score_") and not hasattr(theirs, "best_score_")
+    assert trial_files(tmp_path) == mixed
+
+
+@pytest.mark.slow
+def test_a_different_callable_gets_different_trials(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    kwargs = dict(cv=ms.StratifiedKFold(3, shuffle=True, random_state=0))
+    grid = {"C": [1.0]}
+    for beta in (2, 0.5):
+        scoring = make_scorer(fbeta_score, beta=beta, average="macro")
+        ours = snaketune.GridSearchCV(SVC(), grid, scoring=scoring, study_dir=tmp_path, **kwargs).fit(X, y)
+        assert_same_results(ours, ms.GridSearchCV(SVC(), grid, scoring=scoring, **kwargs).fit(X, y))
+    # Same parameters, data and folds, same scorer name: only the scorer differs, and so do the trials.
+    assert len(trial_files(tmp_path)) == 2 * 3
+    assert len(list(tmp_path.glob("results/search-*/inputs/scorer-*.pkl"))) == 2
+
+
+def test_the_same_callable_in_another_python_has_the_same_name():
+    """A trial's key hashes the scorer's pickled bytes: another session (another hash seed) pickles
+    the same scorer to the same bytes, so it finds its trials."""
+    code = (
+        "import hashlib, sys; sys.path.insert(0, sys.argv[1]); from sklearn.svm import SVC; "
+        "from sklearn.metrics import fbeta_score, make_scorer; from snaketune.search_cv import _metric_names; "
+        "from tests.scorers import plain_scorer; "
+        "m = _metric_names({'f2': make_scorer(fbeta_score, beta=2), 'margin': plain_scorer()}, SVC()); "
+        "print({k: hashlib.sha256(v).hexdigest() for k, v in m.pickled.items()})"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    here = _metric_names({"f2": make_scorer(fbeta_score, beta=2), "margin": plain_scorer()}, SVC())
+    expected = {k: hashlib.sha256(v).hexdigest() for k, v in here.pickled.items()}
+    assert set(expected) == {"f2", "margin"}
+    env = dict(os.environ, PYTHONHASHSEED=str(sys.hash_info.width + 12345))  # not this Python's seed
+    proc = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == repr(expected)
+
+
+def test_an_unpicklable_scorer_is_one_clear_error_before_anything_runs(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    lock = threading.Lock()
+
+    def locked_accuracy(estimator, X, y):
+        with lock:
+            return float(np.mean(estimator.predict(X) == y))
+
+    study_dir = tmp_path / "study"
+    for scoring, where in ((locked_accuracy, "scoring:"), ({"acc": "accuracy", "locked": locked_accuracy}, "'locked'")):
+        search = snaketune.GridSearchCV(SVC(), {"C": [1.0]}, scoring=scoring, refit=False, cv=3, study_dir=study_dir)
+        with pytest.raises(TypeError, match=f"{where}.* the scorer .*locked_accuracy.* cannot be serialised"):
+            search.fit(X, y)
+    assert not study_dir.exists()  # nothing stored, nothing run
+
+
+def test_a_config_loads_only_scorers_its_own_search_stored(tmp_path):
+    import cloudpickle
+
+    from snaketune.config.load import ConfigError, load_config
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"not even read")
+    inputs = tmp_path / "results" / "s" / "inputs"
+    inputs.mkdir(parents=True)
+    (inputs / "scorer-0.pkl").write_bytes(cloudpickle.dumps(make_scorer(fbeta_score, beta=2, average="macro")))
+    config = {
+        "study": "s",
+        "data": {"loader": "iris"},
+        "estimator": {"class": "sklearn.svm.SVC"},
+        "search": {"grid": {"C": [1]}},
+        "scoring": ["accuracy", "f2"],
+    }
+    for path in (str(evil), "evil.pkl", "results/s/inputs/../../../evil.pkl", "results/s/evil.pkl"):
+        with pytest.raises(ConfigError, match="scorers.f2: .* is not in .*s/inputs"):
+            load_config(dict(config, scorers={"f2": path}), tmp_path, check_data=False)
+    loaded = load_config(dict(config, scorers={"f2": "results/s/inputs/scorer-0.pkl"}), tmp_path, check_data=False)
+    assert loaded["scorers"] == {"f2": "results/s/inputs/scorer-0.pkl"} and loaded["refit"] == "accuracy"
+    # A config names scorers only: a name no scorer has is refused, never resolved as anything else.
+    with pytest.raises(ConfigError, match="unknown scorer 'results/s/inputs/scorer-0.pkl'"):
+        load_config(dict(config, scoring=["results/s/inputs/scorer-0.pkl"]), tmp_path, check_data=False)
+    with pytest.raises(ConfigError, match="scorers.accuracy: 'accuracy' names a scikit-learn scorer"):
+        load_config(dict(config, scorers={"accuracy": "results/s/inputs/scorer-0.pkl"}), tmp_path, check_data=False)
+    # scoring=None's own score, by its name: for an estimator that has one.
+    assert load_config(dict(config, scoring="score"), tmp_path, check_data=False)["scoring"] == ["score"]
