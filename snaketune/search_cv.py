@@ -85,8 +85,6 @@ class _StoredSearch:
         scorers, refit_metric = self._get_scorers()  # scikit-learn's errors for a bad scoring/refit
         metrics = _metric_names(self.scoring, self.estimator)
         X, y, groups = indexable(X, y, groups)
-        if y is None:
-            raise ValueError("snaketune searches need a target y (unsupervised searches are not supported yet)")
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         self.n_splits_ = cv.get_n_splits(X, y, groups)
         splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)]
@@ -401,6 +399,10 @@ def _npz_bytes(arrays: dict) -> bytes:
 def _data_bytes(X, y) -> tuple[str, str, bytes, dict]:
     """The data source key, file suffix, file content and other keys of X and y."""
     if hasattr(X, "iloc") and hasattr(X, "columns"):
+        if y is None:
+            raise NotImplementedError(
+                "snaketune searches take y=None (unsupervised) with an array X, not a DataFrame, yet"
+            )
         if not all(isinstance(c, str) for c in X.columns):
             raise ValueError("snaketune searches need a DataFrame's column names to be strings")
         if TARGET in X.columns:
@@ -411,9 +413,12 @@ def _data_bytes(X, y) -> tuple[str, str, bytes, dict]:
         return "parquet", ".parquet", buffer.getvalue(), {"target": TARGET}
     if hasattr(X, "tocsr"):
         raise NotImplementedError("snaketune searches take dense arrays or DataFrames, not sparse matrices, yet")
-    X, y = np.asarray(X), np.asarray(y)
+    X = np.asarray(X)
     if X.ndim != 2 or X.dtype.kind not in "biuf":
         raise ValueError(f"snaketune searches take X as a 2-D numeric array or a DataFrame (got {X.dtype}, {X.ndim}-D)")
+    if y is None:  # unsupervised: X alone (the trials fit and score with y=None)
+        return "arrays", ".npz", _npz_bytes({"X": X}), {}
+    y = np.asarray(y)
     if y.dtype.kind == "O":
         y = y.astype(str)  # labels as text: .npz files hold no Python objects
     return "arrays", ".npz", _npz_bytes({"X": X, "y": y}), {}

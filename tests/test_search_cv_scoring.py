@@ -19,6 +19,7 @@ from sklearn import model_selection as ms
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import PoissonRegressor
 from sklearn.metrics import fbeta_score, make_scorer
+from sklearn.mixture import GaussianMixture
 from sklearn.svm import SVC
 
 import snaketune
@@ -42,6 +43,21 @@ def test_scoring_none_is_the_estimators_own_score(tmp_path):
 
 
 @pytest.mark.slow
+def test_unsupervised_scoring_none_is_the_estimators_own_score(tmp_path):
+    # fit(X): the trials fit and score with y=None, as scikit-learn's (GaussianMixture.score(X) is
+    # the mean log-likelihood).
+    X, _ = load_iris(return_X_y=True)
+    grid = {"n_components": [1, 2], "covariance_type": ["full", "diag"]}
+    kwargs = dict(cv=3, return_train_score=True)
+    model = GaussianMixture(random_state=0)
+    ours = snaketune.GridSearchCV(model, grid, study_dir=tmp_path, **kwargs).fit(X)
+    theirs = ms.GridSearchCV(model, grid, **kwargs).fit(X)
+    assert_same_results(ours, theirs)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    assert ours.score(X) == pytest.approx(theirs.score(X), abs=TOL)
+
+
+@pytest.mark.slow
 def test_callable_scorers_single_and_mixed_with_names_and_refit(tmp_path):
     X, y = load_iris(return_X_y=True)
     cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
@@ -52,8 +68,13 @@ def test_callable_scorers_single_and_mixed_with_names_and_refit(tmp_path):
         ours = snaketune.GridSearchCV(SVC(), grid, study_dir=tmp_path, **kwargs).fit(X, y)
         assert_same_results(ours, ms.GridSearchCV(SVC(), grid, **kwargs).fit(X, y))
         assert ours.scorer_ is scoring
+    # Another make_scorer of the same metric function (the same scorer name): other trials.
+    f05 = make_scorer(fbeta_score, beta=0.5, average="macro")
+    ours = snaketune.GridSearchCV(SVC(), grid, scoring=f05, cv=cv, study_dir=tmp_path).fit(X, y)
+    assert_same_results(ours, ms.GridSearchCV(SVC(), grid, scoring=f05, cv=cv).fit(X, y))
     single = trial_files(tmp_path)
-    assert len(single) == 2 * 2 * 3  # two scorers: each its own trials
+    assert len(single) == 3 * 2 * 3  # three scorers: each its own trials
+    assert len(list(tmp_path.glob("results/search-*/inputs/scorer-*.pkl"))) == 3
 
     # A name and two callables; refit by a callable's name, then by a callable of the results.
     scoring = {"acc": "accuracy", "f2": f2, "margin": plain_scorer()}
@@ -81,20 +102,6 @@ def test_callable_scorers_single_and_mixed_with_names_and_refit(tmp_path):
     assert ours.best_index_ == theirs.best_index_ and ours.best_params_ == theirs.best_params_
     assert not hasattr(ours, "best_score_") and not hasattr(theirs, "best_score_")
     assert trial_files(tmp_path) == mixed
-
-
-@pytest.mark.slow
-def test_a_different_callable_gets_different_trials(tmp_path):
-    X, y = load_iris(return_X_y=True)
-    kwargs = dict(cv=ms.StratifiedKFold(3, shuffle=True, random_state=0))
-    grid = {"C": [1.0]}
-    for beta in (2, 0.5):
-        scoring = make_scorer(fbeta_score, beta=beta, average="macro")
-        ours = snaketune.GridSearchCV(SVC(), grid, scoring=scoring, study_dir=tmp_path, **kwargs).fit(X, y)
-        assert_same_results(ours, ms.GridSearchCV(SVC(), grid, scoring=scoring, **kwargs).fit(X, y))
-    # Same parameters, data and folds, same scorer name: only the scorer differs, and so do the trials.
-    assert len(trial_files(tmp_path)) == 2 * 3
-    assert len(list(tmp_path.glob("results/search-*/inputs/scorer-*.pkl"))) == 2
 
 
 def test_the_same_callable_in_another_python_has_the_same_name():

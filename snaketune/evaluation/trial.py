@@ -96,10 +96,10 @@ def fit_and_score(
         warnings.simplefilter("always")
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            X_test, y_test = take_rows(X, test), y[test]
+            X_test, y_test = take_rows(X, test), _rows(y, test)
             est = clone(estimator).set_params(**parameters)
             if fit is None:
-                est.fit(take_rows(X, train), y[train])
+                est.fit(take_rows(X, train), _rows(y, train))
             else:
                 first = next(iter(scorers.values()))
                 est, fields = fit(est, X, y, train, lambda m: float(first(m, X_test, y_test)))
@@ -110,7 +110,7 @@ def fit_and_score(
             score = check_scoring(est, scoring=scorers)
             result["test_scores"] = {name: float(v) for name, v in score(est, X_test, y_test).items()}
             if return_train_score:
-                train_scores = score(est, take_rows(X, train), y[train])
+                train_scores = score(est, take_rows(X, train), _rows(y, train))
                 result["train_scores"] = {name: float(v) for name, v in train_scores.items()}
             result["score_time"] = time.perf_counter() - t1
             result["score_cpu"] = time.process_time() - c1
@@ -127,6 +127,11 @@ def fit_and_score(
             seen.append(item)
     result["warnings"] = seen[:20]
     return result
+
+
+def _rows(y, rows):
+    """The target's rows; ``None`` for an unsupervised search's (as scikit-learn passes ``y=None`` on)."""
+    return None if y is None else y[rows]
 
 
 def make_scorers(names, stored: dict | None = None) -> dict:
@@ -258,7 +263,7 @@ def run_trial(
     result = fit_and_score(
         estimator,
         data["X"],
-        data["y"],
+        data["y"] if data["meta"].get("supervised", True) else None,
         train=train_rows,
         test=test_rows,
         scorers=_refit_first(scorers, spec),
