@@ -724,7 +724,8 @@ def _trial_outcomes(rows: list[list], metrics: Metrics, scoring, train: bool, er
     fill = np.nan if isinstance(error_score, str) else float(error_score)
 
     def scores(values: dict):
-        named = {name: float(values.get(scorer, fill)) for name, scorer in metrics.names.items()}
+        found = {name: values.get(scorer) for name, scorer in metrics.names.items()}
+        named = {name: fill if value is None else float(value) for name, value in found.items()}  # None: failed
         return named["score"] if single else named
 
     out = []

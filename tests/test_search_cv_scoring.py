@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from sklearn import model_selection as ms
 from sklearn.datasets import load_diabetes, load_iris
+from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import PoissonRegressor
 from sklearn.metrics import fbeta_score, make_scorer
 from sklearn.mixture import GaussianMixture
@@ -59,6 +60,7 @@ def test_unsupervised_scoring_none_is_the_estimators_own_score(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
 def test_callable_scorers_single_and_mixed_with_names_and_refit(tmp_path):
     X, y = load_iris(return_X_y=True)
     cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
@@ -103,6 +105,18 @@ def test_callable_scorers_single_and_mixed_with_names_and_refit(tmp_path):
     assert ours.best_index_ == theirs.best_index_ and ours.best_params_ == theirs.best_params_
     assert not hasattr(ours, "best_score_") and not hasattr(theirs, "best_score_")
     assert trial_files(tmp_path) == mixed
+
+    def picky(estimator, X, y):  # fails for some candidates: their scores are error_score, as scikit-learn's
+        if estimator.C < 1:
+            raise ValueError("C too small to score")
+        return float(np.mean(estimator.predict(X) == y))
+
+    with pytest.warns(FitFailedWarning, match="C too small"):
+        ours = snaketune.GridSearchCV(SVC(), grid, scoring=picky, cv=cv, study_dir=tmp_path).fit(X, y)
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        theirs = ms.GridSearchCV(SVC(), grid, scoring=picky, cv=cv).fit(X, y)
+    assert_same_results(ours, theirs)
+    assert np.isnan(ours.cv_results_["mean_test_score"][0])
 
 
 def test_the_same_callable_in_another_python_has_the_same_name():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import importlib
 from typing import Any
 
@@ -111,11 +112,25 @@ def build_scorers(names, stored: dict | None = None) -> dict:
 
 
 def load_scorer(path: str):
-    """A callable scorer stored by ``snaketune.GridSearchCV.fit``."""
+    """A callable scorer stored by ``snaketune.GridSearchCV.fit``. A plain function is wrapped so
+    that a dict it returns (scikit-learn's multi-metric callable, which a trial's one score per
+    name cannot hold) fails the trial with that said (``make_scorer``'s scorers return numbers)."""
     scorer = load_pickled(path)
     if not callable(scorer):
         raise TypeError(f"{path!r} holds a {type(scorer).__name__}, not a callable scorer(estimator, X, y)")
-    return scorer
+    if hasattr(scorer, "_score"):  # scikit-learn's _BaseScorer: kept, for its shared predictions
+        return scorer
+    return functools.partial(_one_score, scorer)
+
+
+def _one_score(scorer, estimator, X, y=None):
+    value = scorer(estimator, X, y)
+    if isinstance(value, dict):
+        raise TypeError(
+            f"the scorer {getattr(scorer, '__name__', scorer)!r} returned a dict: a callable scoring that returns "
+            "several scores is not supported yet (give scoring a dict of callables, one score each)"
+        )
+    return value
 
 
 def build_step(step: dict, allowed_modules=()) -> Any:
