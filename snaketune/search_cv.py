@@ -83,7 +83,7 @@ class _StoredSearch:
         if self.trial_timeout is not None and self.trial_timeout <= 0:
             raise ValueError(f"trial_timeout must be > 0 seconds, got {self.trial_timeout!r}")
         scorers, refit_metric = self._get_scorers()  # scikit-learn's errors for a bad scoring/refit
-        metrics = _metric_names(self.scoring, self.estimator)
+        metrics = metric_names(self.scoring)
         X, y, groups = indexable(X, y, groups)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         self.n_splits_ = cv.get_n_splits(X, y, groups)
@@ -266,7 +266,7 @@ class Metrics:
     pickled: dict[str, bytes]
 
 
-def _metric_names(scoring, estimator) -> Metrics:
+def metric_names(scoring) -> Metrics:
     """The study's scorers for scikit-learn's ``scoring``: names as they are, ``None`` as the
     estimator's own ``score``, a callable pickled (one clear error when it cannot be, before anything
     runs) under a name no scikit-learn scorer has."""
