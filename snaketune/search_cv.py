@@ -594,7 +594,13 @@ def time_trials_here(validated: dict, plan, workdir: Path, probe: TrialProbe) ->
     try:
         with threadpool_limits(int(validated["resources"]["threads"])):  # a trial job's threads
             seconds = batching.time_fits(
-                probe.estimator, probe.X, probe.y, probe.split, validated["scoring"], plan.candidates[:3]
+                probe.estimator,
+                probe.X,
+                probe.y,
+                probe.split,
+                validated["scoring"],
+                plan.candidates[:3],
+                {name: str(workdir / path) for name, path in validated.get("scorers", {}).items()},
             )
     except Exception:  # noqa: BLE001 - user code: the run measures it again, isolated
         return
