@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn import model_selection as _ms
-from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 
@@ -83,10 +83,8 @@ class _StoredSearch:
         if self.trial_timeout is not None and self.trial_timeout <= 0:
             raise ValueError(f"trial_timeout must be > 0 seconds, got {self.trial_timeout!r}")
         scorers, refit_metric = self._get_scorers()  # scikit-learn's errors for a bad scoring/refit
-        metrics = _metric_names(self.scoring, self.estimator)
+        metrics = metric_names(self.scoring)
         X, y, groups = indexable(X, y, groups)
-        if y is None:
-            raise ValueError("snaketune searches need a target y (unsupervised searches are not supported yet)")
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         self.n_splits_ = cv.get_n_splits(X, y, groups)
         splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)]
@@ -258,25 +256,68 @@ def _single_metric(scoring) -> bool:
     return scoring is None or isinstance(scoring, str) or callable(scoring)
 
 
-def _metric_names(scoring, estimator) -> dict[str, str]:
-    """Result name -> scikit-learn scorer name (what a trial scores); ``score`` for one metric."""
-    if callable(scoring) or (isinstance(scoring, dict) and any(not isinstance(v, str) for v in scoring.values())):
-        raise NotImplementedError(
-            "snaketune searches take scorer names (a string, a list or a dict of names), not callables, yet"
-        )
+@dataclass(frozen=True)
+class Metrics:
+    """How a search's ``scoring`` reaches its trials: ``names``, result name (``cv_results_``'s
+    ``mean_test_<name>``) -> the study's scorer name; ``pickled``, the study's name of each callable
+    -> its cloudpickled bytes (stored beside the estimator; their content is part of every trial's key)."""
+
+    names: dict[str, str]
+    pickled: dict[str, bytes]
+
+
+def metric_names(scoring) -> Metrics:
+    """The study's scorers for scikit-learn's ``scoring``: names as they are, ``None`` as the
+    estimator's own ``score``, a callable pickled (one clear error when it cannot be, before anything
+    runs) under a name no scikit-learn scorer has."""
+    from sklearn.metrics import get_scorer_names
+
+    from snaketune.base.estimator import OWN_SCORE
+
     if scoring is None:
-        if is_classifier(estimator):
-            return {"score": "accuracy"}  # ClassifierMixin.score
-        if is_regressor(estimator):
-            return {"score": "r2"}  # RegressorMixin.score
-        raise NotImplementedError(
-            f"scoring=None uses {type(estimator).__name__}.score, which a trial cannot run yet; pass a scorer name"
-        )
+        return Metrics({"score": OWN_SCORE}, {})
     if isinstance(scoring, str):
-        return {"score": scoring}
-    if isinstance(scoring, dict):
-        return dict(scoring)
-    return {name: name for name in scoring}
+        return Metrics({"score": scoring}, {})
+    if callable(scoring):
+        entries = {"score": scoring}
+    elif isinstance(scoring, dict):
+        entries = dict(scoring)
+    else:
+        entries = {name: name for name in scoring}
+    names, pickled = {}, {}
+    taken = {*get_scorer_names(), OWN_SCORE, *(v for v in entries.values() if isinstance(v, str))}
+    for result, scorer in entries.items():
+        if isinstance(scorer, str):
+            names[result] = scorer
+            continue
+        content = _scorer_bytes(scorer, None if callable(scoring) else result)
+        name = _readable(result if isinstance(scoring, dict) else _callable_name(scorer))
+        if name in taken:
+            name = f"{name}-{hashlib.sha256(content).hexdigest()[:8]}"
+        taken.add(name)
+        names[result], pickled[name] = name, content
+    return Metrics(names, pickled)
+
+
+def _scorer_bytes(scorer, key: str | None) -> bytes:
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(scorer)
+    except Exception as exc:
+        where = "scoring" if key is None else f"scoring[{key!r}]"
+        raise TypeError(f"{where}: the scorer {scorer!r} cannot be serialised for the trials: {exc}") from exc
+
+
+def _callable_name(scorer) -> str:
+    """A callable's function name (a ``make_scorer`` scorer's metric function's)."""
+    function = getattr(scorer, "_score_func", scorer)
+    return getattr(function, "__name__", "") or type(scorer).__name__
+
+
+def _readable(name: str) -> str:
+    """A name for the study's scorer: letters, digits and ``_`` (``<lambda>`` -> ``lambda``)."""
+    return re.sub(r"\W+", "_", str(name)).strip("_") or "scorer"
 
 
 def _check_candidates(estimator, candidates: list[dict]) -> None:
@@ -358,6 +399,10 @@ def _npz_bytes(arrays: dict) -> bytes:
 def _data_bytes(X, y) -> tuple[str, str, bytes, dict]:
     """The data source key, file suffix, file content and other keys of X and y."""
     if hasattr(X, "iloc") and hasattr(X, "columns"):
+        if y is None:
+            raise NotImplementedError(
+                "snaketune searches take y=None (unsupervised) with an array X, not a DataFrame, yet"
+            )
         if not all(isinstance(c, str) for c in X.columns):
             raise ValueError("snaketune searches need a DataFrame's column names to be strings")
         if TARGET in X.columns:
@@ -368,9 +413,12 @@ def _data_bytes(X, y) -> tuple[str, str, bytes, dict]:
         return "parquet", ".parquet", buffer.getvalue(), {"target": TARGET}
     if hasattr(X, "tocsr"):
         raise NotImplementedError("snaketune searches take dense arrays or DataFrames, not sparse matrices, yet")
-    X, y = np.asarray(X), np.asarray(y)
+    X = np.asarray(X)
     if X.ndim != 2 or X.dtype.kind not in "biuf":
         raise ValueError(f"snaketune searches take X as a 2-D numeric array or a DataFrame (got {X.dtype}, {X.ndim}-D)")
+    if y is None:  # unsupervised: X alone (the trials fit and score with y=None)
+        return "arrays", ".npz", _npz_bytes({"X": X}), {}
+    y = np.asarray(y)
     if y.dtype.kind == "O":
         y = y.astype(str)  # labels as text: .npz files hold no Python objects
     return "arrays", ".npz", _npz_bytes({"X": X, "y": y}), {}
@@ -417,13 +465,19 @@ def _modules(estimator) -> tuple[str, ...]:
     return tuple(sorted({type(v).__module__ for v in values}))
 
 
-def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: dict, refit_metric: str) -> dict:
-    """The study config of a search: every candidate a one-point grid, so the order is the search's."""
-    scorers = list(dict.fromkeys(metrics.values()))
-    refit_name = metrics.get(refit_metric, scorers[0]) if isinstance(refit_metric, str) else scorers[0]
+def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: Metrics, refit_metric) -> dict:
+    """The study config of a search: every candidate a one-point grid, so the order is the search's.
+    Its callable scorers are stored beside the estimator (named by content, as it is) and listed in
+    ``scorers``: the config's checks load a pickle from the study's inputs only."""
+    scorers = list(dict.fromkeys(metrics.names.values()))
+    refit_name = metrics.names.get(refit_metric, scorers[0]) if isinstance(refit_metric, str) else scorers[0]
     error_score = search.error_score
     if isinstance(error_score, float) and np.isnan(error_score):
         error_score = "nan"
+    stored = {}
+    if metrics.pickled:
+        folder = Path(inputs.estimator).parent
+        stored = {name: _store_once(inputs.root, folder, "scorer", ".pkl", b) for name, b in metrics.pickled.items()}
     return {
         "study": inputs.study,
         "output_dir": "results",
@@ -432,6 +486,7 @@ def study_config(search, inputs: StoredInputs, candidates: list[dict], metrics: 
         "search": {"grid": [{name: [to_jsonable(value)] for name, value in c.items()} for c in candidates]},
         "cv": {"kind": "folds", "file": inputs.folds},
         "scoring": scorers,
+        **({"scorers": stored} if stored else {}),
         "refit": refit_name,
         "return_train_score": bool(search.return_train_score),
         "error_score": error_score,
@@ -539,7 +594,13 @@ def time_trials_here(validated: dict, plan, workdir: Path, probe: TrialProbe) ->
     try:
         with threadpool_limits(int(validated["resources"]["threads"])):  # a trial job's threads
             seconds = batching.time_fits(
-                probe.estimator, probe.X, probe.y, probe.split, validated["scoring"], plan.candidates[:3]
+                probe.estimator,
+                probe.X,
+                probe.y,
+                probe.split,
+                validated["scoring"],
+                plan.candidates[:3],
+                {name: str(workdir / path) for name, path in validated.get("scorers", {}).items()},
             )
     except Exception:  # noqa: BLE001 - user code: the run measures it again, isolated
         return
@@ -663,13 +724,14 @@ def _fileno(stream) -> int:
         return -1
 
 
-def _trial_outcomes(rows: list[list], metrics: dict, scoring, train: bool, error_score) -> list[dict]:
+def _trial_outcomes(rows: list[list], metrics: Metrics, scoring, train: bool, error_score) -> list[dict]:
     """scikit-learn's ``_fit_and_score`` results, candidate-major, from the trial records."""
     single = _single_metric(scoring)
     fill = np.nan if isinstance(error_score, str) else float(error_score)
 
     def scores(values: dict):
-        named = {name: float(values.get(scorer, fill)) for name, scorer in metrics.items()}
+        found = {name: values.get(scorer) for name, scorer in metrics.names.items()}
+        named = {name: fill if value is None else float(value) for name, value in found.items()}  # None: failed
         return named["score"] if single else named
 
     out = []

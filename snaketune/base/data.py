@@ -73,6 +73,8 @@ class Source:
     feature_names: list[str]
     classes: list
     groups: np.ndarray | None = None
+    # False for X alone (a search's fit(X) without y): ``y`` is a placeholder no trial sees.
+    supervised: bool = True
 
 
 def feature_columns(data: dict, columns) -> list:
@@ -112,8 +114,11 @@ def load_dataset(data: dict, basedir: Path) -> Source:
         return Source(np.asarray(X, dtype=float), np.asarray(y), [f"x{i}" for i in range(X.shape[1])], [])
     if "arrays" in data:  # X and y as given to snaketune.GridSearchCV.fit
         with np.load(Path(basedir) / data["arrays"]) as npz:
-            X, y = npz["X"], npz["y"]
-        return Source(X, y, [f"x{i}" for i in range(X.shape[1])], [])
+            X, y = npz["X"], (npz["y"] if "y" in npz.files else None)
+        names = [f"x{i}" for i in range(X.shape[1])]
+        if y is None:  # unsupervised: float zeros (no classes to stratify or count) stand in for y
+            return Source(X, np.zeros(len(X)), names, [], supervised=False)
+        return Source(X, y, names, [])
     frame = read_table(data, basedir)
     y = frame[data["target"]].to_numpy()
     classes: list = []
@@ -231,6 +236,8 @@ def prepare(data: dict, basedir: Path, out_dir: Path, ordered: bool = False, tas
         meta["dtypes"] = {str(c): str(t) for c, t in source.X.dtypes.items()}
     if source.groups is not None:
         meta["n_groups"] = int(len(np.unique(arrays["groups"])))
+    if not source.supervised:
+        meta["supervised"] = False  # trials fit and score with y=None
     write_json_atomic(out_dir / "meta.json", meta)
     return meta
 

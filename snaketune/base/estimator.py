@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import importlib
 from typing import Any
 
@@ -77,12 +78,59 @@ def build_estimator(spec: dict, allowed_modules=(), seed: int | None = None) -> 
 
 
 def load_pickled(path: str) -> Any:
-    """An estimator stored by ``snaketune.GridSearchCV.fit`` (cloudpickle writes ordinary pickles;
-    classes it stored by value need cloudpickle installed to load)."""
+    """An estimator or scorer stored by ``snaketune.GridSearchCV.fit`` (cloudpickle writes ordinary
+    pickles; classes it stored by value need cloudpickle installed to load)."""
     import pickle
 
     with open(path, "rb") as handle:
         return pickle.load(handle)  # noqa: S301 - written by the user's own fit (documented in the schema)
+
+
+# scikit-learn's scoring=None: the estimator's own ``score`` (not one of get_scorer_names()).
+OWN_SCORE = "score"
+
+
+def own_score(estimator, X, y=None) -> float:
+    """The estimator's own ``score(X, y)``, as scikit-learn's ``scoring=None`` scores."""
+    return estimator.score(X, y)
+
+
+def build_scorers(names, stored: dict | None = None) -> dict:
+    """Scorer name -> scorer: a scikit-learn scorer name, :data:`OWN_SCORE`, or a name of
+    ``stored`` (name -> path of a callable a search pickled; the config checks vet the path
+    before anything is loaded)."""
+    from sklearn.metrics import get_scorer
+
+    stored = stored or {}
+    scorers = {}
+    for name in names:
+        if name in stored:
+            scorers[name] = load_scorer(stored[name])
+        else:
+            scorers[name] = own_score if name == OWN_SCORE else get_scorer(name)
+    return scorers
+
+
+def load_scorer(path: str):
+    """A callable scorer stored by ``snaketune.GridSearchCV.fit``. A plain function is wrapped so
+    that a dict it returns (scikit-learn's multi-metric callable, which a trial's one score per
+    name cannot hold) fails the trial with that said (``make_scorer``'s scorers return numbers)."""
+    scorer = load_pickled(path)
+    if not callable(scorer):
+        raise TypeError(f"{path!r} holds a {type(scorer).__name__}, not a callable scorer(estimator, X, y)")
+    if hasattr(scorer, "_score"):  # scikit-learn's _BaseScorer: kept, for its shared predictions
+        return scorer
+    return functools.partial(_one_score, scorer)
+
+
+def _one_score(scorer, estimator, X, y=None):
+    value = scorer(estimator, X, y)
+    if isinstance(value, dict):
+        raise TypeError(
+            f"the scorer {getattr(scorer, '__name__', scorer)!r} returned a dict: a callable scoring that returns "
+            "several scores is not supported yet (give scoring a dict of callables, one score each)"
+        )
+    return value
 
 
 def build_step(step: dict, allowed_modules=()) -> Any:

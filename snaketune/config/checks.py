@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from snaketune.base.estimator import (
+    OWN_SCORE,
     EstimatorSpecError,
     accepts_param,
     build_estimator,
@@ -19,6 +20,7 @@ from snaketune.base.estimator import (
     fixed_params,
     import_class,
     load_pickled,
+    load_scorer,
 )
 from snaketune.base.splits import GROUP_KINDS, STRATIFIED_KINDS
 from snaketune.search.command import is_section
@@ -98,6 +100,12 @@ def semantic_problems(
         if outside:
             return problems + outside
         config = dict(config, estimator=dict(config["estimator"], pickle=str(_pickle_path(config, basedir))))
+    if "scorers" in config:  # a search's callables: pickles too, vetted the same way
+        if not valid("output_dir", "study", "scorers"):
+            return problems + ["scorers: not loaded while output_dir, study or scorers is invalid"]
+        if _study_problems(config):  # already reported above
+            return problems
+        problems += _stored_scorer_problems(config, basedir)
     if valid("estimator", "allowed_modules"):
         try:
             est_problems, spec = _estimator_problems(config)
@@ -118,10 +126,15 @@ def semantic_problems(
     return problems
 
 
+def _study_inputs(config: dict, basedir: Path) -> Path:
+    """Where ``snaketune.GridSearchCV.fit`` stores a study's pickles: the only ones ever loaded."""
+    return (basedir / config["output_dir"] / config["study"] / "inputs").resolve()
+
+
 def _pickle_outside_study(config: dict, basedir: Path) -> list[str]:
     """A pickle runs code when loaded: only one the study's own search stored (under
     ``<output_dir>/<study>/inputs/``, where ``snaketune.GridSearchCV.fit`` writes) is loaded."""
-    inputs = (basedir / config["output_dir"] / config["study"] / "inputs").resolve()
+    inputs = _study_inputs(config, basedir)
     path = _pickle_path(config, basedir)
     if path.parent != inputs:
         return [
@@ -129,6 +142,32 @@ def _pickle_outside_study(config: dict, basedir: Path) -> list[str]:
             "a snaketune search stored for this study is loaded: loading a pickle runs its code)"
         ]
     return []
+
+
+def _stored_scorer_problems(config: dict, basedir: Path) -> list[str]:
+    """The ``scorers`` a search stored: each in the study's inputs (else none is loaded), a
+    callable, under a name no scikit-learn scorer has."""
+    from sklearn.metrics import get_scorer_names
+
+    inputs = _study_inputs(config, basedir)
+    outside = [
+        f"scorers.{name}: {path!r} is not in {inputs} (only a scorer a snaketune search stored for this "
+        "study is loaded: loading a pickle runs its code)"
+        for name, path in config["scorers"].items()
+        if (basedir / path).resolve().parent != inputs
+    ]
+    if outside:
+        return outside
+    taken = {*get_scorer_names(), OWN_SCORE}
+    out = []
+    for name, path in config["scorers"].items():
+        if name in taken:
+            out.append(f"scorers.{name}: {name!r} names a scikit-learn scorer; a stored scorer needs a name of its own")
+        try:
+            load_scorer(str((basedir / path).resolve()))
+        except Exception as exc:  # noqa: BLE001 - a missing file, or a function this Python cannot import
+            out.append(f"scorers.{name}: cannot load {path!r}: {_one_line(exc)}")
+    return out
 
 
 def _pickle_path(config: dict, basedir: Path) -> Path:
@@ -420,15 +459,21 @@ def _scoring_problems(config: dict, estimator) -> list[str]:
     from sklearn.metrics import get_scorer_names
 
     known = set(get_scorer_names())
+    stored = config.get("scorers") if isinstance(config.get("scorers"), dict) else {}
     out = [
         f"scoring: unknown scorer {name!r}{_did_you_mean(name, known)} (see sklearn.metrics.get_scorer_names())"
         for name in config["scoring"]
-        if name not in known
+        if name not in known and name != OWN_SCORE and name not in stored
     ]
+    out += [f"scorers.{name}: not in scoring {config['scoring']}" for name in stored if name not in config["scoring"]]
     if config["refit"] not in config["scoring"]:
         out.append(f"refit: {config['refit']!r} is not one of scoring {config['scoring']}")
     if estimator is not None:
         out += [f"scoring: {p}" for name in config["scoring"] if name in known for p in _scorer_misfit(name, estimator)]
+        if OWN_SCORE in config["scoring"] and not hasattr(estimator, "score"):
+            out.append(
+                f"scoring: {OWN_SCORE!r} is the estimator's own score method: {type(estimator).__name__} has none"
+            )
     return out
 
 

@@ -93,6 +93,8 @@ class TrialSpec:
     slot: SlotRef | None = None
     command: dict | None = None  # a command study's trial (snaketune/evaluation/command.py)
     ask: AskRef | None = None
+    # Scorer name -> pickle of a callable a snaketune search stored (config ``scorers``).
+    scorers: dict | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:

@@ -96,7 +96,7 @@ def refit_best(
 
 def _fit_and_test(model, data, best, seed, scoring, budget, model_path) -> dict:
     """Fit on all training rows, write the model, score it on the held-out rows (JSON-able)."""
-    from sklearn.metrics import get_scorer
+    from snaketune.base.estimator import build_scorers
 
     X, y = data["X"], data["y"]
     t0 = time.perf_counter()
@@ -113,7 +113,8 @@ def _fit_and_test(model, data, best, seed, scoring, budget, model_path) -> dict:
     write_bytes_atomic(model_path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     test_scores = {}
     if len(data["y_test"]):
-        test_scores = {m: float(get_scorer(m)(model, data["X_test"], data["y_test"])) for m in scoring}
+        scorers = build_scorers(scoring)
+        test_scores = {m: float(scorer(model, data["X_test"], data["y_test"])) for m, scorer in scorers.items()}
     return {"fit_time": fit_time, "test_scores": test_scores}
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from snaketune.base.data import take_rows
-from snaketune.base.estimator import fixed_params
+from snaketune.base.estimator import build_scorers, fixed_params
 from snaketune.base.jsonutil import BackgroundWrites, to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.memo import memo_on_files
 from snaketune.base.procs import THREAD_POOL_VARS, fork_with_deadline, limit_thread_pools
@@ -97,10 +97,10 @@ def fit_and_score(
         warnings.simplefilter("always")
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            X_test, y_test = take_rows(X, test), y[test]
+            X_test, y_test = take_rows(X, test), _rows(y, test)
             est = clone(estimator).set_params(**parameters)
             if fit is None:
-                est.fit(take_rows(X, train), y[train])
+                est.fit(take_rows(X, train), _rows(y, train))
             else:
                 first = next(iter(scorers.values()))
                 est, fields = fit(est, X, y, train, lambda m: float(first(m, X_test, y_test)))
@@ -111,7 +111,7 @@ def fit_and_score(
             score = check_scoring(est, scoring=scorers)
             result["test_scores"] = {name: float(v) for name, v in score(est, X_test, y_test).items()}
             if return_train_score:
-                train_scores = score(est, take_rows(X, train), y[train])
+                train_scores = score(est, take_rows(X, train), _rows(y, train))
                 result["train_scores"] = {name: float(v) for name, v in train_scores.items()}
             result["score_time"] = time.perf_counter() - t1
             result["score_cpu"] = time.process_time() - c1
@@ -130,10 +130,15 @@ def fit_and_score(
     return result
 
 
-def make_scorers(names):
-    from sklearn.metrics import get_scorer
+def _rows(y, rows):
+    """The target's rows; ``None`` for an unsupervised search's (as scikit-learn passes ``y=None`` on)."""
+    return None if y is None else y[rows]
 
-    return {name: get_scorer(name) for name in names}
+
+def make_scorers(names, stored: dict | None = None) -> dict:
+    """The trial's scorers by name: scikit-learn's, the estimator's own ``score`` (``"score"``), or
+    a search's stored callables (``stored``: name -> pickle path, the spec's ``scorers``)."""
+    return build_scorers(names, stored)
 
 
 def load_inputs(spec: TrialSpec):
@@ -144,11 +149,11 @@ def load_inputs(spec: TrialSpec):
     from snaketune.base.estimator import build_estimator
 
     data, splits, estimators = _prepared(f"{spec.data_dir}/meta.json", spec.splits)
-    est_key = repr((spec.estimator, spec.allowed_modules, spec.seed, spec.scoring))
+    est_key = repr((spec.estimator, spec.allowed_modules, spec.seed, spec.scoring, spec.scorers))
     if est_key not in estimators:
         estimators[est_key] = (
             build_estimator(spec.estimator, spec.allowed_modules, spec.seed),
-            make_scorers(spec.scoring),
+            make_scorers(spec.scoring, spec.scorers),
         )
     estimator, scorers = estimators[est_key]
     return data, splits, estimator, scorers
@@ -259,7 +264,7 @@ def run_trial(
     result = fit_and_score(
         estimator,
         data["X"],
-        data["y"],
+        data["y"] if data["meta"].get("supervised", True) else None,
         train=train_rows,
         test=test_rows,
         scorers=_refit_first(scorers, spec),

@@ -95,20 +95,20 @@ def measure_trial_seconds(config: dict, basedir: Path, candidates: list[dict], r
 
     estimator = build_estimator(config["estimator"], config["allowed_modules"], config["seed"])
     splits = compute_splits(config["cv"], y, bool(is_classifier(estimator)), source.groups)
-    return time_fits(estimator, X, y, splits[0], config["scoring"], candidates[:repeats])
+    return time_fits(estimator, X, y, splits[0], config["scoring"], candidates[:repeats], config.get("scorers"))
 
 
-def time_fits(estimator, X, y, split, scoring, candidates: list[dict]) -> float:
+def time_fits(estimator, X, y, split, scoring, candidates: list[dict], stored: dict | None = None) -> float:
     """Median wall time of a trial's fit+score (:func:`~snaketune.evaluation.trial.fit_and_score`)
-    of each of ``candidates`` on ``split``; a fit slower than a second ends the measurement early
-    (such trials are never batched)."""
+    of each of ``candidates`` on ``split`` (``stored``: the config's ``scorers``); a fit slower than
+    a second ends the measurement early (such trials are never batched)."""
     import numpy as np
 
     from snaketune.base.jsonutil import to_jsonable
     from snaketune.evaluation.trial import fit_and_score, make_scorers, search_parameters
 
     train, test = split
-    scorers = make_scorers(scoring)
+    scorers = make_scorers(scoring, stored)
     times = []
     for params in candidates:
         t0 = time.perf_counter()

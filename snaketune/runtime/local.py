@@ -58,6 +58,8 @@ def run_trials(config: dict, plan, prepare_args: dict, workdir: Path, trial_ids:
             spec = dict(plan.spec(trial_id), **where)
             if "pickle" in spec["estimator"]:
                 spec["estimator"] = dict(spec["estimator"], pickle=str(workdir / spec["estimator"]["pickle"]))
+            if spec.get("scorers"):  # the search's stored callable scorers, likewise
+                spec["scorers"] = {name: str(workdir / path) for name, path in spec["scorers"].items()}
             with threadpool_limits(threads):  # a trial job's threads
                 yield execute(
                     TrialSpec.from_dict(spec), str(workdir / plan.trial_path(trial_id)), RunSettings(threads=threads)

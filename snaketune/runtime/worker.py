@@ -217,7 +217,9 @@ class Worker:
             return
         if spec.get("command"):  # a command study: no estimator to warm up
             return
-        key = repr([spec.get(k) for k in ("data_dir", "splits", "estimator", "allowed_modules", "seed", "scoring")])
+        key = repr(
+            [spec.get(k) for k in ("data_dir", "splits", "estimator", "allowed_modules", "seed", "scoring", "scorers")]
+        )
         if key in self.warmed:
             return
         self.warmed.add(key)

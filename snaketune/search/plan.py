@@ -130,6 +130,8 @@ def make_plan(
         "data_dir": f"{out}/data/{data_key}",
         "splits": f"{out}/splits/{cv_key}.npz",
     }
+    if config.get("scorers"):  # a search's stored callables (only then: other studies' specs unchanged)
+        base["scorers"] = config["scorers"]
     n_groups = _n_groups(config, basedir) if config["cv"]["kind"] == "leave_one_group_out" else None
     folds = n_folds(config["cv"], n_groups, basedir)
     return Plan(out, data_key, cv_key, folds, list(candidates), config_keys, base, classifier, task)
@@ -199,7 +201,7 @@ def make_config_keys(config: dict, data_key: str, cv_key: str, candidates: list[
 
 def defining_fields(config: dict, data_key: str, cv_key: str) -> dict:
     """What a configuration's key hashes besides its parameters (see the module docstring)."""
-    return {
+    defining = {
         "estimator": config["estimator"],
         "data": data_key,
         "cv": cv_key,
@@ -207,6 +209,9 @@ def defining_fields(config: dict, data_key: str, cv_key: str) -> dict:
         "return_train_score": config["return_train_score"],
         "seed": config["seed"],
     }
+    if config.get("scorers"):  # their pickles, named by their content: another callable, other trials
+        defining["scorers"] = config["scorers"]
+    return defining
 
 
 def config_key(defining: dict, params: dict) -> str:
