@@ -176,11 +176,13 @@ class Worker:
 
         while self.to_import and request["call"] not in LIGHT_CALLS:
             self._import_next()
-        if request["call"] == "trials":
-            try:
-                self._warm_up(request)
-            except Exception as exc:  # noqa: BLE001 - a warm-up is an optimisation: never fatal
-                print(f"warm-up skipped: {type(exc).__name__}: {exc}", flush=True)
+        args = _trials_args(request)
+        # A job that runs its trials on forks takes every core: one that waited for the warm-up
+        # would idle them all (0.12 s, the first job of a run), and its own process loads the
+        # inputs its forks share anyway. Its warm-up comes after the fork, for the next jobs.
+        pooled = bool(args and args.get("trial_threads"))
+        if args and not pooled:
+            self._warm_up(args)
 
         def handler() -> int:
             listener.close()
@@ -199,23 +201,26 @@ class Worker:
             conn.close()
             return
         self.children[pid] = conn
+        if pooled:
+            self._warm_up(args)
         # What the next requests of this kind import, imported here once, after the fork (so
         # the request does not wait) and not at start-up (which delays the first job).
         later = LATER_IMPORTS.get(request["call"], ())
         if later and later[-1] not in sys.modules:
             _import_quietly(later)
 
-    def _warm_up(self, request: dict) -> None:
-        """Warm the estimator of a trials request up once, if a probe shows that is quick.
+    def _warm_up(self, args: dict) -> None:
+        """Warm the estimator of a trials request (its arguments) up once, if a probe shows that
+        is quick. Never fatal: it is an optimisation.
 
         Thread pools are limited to one thread in the worker (see serve), so no OpenMP pool
         exists when we fork: GNU OpenMP is not fork-safe once its pool has started.
         """
         try:
-            spec = read_args(request["args"])["specs"][0]
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            spec = args["specs"][0]
+        except (KeyError, IndexError, TypeError):
             return
-        if spec.get("command"):  # a command study: no estimator to warm up
+        if not isinstance(spec, dict) or spec.get("command"):  # a command study: no estimator to warm up
             return
         key = repr(
             [spec.get(k) for k in ("data_dir", "splits", "estimator", "allowed_modules", "seed", "scoring", "scorers")]
@@ -224,13 +229,16 @@ class Worker:
             return
         self.warmed.add(key)
         # The probe may hang or crash: the worker waits for it WARM_UP_SECONDS at most.
-        probe = fork_with_deadline(lambda: warm_up(spec), WARM_UP_SECONDS, quiet=True)
-        if probe.timed_out:
-            print(f"warm-up skipped: over {WARM_UP_SECONDS:g} s for {spec.get('estimator')}", flush=True)
-        elif probe.ok:
-            warm_up(spec)
-        else:
-            print(f"warm-up skipped: the probe failed for {spec.get('estimator')}", flush=True)
+        try:
+            probe = fork_with_deadline(lambda: warm_up(spec), WARM_UP_SECONDS, quiet=True)
+            if probe.timed_out:
+                print(f"warm-up skipped: over {WARM_UP_SECONDS:g} s for {spec.get('estimator')}", flush=True)
+            elif probe.ok:
+                warm_up(spec)
+            else:
+                print(f"warm-up skipped: the probe failed for {spec.get('estimator')}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - a warm-up is an optimisation: never fatal
+            print(f"warm-up skipped: {type(exc).__name__}: {exc}", flush=True)
 
     def _refusal(self, request: dict) -> str | None:
         from snaketune.runtime.calls import CALLS
@@ -251,6 +259,18 @@ class Worker:
 LATER_IMPORTS = {
     "ask": ("optuna.samplers", "snaketune.search.optuna_space"),
 }
+
+
+def _trials_args(request: dict) -> dict | None:
+    """A trials request's arguments (None for another call, or arguments that cannot be read:
+    the handler reports those)."""
+    if request["call"] != "trials":
+        return None
+    try:
+        args = read_args(request["args"])
+    except (OSError, ValueError, TypeError):
+        return None
+    return args if isinstance(args, dict) else None
 
 
 def _import(module: str) -> bool:

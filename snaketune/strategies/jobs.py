@@ -53,6 +53,18 @@ class JobSettings:
     #: The run's cores on a local run (1 when Snakemake gives none: ``--report``, ``--lint``);
     #: None on a cluster, and in a job that re-parses the workflow there.
     local_cores: Callable[[], int | None] = lambda: None
+    #: Batched with ``auto`` on a local run: the run's cores, which each batch job takes to run
+    #: its trials on forks (``trial_threads`` each); None: a batch runs one trial at a time.
+    pool_cores: int | None = None
+    #: A trial's threads (``resources.threads``).
+    trial_threads: int = 1
+
+    def pool(self, n_trials: int) -> tuple[int | None, dict]:
+        """A batch job's threads (None: a trial's) and its call's extra arguments."""
+        if self.pool_cores is None:
+            return None, {}
+        threads = max(self.trial_threads, min(self.pool_cores, n_trials * self.trial_threads))
+        return threads, {"trial_threads": self.trial_threads}
 
 
 def fixed(inputs: dict) -> Callable[[Any], dict]:
@@ -103,7 +115,7 @@ def trial_call(plan, trial_id: str) -> str:
     return call_args(specs=[plan.spec(trial_id)], outputs=[plan.trial_path(trial_id)])
 
 
-def batch_call(plan, batch: str, trial_ids: list[str]) -> str:
+def batch_call(plan, batch: str, trial_ids: list[str], **extra) -> str:
     """A batch's trials and its manifest, in a file (see :func:`call_file`).
 
     The rule passes this as a *derived* param (a function of ``output``), which Snakemake's params
@@ -112,12 +124,13 @@ def batch_call(plan, batch: str, trial_ids: list[str]) -> str:
     workflow deletes its manifest at parse time (``release_broken_batches``); trial files are
     named by their content, so a member with a file has nothing to compute.
     """
-    return trials_call(plan, trial_ids, batch_manifest(plan.out, batch))
+    return trials_call(plan, trial_ids, batch_manifest(plan.out, batch), **extra)
 
 
-def trials_call(plan, trial_ids: list[str], manifest: str | None = None, out: str | None = None) -> str:
+def trials_call(plan, trial_ids: list[str], manifest: str | None = None, out: str | None = None, **extra) -> str:
     """Several trials of one plan (and a batch's ``manifest``), in a file of ``out`` (the study's
-    folder; default the plan's) named without building it.
+    folder; default the plan's) named without building it. ``extra``: more arguments of the call
+    (``trial_threads``: run the trials on forks).
 
     Named by what fixes the file's content: a trial id names its parameters by content hash, the
     rest is the plan's spec base. Hashing every batch's full specs (100,000 trials) was most of a
@@ -128,12 +141,14 @@ def trials_call(plan, trial_ids: list[str], manifest: str | None = None, out: st
     key = {"base": to_jsonable(plan.trial_spec_base), "out": plan.out, "trials": trial_ids}
     if manifest is not None:
         key["manifest"] = manifest
+    key.update(extra)
     # digest(key, 16) without to_jsonable's walk over the ids (plain strings): 512 batches a parse.
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))
     path = Path(out or plan.out) / ".snaketune" / "calls" / f"batch-{text_digest(text, 16)}.json"
 
     def content() -> str:
         call = {"specs": [plan.spec(t) for t in trial_ids], "outputs": [plan.trial_path(t) for t in trial_ids]}
+        call.update(extra)
         return canonical(dict(call, manifest=manifest) if manifest is not None else call)
 
     return write_once(path, content)
@@ -158,13 +173,17 @@ def candidate_jobs(plan, settings: JobSettings) -> list[TrialJob]:
     out, data = plan.out, settings.data_inputs
     if not settings.batches:
         return [per_trial_job("trial", f"{out}/trials", f"{out}/logs/trials", lambda trial: plan, fixed(data))]
-    return [
-        TrialJob(
-            name=f"trials_{batch}",
-            outputs={"manifest": batch_manifest(out, batch)},
-            log=f"{out}/logs/batches/{batch}.log",
-            call=lambda wc, output, batch=batch, ids=ids: batch_call(plan, batch, ids),
-            inputs=fixed(data),
+    jobs = []
+    for batch, ids in settings.batches.items():
+        threads, extra = settings.pool(len(ids))
+        jobs.append(
+            TrialJob(
+                name=f"trials_{batch}",
+                outputs={"manifest": batch_manifest(out, batch)},
+                log=f"{out}/logs/batches/{batch}.log",
+                call=lambda wc, output, batch=batch, ids=ids, extra=extra: batch_call(plan, batch, ids, **extra),
+                inputs=fixed(data),
+                threads=threads,
+            )
         )
-        for batch, ids in settings.batches.items()
-    ]
+    return jobs

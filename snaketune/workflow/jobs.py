@@ -19,14 +19,29 @@ from snaketune.workflow.support import is_main_process, listing
 
 def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
     """Every trial job of the study: its strategy's, then nested CV's inner trials."""
-    settings = JobSettings(data_inputs, study.batches, cache(lambda: local_cores(workflow)))
+    settings = JobSettings(
+        data_inputs,
+        study.batches,
+        cache(lambda: local_cores(workflow)),
+        pool_cores=pool_cores(study, workflow),
+        trial_threads=int(study.config["resources"]["threads"]),
+    )
     jobs = study.strategy.trial_jobs(settings)
     if study.nested is not None:
-        jobs += nested_jobs(study, data_inputs["data"])
+        jobs += nested_jobs(study, data_inputs["data"], settings)
     return jobs
 
 
-def nested_jobs(study: Study, data) -> list[TrialJob]:
+def pool_cores(study: Study, workflow) -> int | None:
+    """The cores a batch job takes to run its trials on forks: the run's, for ``trials_per_job:
+    auto`` on a local run (:func:`local_cores`); None elsewhere (a cluster: a job is one
+    allocation; a set number: one trial at a time, as configured)."""
+    if study.config.get("trials_per_job", "auto") != "auto":
+        return None
+    return local_cores(workflow)
+
+
+def nested_jobs(study: Study, data, settings: JobSettings) -> list[TrialJob]:
     """Nested CV's inner trials (``nested/trials/``): one job a trial, or batches per outer fold
     with the study's trials per job (``auto``: as measured for the study's own trials)."""
     nested, out = study.nested, study.out
@@ -39,6 +54,7 @@ def nested_jobs(study: Study, data) -> list[TrialJob]:
     for o, batch, ids in nested_batches(study):
         plan = nested.inner[o]
         outputs = [plan.trial_path(t) for t in ids]
+        threads, extra = settings.pool(len(ids))
         jobs.append(
             TrialJob(
                 name=f"nested_trials_{o}_{batch}",
@@ -47,8 +63,9 @@ def nested_jobs(study: Study, data) -> list[TrialJob]:
                 # Named from the trial ids, not by hashing every spec at every parse (issue 28). A
                 # derived param (a function of output), as a batch's of the study's own trials: a
                 # changed trial has a new name, so a missing output, which reruns the batch.
-                call=lambda wc, output, plan=plan, ids=ids: trials_call(plan, ids, out=out),
+                call=lambda wc, output, plan=plan, ids=ids, extra=extra: trials_call(plan, ids, out=out, **extra),
                 inputs=fixed({"data": data, "splits": plan.splits_path}),
+                threads=threads,
             )
         )
     return jobs
@@ -69,7 +86,8 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
             cores = workflow.cores or 1
         except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
             cores = 1
-    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process)
+    study.pooled = pool_cores(study, workflow) is not None
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process, study.pooled)
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
 
 
@@ -78,7 +96,7 @@ def nested_batches(study: Study) -> list[tuple[int, str, list[str]]]:
     for the study's own trials)."""
     from snaketune.runtime.batching import make_batches, resolve_trials_per_job
 
-    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), 1, measure=False)
+    per_job = resolve_trials_per_job(study.config, study.plan, Path("."), 1, measure=False, pooled=study.pooled)
     return [
         (o, batch, ids)
         for o, plan in enumerate(study.nested.inner)

@@ -29,6 +29,9 @@ class Study:
     # Grid/random search with trials_per_job > 1: batch id -> trial ids
     # (:func:`snaketune.workflow.jobs.batches`).
     batches: dict[str, list[str]] = field(default_factory=dict)
+    # Batch jobs run their trials on forks: a local run with trials_per_job auto
+    # (snaketune.workflow.jobs.pool_cores).
+    pooled: bool = False
 
     @cached_property
     def strategy(self) -> Strategy:
