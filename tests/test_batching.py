@@ -233,9 +233,10 @@ def test_error_score_raise_names_configuration_fold_and_exception(make_study, ex
         assert json.loads(path.read_text())["status"] == "ok"
 
 
-def test_dry_run_and_report_show_the_batches_the_real_run_chose(make_study):
-    """auto batching chooses from the cores; a dry run and --report parse with one core and
-    cannot tell they are not real: they must show the real run's batches, not regroup them."""
+def test_a_local_auto_run_is_one_pooled_job_that_a_dry_run_and_report_leave_alone(make_study):
+    """auto batching on a local run: one batch job (up to MAX_TRIALS_PER_JOB trials) takes the
+    run's cores and hands its trials to forks as they free up. A dry run and --report parse with
+    one core and cannot tell they are not real: they must find that job done, not regroup it."""
     config = {
         "study": "auto-batches",
         "data": {"loader": "iris"},
@@ -245,16 +246,21 @@ def test_dry_run_and_report_show_the_batches_the_real_run_chose(make_study):
     }
     study = make_study(config)
     study.snakemake("--cores", "2")
-    memo = study.out / ".snaketune" / "trials_per_job.json"
-    chosen = memo.read_bytes()
     batches = sorted(p.name for p in (study.out / "batches").glob("*.json"))
-    assert json.loads(chosen)["cores"] == 2 and len(batches) > 1
+    assert batches == ["b1x0.json"]
+    log = (study.out / "logs" / "batches" / "b1x0.log").read_text()
+    children = re.findall(r"^trial process (\d+): (\d+) trial\(s\), exit status 0", log, re.M)
+    assert len(children) == 2 and sum(int(n) for _, n in children) == 300, log[-2000:]
+    records = [json.loads(p.read_text()) for p in study.trial_files()]
+    assert {r["pid"] for r in records} == {int(pid) for pid, _ in children}
+    spans = {pid: (min(r["start"] for r in records if r["pid"] == pid), max(r["end"] for r in records if r["pid"] == pid))
+             for pid in {r["pid"] for r in records}}  # fmt: skip
+    (a_start, a_end), (b_start, b_end) = spans.values()
+    assert a_start < b_end and b_start < a_end  # the two forks ran at once
 
     dry = study.snakemake("-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
     report = study.snakemake("--report", "report.html", "--cores", "1")
     assert "Missing metadata" not in report.stdout + report.stderr
-    assert memo.read_bytes() == chosen
     assert sorted(p.name for p in (study.out / "batches").glob("*.json")) == batches
-    # A real run with one core keeps them too; more cores than the choice was made for re-choose.
     assert "Nothing to be done" in (p := study.snakemake("--cores", "1")).stdout + p.stderr
