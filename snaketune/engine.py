@@ -13,7 +13,8 @@ It listens on an abstract Unix socket named by the user and the parent's pid, ac
 processes of the same user (``SO_PEERCRED``, as the warm worker does), and exits when its parent
 exits (``PR_SET_PDEATHSIG``, and a check every second) or after ``IDLE_SECONDS`` without a run.
 A child is stopped as by Ctrl-C when the engine dies (kill -9 included: ``PR_SET_PDEATHSIG``
-SIGINT; the client sends SIGKILL after ``LOST_GRACE_SECONDS`` if it still runs), and the client
+SIGHUP, on which it sends SIGINT to its process group; the client sends SIGKILL after
+``LOST_GRACE_SECONDS`` if it still runs), and the client
 raises :class:`EngineLost`; finished trials are kept, and the next call starts a new engine and
 resumes.
 
@@ -24,7 +25,8 @@ Protocol (one connection a run): the client sends one JSON line ``{"argv": [...]
 "umask": ..., "env": {...}, "warm": [...]}`` (the child runs with the client's umask and environment of the
 moment, not the engine's from its start); the child answers with its pid on the first line, then
 Snakemake's output; the engine ends with the line ``EXIT <status>`` after a NUL byte. The client
-passes an interrupt to the child as SIGINT.
+passes an interrupt to the child's process group as SIGINT, as a terminal's Ctrl-C reaches
+Snakemake and its jobs.
 """
 
 from __future__ import annotations
@@ -178,10 +180,13 @@ def _child(conn: socket.socket, argv: list[str], cwd: str) -> int:
     from snaketune.runtime import snakemake_cli
     from snaketune.workflow.workers import fork_workers
 
-    # The engine killed: stop as after Ctrl-C (Snakemake stops its jobs, keeps finished trials and
-    # releases its lock); its SIGTERM would wait for running jobs, and the client with it.
-    set_parent_death_signal(signal.SIGINT)
     os.setpgid(0, 0)  # its own group: the client's interrupt reaches it once, never the engine
+    # The engine killed: stop as after Ctrl-C at a terminal, which interrupts the whole group
+    # (Snakemake stops, keeps finished trials and releases its lock; it waits for running jobs,
+    # so they must be interrupted too: a local run's trials can be one job). SIGTERM would wait
+    # for running jobs, and the client with it.
+    signal.signal(signal.SIGHUP, lambda signum, frame: os.killpg(0, signal.SIGINT))
+    set_parent_death_signal(signal.SIGHUP)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     conn.sendall(f"{os.getpid()}\n".encode())
     os.dup2(conn.fileno(), 1)
@@ -342,9 +347,11 @@ class _Reader:
         self.lost_at: float | None = None
 
     def interrupt(self) -> None:
+        """Ctrl-C for the run, as a terminal gives it: to its process group (Snakemake waits for
+        running jobs on an interrupt; the jobs stop on theirs, keeping their finished trials)."""
         self.interrupted = True
         if self.pid is not None and _parent_and_start(self.pid)[1] == self.started:
-            _signal(self.pid, signal.SIGINT)
+            _signal(-self.pid, signal.SIGINT)
 
     def next_line(self) -> str:
         import select
@@ -362,7 +369,7 @@ class _Reader:
                         )
                     self.pid = pid
                     if self.interrupted:
-                        _signal(self.pid, signal.SIGINT)
+                        _signal(-self.pid, signal.SIGINT)
                     continue
                 return line
             ready, _, _ = select.select([self.sock], [], [], 1.0)
@@ -375,7 +382,7 @@ class _Reader:
                 self._engine_gone()
 
     def _engine_gone(self) -> None:
-        # The child got SIGINT from the engine's death already (PR_SET_PDEATHSIG; a second one
+        # The child's group got SIGINT from the engine's death already (PR_SET_PDEATHSIG; a second one
         # would cut Snakemake's own clean-up short); give it a while, then stop it outright.
         now = time.monotonic()
         if self.lost_at is None:

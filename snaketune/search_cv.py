@@ -131,6 +131,11 @@ class _StoredSearch:
         found = list(self._candidates())
         if not found:
             raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
+        if any(not candidate for candidate in found):
+            raise NotImplementedError(
+                "snaketune searches need at least one parameter in every grid or space (an empty one, {}, is "
+                "scikit-learn's search of the estimator as given: use sklearn.model_selection.cross_validate)"
+            )
         return found
 
     def _cores(self):
@@ -532,7 +537,7 @@ def run_study(
         if not missing:
             return records
         if probe is not None:
-            run_trials_here(validated, plan, workdir, probe, [Path(p).stem for p in missing], use_engine)
+            run_trials_here(validated, plan, workdir, probe, [Path(p).stem for p in missing], use_engine, profile)
         return _run_missing(config, workdir, cores, profile, rows, state / "search.yaml", warm, use_engine)
 
 
@@ -541,15 +546,17 @@ def _use_engine() -> bool:
 
 
 def run_trials_here(
-    validated: dict, plan, workdir: Path, probe: TrialProbe, missing: list[str], use_engine: bool
+    validated: dict, plan, workdir: Path, probe: TrialProbe, missing: list[str], use_engine: bool, profile=None
 ) -> None:
     """Trials in this process before the run (:mod:`snaketune.runtime.local`):
 
-    - the batching probe: the run chooses its batches (``trials_per_job: auto``) from the time
-      of the first 3 candidates' first fold; timed here, saved under the run's key, so the run
-      does not time them again, in a fork, after the engine has started;
-    - then, while this process's engine is still starting, more of the missing trials, if they
-      are short: one core is busy with the engine's imports, the other would be idle.
+    - on a cluster (``profile``), the batching probe: the run sizes its batch jobs
+      (``trials_per_job: auto``) from the time of the first 3 candidates' first fold; timed
+      here, saved under the run's key, so the run does not time them again, after the engine
+      has started (a local run has nothing to size: its batch jobs run their trials on forks);
+    - while this process's engine is still starting, the missing trials, in order, until one
+      takes longer than ``local.MAX_TRIAL_SECONDS``: one core is busy with the engine's imports,
+      the other would be idle.
 
     Both are real trials written to their files when the data is small, there is no
     ``trial_timeout`` and ``error_score`` is not ``"raise"``; otherwise the probe times fits
@@ -558,29 +565,23 @@ def run_trials_here(
     from snaketune.runtime import batching
 
     timeout = validated.get("trial_timeout") is not None
-    measure = not timeout and batching.wants_measurement(validated, plan, workdir)
-    probe_ids = [f"{key}_0" for key in plan.config_keys[:3]]
+    measure = profile is not None and not timeout and batching.wants_measurement(validated, plan, workdir)
+    probe_ids = list(dict.fromkeys(f"{key}_0" for key in plan.config_keys[:3]))
     here = local.eligible(validated, _nbytes(probe.X))
     if measure and not (here and set(probe_ids) <= set(missing)):
         time_trials_here(validated, plan, workdir, probe)
         measure = False
     if not here or not (measure or (use_engine and engine.starting())):
         return
-    seconds = (
-        None if measure else batching.read_memo(plan, batching.cost_key(validated, plan), workdir).get("trial_seconds")
-    )
     order = list(dict.fromkeys((probe_ids if measure else []) + missing))
     times = []
     with contextlib.closing(local.run_trials(validated, plan, prepare_args(validated, plan), workdir, order)) as runs:
         for record in runs:
             times.append(record.fit_time + record.score_time)
-            if measure and (len(times) == len(set(probe_ids)) or times[-1] > 1.0):  # as batching.time_fits
-                seconds = float(np.median(times))
-                batching.remember_trial_seconds(validated, plan, seconds, workdir)
+            if measure and (len(times) == len(probe_ids) or times[-1] > 1.0):  # as batching.time_fits
+                batching.remember_trial_seconds(validated, plan, float(np.median(times)), workdir)
                 measure = False
-            if not measure and not (
-                use_engine and seconds is not None and seconds <= local.MAX_TRIAL_SECONDS and engine.starting()
-            ):
+            if not measure and not (use_engine and times[-1] <= local.MAX_TRIAL_SECONDS and engine.starting()):
                 break
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from sklearn import model_selection as ms
 from sklearn.datasets import load_digits
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import SVC
 
 import snaketune
@@ -22,6 +24,14 @@ from snaketune import engine
 
 def trial_mtimes(study_dir) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in study_dir.glob("results/search-*/trials/*.json")}
+
+
+def slow_svc():
+    """SVC behind a step that waits 50 ms at each fit and transform (a lambda defined here, so
+    pickled by value, as a notebook's): ~0.1 s a trial at little CPU, so the trials the fit's own
+    process runs while its engine starts, and a run of its trials on forks, leave the run trials
+    to stop."""
+    return Pipeline([("wait", FunctionTransformer(lambda X: (time.sleep(0.05), X)[1])), ("svc", SVC())])
 
 
 def run_trials(study_dir, fitting: int | None = None) -> list:
@@ -34,13 +44,11 @@ def run_trials(study_dir, fitting: int | None = None) -> list:
 def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
     X, y = load_digits(return_X_y=True)
     X, y = X[:600], y[:600]
-    grid = {"C": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], "gamma": [1e-4, 3e-4, 1e-3, 3e-3]}  # 24 x 3 = 72 trials
+    grid = {"svc__C": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], "svc__gamma": [1e-4, 3e-4, 1e-3, 3e-3]}  # 24 x 3 = 72 trials
     cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
 
-    # probability=True: 5x the work of a fit (~50 ms), so the fit's own process, which runs trials
-    # while the engine starts, leaves most of them to the run.
     def search():
-        return snaketune.GridSearchCV(SVC(probability=True), grid, cv=cv, n_jobs=2, study_dir=tmp_path)
+        return snaketune.GridSearchCV(slow_svc(), grid, cv=cv, n_jobs=2, study_dir=tmp_path)
 
     outcome = {}
 
@@ -74,7 +82,7 @@ def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
     assert 0 < len(here) < 72
     assert len({(r["data_fingerprint"], r["n_train"] + r["n_test"], tuple(sorted(r))) for r in records}) == 1
     assert {k: after[k] for k in kept} == kept
-    theirs = ms.GridSearchCV(SVC(probability=True), grid, cv=cv).fit(X, y)
+    theirs = ms.GridSearchCV(slow_svc(), grid, cv=cv, n_jobs=2).fit(X, y)
     for key in (k for k in theirs.cv_results_ if "_test_" in k):
         np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=0, atol=1e-12, err_msg=key)
     assert ours.best_params_ == theirs.best_params_
@@ -114,12 +122,13 @@ def _state(pid: int) -> str:
 @pytest.mark.slow
 def test_ctrl_c_during_a_fit_stops_the_run_and_keeps_finished_trials(tmp_path):
     script = (
-        "import sys, snaketune; from sklearn.datasets import load_digits; from sklearn.svm import SVC; "
+        "import sys, time, snaketune; from sklearn.datasets import load_digits; from sklearn.svm import SVC; "
+        "from sklearn.pipeline import Pipeline; from sklearn.preprocessing import FunctionTransformer; "
         "X, y = load_digits(return_X_y=True); "
-        "grid = {'C': [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 'gamma': [1e-4, 3e-4, 1e-3, 3e-3]}; "
-        # probability=True: ~50 ms fits, most of them left to the run by the trials the fit's
-        # process runs while its engine starts
-        "snaketune.GridSearchCV(SVC(probability=True), grid, cv=3, n_jobs=2, study_dir=sys.argv[1]).fit(X[:600], y[:600])"
+        "grid = {'svc__C': [0.1, 0.3, 1.0, 3.0, 10.0, 30.0], 'svc__gamma': [1e-4, 3e-4, 1e-3, 3e-3]}; "
+        # as slow_svc(): ~0.1 s a trial, so trials are left for the run to stop
+        "model = Pipeline([('wait', FunctionTransformer(lambda X: (time.sleep(0.05), X)[1])), ('svc', SVC())]); "
+        "snaketune.GridSearchCV(model, grid, cv=3, n_jobs=2, study_dir=sys.argv[1]).fit(X[:600], y[:600])"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script, str(tmp_path)],
@@ -191,7 +200,8 @@ def test_ctrl_c_while_writing_the_output_stops_the_run(tmp_path):
     import io
 
     # The first job's first line is the run's first output (Snakemake quiet); the second job runs unless
-    # the run is stopped (Snakemake lets a running job end after Ctrl-C, and starts no other).
+    # the run is stopped. The interrupt reaches the run's process group, as a terminal's Ctrl-C does:
+    # the running job stops too (Snakemake alone would let it end), and no other starts.
     rules = 'rule all:\n    input: "a"\n    shell: "touch b"\n\nrule a:\n    output: "a"\n    shell: "echo started; sleep 3; touch a"\n'
     (tmp_path / "Snakefile").write_text(rules)
 
@@ -207,7 +217,7 @@ def test_ctrl_c_while_writing_the_output_stops_the_run(tmp_path):
     # The engine serves one run at a time: the next one starts when the interrupted one has ended.
     code, _ = engine.run(["--version"], tmp_path, output=io.StringIO())
     assert code == 0
-    assert (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user (CI runs as root)")

@@ -70,16 +70,11 @@ def test_grid_multimetric_equal_grown_grid_only_new_folds_new_process_nothing(tm
     grid = {"C": [0.1, 1.0, 10.0], "gamma": [0.01, 0.1]}
     kwargs = dict(scoring=["accuracy", "f1_macro"], refit="f1_macro", cv=cv, return_train_score=True)
     ours = snaketune.GridSearchCV(SVC(), grid, n_jobs=2, study_dir=tmp_path, **kwargs).fit(X, y)
-    # The run chose its batches from this process's timing, keyed as its own: it did not time again.
-    # The timing is the first 3 candidates' first fold, run here as real trials (this pid).
-    (memo,) = tmp_path.glob("results/search-*/.snaketune/trials_per_job.json")
-    chosen = json.loads(memo.read_text())
-    records = [json.loads(p.read_text()) for p in tmp_path.glob("results/search-*/trials/*.json")]
-    probe = [r for r in records if r["fold"] == 0 and r["params"] in list(ms.ParameterGrid(grid))[:3]]
-    assert len(probe) == 3 and {r["pid"] for r in probe} == {os.getpid()}
-    seconds = float(np.median([r["fit_time"] + r["score_time"] for r in probe]))
-    assert chosen["trial_seconds"] == seconds and chosen["cores"] == 2, (seconds, chosen)
-    assert chosen["trials_per_job"] >= 1
+    # A local run has nothing to time (its batch job runs its trials on forks): no timing is kept.
+    # The fit's own process ran trials while its engine started (this pid), the run the others.
+    assert not list(tmp_path.glob("results/search-*/.snaketune/trials_per_job.json"))
+    pids = {json.loads(p.read_text())["pid"] for p in tmp_path.glob("results/search-*/trials/*.json")}
+    assert os.getpid() in pids
     theirs = ms.GridSearchCV(SVC(), grid, **kwargs).fit(X, y)
     assert_same_results(ours, theirs)
     assert "split2_train_accuracy" in ours.cv_results_
@@ -205,6 +200,7 @@ def test_clone_and_params_round_trip():
             ValueError,
             "trial_timeout",
         ),
+        (lambda d: snaketune.GridSearchCV(SVC(), [{"C": [1]}, {}], study_dir=d), NotImplementedError, "cross_validate"),
     ],
 )
 def test_bad_input_raises_before_anything_runs(tmp_path, make, error, match):

@@ -50,11 +50,11 @@ class JobSettings:
     data_inputs: dict
     #: Grid/random with ``trials_per_job`` > 1: batch id -> trial ids (measured for ``auto``).
     batches: dict[str, list[str]]
-    #: The run's cores on a local run (1 when Snakemake gives none: ``--report``, ``--lint``);
-    #: None on a cluster, and in a job that re-parses the workflow there.
-    local_cores: Callable[[], int | None] = lambda: None
-    #: Batched with ``auto`` on a local run: the run's cores, which each batch job takes to run
-    #: its trials on forks (``trial_threads`` each); None: a batch runs one trial at a time.
+    #: Batch jobs run their trials on forks (``auto`` without ``job_seconds``: a local run), so
+    #: a job holds as many trials as it may, and a model-based search's round is one job.
+    pooled: bool = False
+    #: The cores a pooled job takes for its forks (``trial_threads`` each): the run's; None when
+    #: not pooled, or in a process that does not run the jobs (a batch then runs one trial at a time).
     pool_cores: int | None = None
     #: A trial's threads (``resources.threads``).
     trial_threads: int = 1

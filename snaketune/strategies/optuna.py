@@ -41,8 +41,7 @@ class OptunaSearch(Strategy):
         depend on themselves through the ask between them)."""
         rounds, out, data = self.layout, self.plan.out, settings.data_inputs
         setting = self.config.get("trials_per_job", 1)
-        cores = settings.local_cores() if setting == "auto" else None
-        groups = rounds.trial_groups(setting, one_job_a_round=cores is not None)
+        groups = rounds.trial_groups(setting, one_job_a_round=setting == "auto" and settings.pooled)
         if all(len(trials) == 1 for _, trials in groups):
 
             def call(wc) -> str:
@@ -59,17 +58,14 @@ class OptunaSearch(Strategy):
                     group=lambda wc: f"trials-r{wc.round}",
                 )
             ]
-        trial_threads = int(self.config["resources"]["threads"])
         jobs = []
         for r, trials in groups:
             (k0, f0) = trials[0]
             specs = [rounds.trial_specs(r, k)[f] for k, f in trials]
             outputs = [rounds.slot_trials(r, k)[f] for k, f in trials]
-            args, threads = {"specs": specs, "outputs": outputs}, None
-            if cores is not None:  # one job a round: its trials on forks, trial_threads each
-                args["trial_threads"] = trial_threads
-                # No more threads than its trials can use; Snakemake caps them at --cores.
-                threads = max(trial_threads, min(cores, len(trials) * trial_threads))
+            # One job a round (pooled): its trials on forks, with the run's cores.
+            threads, extra = settings.pool(len(trials)) if setting == "auto" else (None, {})
+            args = {"specs": specs, "outputs": outputs, **extra}
             jobs.append(
                 TrialJob(
                     name=f"optuna_trials_r{r}_{k0}_{f0}",

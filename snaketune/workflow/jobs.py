@@ -9,7 +9,6 @@ workflow, a measured ``trials_per_job: auto``) is decided here and handed over a
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 from snaketune.strategies.jobs import JobSettings, TrialJob, fixed, per_trial_job, trials_call
@@ -22,7 +21,7 @@ def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
     settings = JobSettings(
         data_inputs,
         study.batches,
-        cache(lambda: local_cores(workflow)),
+        pooled=pooled_batches(study.config),
         pool_cores=pool_cores(study, workflow),
         trial_threads=int(study.config["resources"]["threads"]),
     )
@@ -32,13 +31,19 @@ def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
     return jobs
 
 
+def pooled_batches(config: dict) -> bool:
+    """Whether batch jobs run their trials on forks: ``trials_per_job: auto`` without a
+    ``job_seconds`` (which the cluster profiles set: there a job is one allocation, sized by
+    time). Decided from the config alone, so every process builds the same jobs: the one the
+    user started and a cluster job re-parsing the workflow (Snakemake names its executor only
+    after the parse, so a parse cannot tell a local run from a cluster's)."""
+    return config.get("trials_per_job", "auto") == "auto" and config.get("job_seconds") is None
+
+
 def pool_cores(study: Study, workflow) -> int | None:
-    """The cores a batch job takes to run its trials on forks: the run's, for ``trials_per_job:
-    auto`` on a local run (:func:`local_cores`); None elsewhere (a cluster: a job is one
-    allocation; a set number: one trial at a time, as configured)."""
-    if study.config.get("trials_per_job", "auto") != "auto":
-        return None
-    return local_cores(workflow)
+    """The cores a pooled batch job takes for its forks: the run's (:func:`local_cores`); None
+    when batches are not pooled, and in a process that does not run the jobs."""
+    return local_cores(workflow) if pooled_batches(study.config) else None
 
 
 def nested_jobs(study: Study, data, settings: JobSettings) -> list[TrialJob]:
@@ -86,7 +91,7 @@ def batches(study: Study, workflow=None) -> dict[str, list[str]]:
             cores = workflow.cores or 1
         except Exception:  # noqa: BLE001 - `--report` and `--lint` run without --cores
             cores = 1
-    study.pooled = pool_cores(study, workflow) is not None
+    study.pooled = pooled_batches(study.config)
     per_job = resolve_trials_per_job(study.config, study.plan, Path("."), cores, main_process, study.pooled)
     return make_batches(study.plan.config_keys, study.plan.n_folds, per_job)
 
@@ -130,17 +135,12 @@ def release_broken_batches(study: Study) -> int:
 
 
 def local_cores(workflow) -> int | None:
-    """The run's cores on a local run (1 when Snakemake gives none: ``--report``, ``--lint``), or
-    None.
-
-    A model-based search runs each round as one job with these threads on a local run, its
-    trials on forks as cores free up (the job's threads are not part of what Snakemake checks,
-    so a resume with another ``--cores`` or a dry run, which Snakemake gives one core, finds the
-    same jobs). Elsewhere (a cluster, where a job is one allocation, and the jobs that re-parse
-    the workflow there) None: the strategy groups from the config alone, so every process
-    builds the same rules.
-    """
-    if workflow is None or not workflow.local_exec or not is_main_process(workflow):
+    """The run's cores (1 when Snakemake gives none: ``--report``, ``--lint``), or None in a
+    process that does not run the jobs (a cluster job re-parsing the workflow). The jobs' threads
+    only: what jobs exist never depends on it (:func:`pooled_batches`), and Snakemake does not
+    rerun a job for its threads, so a resume with another ``--cores`` or a dry run (which
+    Snakemake gives one core) finds the same jobs."""
+    if workflow is None or not is_main_process(workflow):
         return None
     try:
         return max(1, int(workflow.cores or 1))
