@@ -554,9 +554,9 @@ def run_trials_here(
       (``trials_per_job: auto``) from the time of the first 3 candidates' first fold; timed
       here, saved under the run's key, so the run does not time them again, after the engine
       has started (a local run has nothing to size: its batch jobs run their trials on forks);
-    - while this process's engine is still starting, the missing trials, in order, until one
-      takes longer than ``local.MAX_TRIAL_SECONDS``: one core is busy with the engine's imports,
-      the other would be idle.
+    - on a local run, while this process's engine is still starting, the missing trials, in
+      order, until one takes longer than ``local.MAX_TRIAL_SECONDS``: one core is busy with the
+      engine's imports, the other would be idle.
 
     Both are real trials written to their files when the data is small, there is no
     ``trial_timeout`` and ``error_score`` is not ``"raise"``; otherwise the probe times fits
@@ -571,7 +571,9 @@ def run_trials_here(
     if measure and not (here and set(probe_ids) <= set(missing)):
         time_trials_here(validated, plan, workdir, probe)
         measure = False
-    if not here or not (measure or (use_engine and engine.starting())):
+    # A cluster's trials are its jobs': the login node runs no more of them than the probe's.
+    meanwhile = profile is None and use_engine
+    if not here or not (measure or (meanwhile and engine.starting())):
         return
     order = list(dict.fromkeys((probe_ids if measure else []) + missing))
     times = []
@@ -581,7 +583,7 @@ def run_trials_here(
             if measure and (len(times) == len(probe_ids) or times[-1] > 1.0):  # as batching.time_fits
                 batching.remember_trial_seconds(validated, plan, float(np.median(times)), workdir)
                 measure = False
-            if not measure and not (use_engine and times[-1] <= local.MAX_TRIAL_SECONDS and engine.starting()):
+            if not measure and not (meanwhile and times[-1] <= local.MAX_TRIAL_SECONDS and engine.starting()):
                 break
 
 
