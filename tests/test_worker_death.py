@@ -144,7 +144,9 @@ def test_a_job_run_again_after_losing_its_worker_keeps_the_trials_already_writte
 
     seen = []
     monkeypatch.setattr(
-        trial, "execute_many", lambda specs, outputs, settings, keep_existing, parallel=1: seen.append(keep_existing) or (0, "")
+        trial,
+        "execute_many",
+        lambda specs, outputs, settings, keep_existing, parallel=1: seen.append(keep_existing) or (0, ""),
     )
     calls.trials(specs=[], outputs=[], settings=None)
     monkeypatch.setenv(ENV_RETRY, "1")
