@@ -27,6 +27,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.svm import SVC
 
 import snaketune
+from snaketune import engine
 
 TOL = 1e-12
 
@@ -69,6 +70,7 @@ def test_grid_multimetric_equal_grown_grid_only_new_folds_new_process_nothing(tm
     cv = ms.StratifiedKFold(3, shuffle=True, random_state=0)
     grid = {"C": [0.1, 1.0, 10.0], "gamma": [0.01, 0.1]}
     kwargs = dict(scoring=["accuracy", "f1_macro"], refit="f1_macro", cv=cv, return_train_score=True)
+    engine.stop()  # this fit starts its engine (an earlier test's may still be up)
     ours = snaketune.GridSearchCV(SVC(), grid, n_jobs=2, study_dir=tmp_path, **kwargs).fit(X, y)
     # A local run has nothing to time (its batch job runs its trials on forks): no timing is kept.
     # The fit's own process ran trials while its engine started (this pid), the run the others.
