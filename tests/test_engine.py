@@ -50,6 +50,7 @@ def test_kill_9_of_the_engine_mid_fit_then_fit_again_resumes(tmp_path):
     def search():
         return snaketune.GridSearchCV(slow_svc(), grid, cv=cv, n_jobs=2, study_dir=tmp_path)
 
+    engine.stop()  # the first fit starts its engine (an earlier test's may still be up)
     outcome = {}
 
     def first_fit():
