@@ -54,15 +54,15 @@ def run_trials(config: dict, plan, prepare_args: dict, workdir: Path, trial_ids:
     try:
         prepare(config["data"], workdir, data_dir, **prepare_args)
         where = {"data_dir": str(data_dir), "splits": str(workdir / config["cv"]["file"])}
-        for trial_id in trial_ids:
-            spec = dict(plan.spec(trial_id), **where)
-            if "pickle" in spec["estimator"]:
-                spec["estimator"] = dict(spec["estimator"], pickle=str(workdir / spec["estimator"]["pickle"]))
-            if spec.get("scorers"):  # the search's stored callable scorers, likewise
-                spec["scorers"] = {name: str(workdir / path) for name, path in spec["scorers"].items()}
-            with threadpool_limits(threads):  # a trial job's threads
-                yield execute(
-                    TrialSpec.from_dict(spec), str(workdir / plan.trial_path(trial_id)), RunSettings(threads=threads)
-                )
+        # A trial job's threads, set once: threadpoolctl inspects every loaded library each time.
+        with threadpool_limits(threads):
+            for trial_id in trial_ids:
+                spec = dict(plan.spec(trial_id), **where)
+                if "pickle" in spec["estimator"]:
+                    spec["estimator"] = dict(spec["estimator"], pickle=str(workdir / spec["estimator"]["pickle"]))
+                if spec.get("scorers"):  # the search's stored callable scorers, likewise
+                    spec["scorers"] = {name: str(workdir / path) for name, path in spec["scorers"].items()}
+                output = str(workdir / plan.trial_path(trial_id))
+                yield execute(TrialSpec.from_dict(spec), output, RunSettings(threads=threads))
     finally:
         shutil.rmtree(private, ignore_errors=True)
