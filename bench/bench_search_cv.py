@@ -180,7 +180,7 @@ def tpe(work: Path) -> dict:
 
     best = float(pd.read_csv(out / "leaderboard.csv")["mean_test_accuracy"].max())
     return {
-        "rounds": round_costs(out / "logs"),
+        "rounds": round_costs(out),
         "ours_s": ours,
         "optuna_s": theirs,
         "ratio": ours / theirs,
@@ -195,31 +195,43 @@ def tpe(work: Path) -> dict:
     }
 
 
-def round_costs(logs: Path) -> dict:
+def round_costs(out: Path) -> dict:
     """Where a TPE run's rounds lose time, from its job logs (created when a job's shell starts,
-    last written when it ends): Snakemake's hand-over from a round's last trial job to the next
-    ask job, the ask jobs, the hand-over from an ask to its round's trial jobs, and the round's
-    imbalance (how much earlier its first trial job ends than its last: a core idle that long)."""
+    last written when it ends) and trial records. Each round is one job that asks, then runs the
+    round's trials on forks: Snakemake's hand-over from a round's job to the next one's, the
+    start of a round (its job's shell to its first trial: the job client, the ask, the forks),
+    and the round's imbalance (how much earlier one fork ends its last trial than the other: a
+    core idle that long)."""
     import subprocess
+    from datetime import datetime
 
     def span(path: Path) -> tuple[float, float]:  # birth and modification times (statx, via stat)
         birth, mtime = subprocess.run(["stat", "--format=%.6W %.6Y", str(path)], capture_output=True, text=True,
                                       check=True).stdout.split()  # fmt: skip
         return float(birth), float(mtime)
 
-    sums = {"trials_to_ask_s": 0.0, "ask_s": 0.0, "ask_to_trials_s": 0.0, "imbalance_s": 0.0}
+    def seconds(iso: str) -> float:
+        return datetime.fromisoformat(iso).timestamp()
+
+    records = [json.loads(p.read_text()) for p in (out / "trials").glob("o*.json")]
+    sums = {"handover_s": 0.0, "round_start_s": 0.0, "imbalance_s": 0.0}
     previous_end = None
-    for r in range(len(list((logs / "optuna").glob("ask-*.log")))):
-        ask_start, ask_end = span(logs / "optuna" / f"ask-{r}.log")
-        jobs = [span(p) for p in (logs / "trials").glob(f"o{r}-*-batch.log")]
-        if not jobs or not ask_start:  # no batches (one trial a job) or no birth times: nothing to say
+    for r in range(len(list((out / "optuna").glob("round-*.json")))):
+        log = out / "logs" / "trials" / f"o{r}-0_0-batch.log"
+        mine = [rec for rec in records if rec.get("round") == r]
+        if not log.exists() or not mine:  # not one job a round: nothing to say
             return {}
-        sums["ask_s"] += ask_end - ask_start
-        sums["ask_to_trials_s"] += min(start for start, _ in jobs) - ask_end
-        sums["imbalance_s"] += max(end for _, end in jobs) - min(end for _, end in jobs)
+        start, end = span(log)
+        if not start:  # no birth times on this file system
+            return {}
+        sums["round_start_s"] += min(seconds(rec["start"]) for rec in mine) - start
+        ends = {}
+        for rec in mine:
+            ends[rec["pid"]] = max(ends.get(rec["pid"], 0.0), seconds(rec["end"]))
+        sums["imbalance_s"] += max(ends.values()) - min(ends.values())
         if previous_end is not None:
-            sums["trials_to_ask_s"] += ask_start - previous_end
-        previous_end = max(end for _, end in jobs)
+            sums["handover_s"] += start - previous_end
+        previous_end = end
     return sums
 
 
@@ -291,10 +303,10 @@ def report(result: dict) -> str:
             r = t["rounds"]
             lines += [
                 "",
-                f"Where the rounds lose time (sums over the rounds, from the job logs): last trial job to the next "
-                f"ask job {r['trials_to_ask_s']:.2f} s, the ask jobs {r['ask_s']:.2f} s, ask to its trial jobs "
-                f"{r['ask_to_trials_s']:.2f} s; a round's first trial job ends {r['imbalance_s']:.2f} s before "
-                "its last (a core idle meanwhile).",
+                f"Where the rounds lose time (sums over the rounds, from the job logs and trial records): "
+                f"Snakemake's hand-over from a round's job to the next {r['handover_s']:.2f} s; a round job's "
+                f"start to its first trial (job client, ask, forks) {r['round_start_s']:.2f} s; one fork ends "
+                f"its last trial {r['imbalance_s']:.2f} s before the other (a core idle meanwhile).",
             ]
     return "\n".join(lines) + "\n"
 

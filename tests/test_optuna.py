@@ -316,10 +316,13 @@ def test_tpe_rounds_rerun_nothing_and_repeat_exactly(make_study):
     assert "Nothing to be done" in again.stdout + again.stderr, again.stderr[-3000:]
 
     # Asking again (round 2's ask file deleted) asks the same configurations; their trials are
-    # restored from the content-addressed cache, not fitted again.
+    # restored from the content-addressed cache, not fitted again. (Here each round is one job
+    # that asks, then runs its trials: trials_per_job auto on a local run.)
     (fresh.out / "optuna" / "round-2.json").unlink()
     run = fresh.snakemake("--cores", "1")
-    assert jobs_run(run, "ask") == 2  # rounds 2 and 3
+    assert jobs_run(run, "ask") == 0 and jobs_run(run, "optuna_trial") == 0
+    assert jobs_run(run, "optuna_trials_r2_0_0") == 1 and jobs_run(run, "optuna_trials_r3_0_0") == 1
+    assert "round 2: asked trials [8, 9, 10, 11]" in (fresh.out / "logs" / "trials" / "o2-0_0-batch.log").read_text()
     assert asked_files(fresh) == asked_files(study)
     restored = [json.loads(p.read_text()) for p in fresh.trial_files()]
     assert {r["trial_id"] for r in restored if r["reused"]} == {

@@ -31,6 +31,18 @@ def limit_thread_pools(threads: int = 1) -> None:
         pass
 
 
+def use_threads(threads: int) -> None:
+    """Run this process's native thread pools with ``threads`` threads: those loaded now
+    (:func:`limit_thread_pools`) and those loaded later (their environment variables). Nothing
+    to do when the variables say so already: they were set with the pools (a warm worker at one
+    thread, a job's Python started with them), and threadpoolctl takes 5-8 ms to look."""
+    if all(os.environ.get(var) == str(threads) for var in THREAD_POOL_VARS):
+        return
+    for var in THREAD_POOL_VARS:
+        os.environ[var] = str(threads)
+    limit_thread_pools(threads)
+
+
 def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
     """Ask Linux to send ``sig`` to this process when its parent dies."""
     try:

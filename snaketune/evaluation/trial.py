@@ -34,7 +34,7 @@ from snaketune.base.data import take_rows
 from snaketune.base.estimator import build_scorers, fixed_params
 from snaketune.base.jsonutil import BackgroundWrites, to_jsonable, write_bytes_atomic, write_json_atomic
 from snaketune.base.memo import memo_on_files
-from snaketune.base.procs import THREAD_POOL_VARS, fork_with_deadline, limit_thread_pools
+from snaketune.base.procs import fork_with_deadline, use_threads
 from snaketune.evaluation import rounds
 from snaketune.evaluation.budget import BudgetedTraining
 from snaketune.evaluation.command import cached_checkpoint, checkpoint_dir, copy_tree, run_command_trial
@@ -408,16 +408,24 @@ def execute(
         write_bytes_atomic(state_path(output), pickle.dumps(None))
     if settings.raise_errors and not record.ok:
         raise TrialFailed.from_record(record)
-    rounds.keep(kept, record)
     if cached is not None and record.ok:
         step = partial(_store_batched, cached, Path(output), record.to_dict())
-        if writes is None:
-            step()
-        else:
-            writes.submit(step)
+    elif kept is not None and record.ok:
+        # Kept under its configuration's name first, as a batch caches first (see _store_batched).
+        step = partial(_store_asked, kept, record, output)
+    else:
+        write_json_atomic(output, record.to_dict())
         return record
-    write_json_atomic(output, record.to_dict())
+    if writes is None:
+        step()
+    else:
+        writes.submit(step)
     return record
+
+
+def _store_asked(kept: Path, record: TrialRecord, output: str) -> None:
+    rounds.keep(kept, record)
+    write_json_atomic(output, record.to_dict())
 
 
 def _store_batched(cached: Path, output: Path, data: dict) -> None:
@@ -526,9 +534,7 @@ def execute_forked(
 
     # A trial's threads, set here once and inherited: threadpoolctl in a fresh fork takes 15-20 ms
     # (its copy-on-write page faults), on the round's critical path.
-    limit_thread_pools(settings.threads)
-    for pool in THREAD_POOL_VARS:
-        os.environ[pool] = str(settings.threads)
+    use_threads(settings.threads)
 
     def child(next_item: Callable[[], int | None]) -> tuple[int, bytes]:
         # Created here, after the fork: no thread may exist in the parent when it forks.

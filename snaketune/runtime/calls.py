@@ -15,6 +15,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from snaketune.base.procs import use_threads
 from snaketune.evaluation.records import RunSettings
 from snaketune.runtime.protocol import ENV_RETRY, ENV_SETTINGS, read_args
 
@@ -26,8 +27,12 @@ def trials(
     settings: RunSettings,
     manifest: str | None = None,
     trial_threads: int | None = None,
+    ask: dict | None = None,
 ) -> tuple[int, str]:
     """A job's trials (one, a batch, or the folds of an adaptive slot), one file each.
+
+    With ``ask`` (the arguments of :func:`ask`), the job is a model-based search's whole round:
+    it asks the round's configurations first, which its trials then read from the ask file.
 
     A batch (``manifest`` given), or any job run again after its worker was lost
     (:data:`~snaketune.runtime.protocol.ENV_RETRY`), keeps trials whose file is already a complete
@@ -44,10 +49,12 @@ def trials(
     if trial_threads:
         parallel = max(1, settings.threads // trial_threads)
         settings = replace(settings, threads=min(trial_threads, settings.threads))
+        use_threads(settings.threads)  # this process asks and forks: at a trial's threads too
+    asked = _ask(ask) + "\n" if ask is not None else ""
     status, log = execute_many(specs, outputs, settings, keep_existing=keep, parallel=parallel)
     if status == 0 and manifest is not None:
         write_manifest(manifest, outputs)
-    return status, log
+    return status, asked + log
 
 
 def promote(*, slots: list[list[str]], keep: int, refit: str, outputs: list[str]) -> str:
@@ -59,6 +66,10 @@ def promote(*, slots: list[list[str]], keep: int, refit: str, outputs: list[str]
 
 def ask(**kwargs) -> str:
     """A model-based search's round: tell the previous round's results, ask the next configurations."""
+    return _ask(kwargs)
+
+
+def _ask(kwargs: dict) -> str:
     from snaketune.evaluation.rounds import ask_round
 
     entries = ask_round(**kwargs)

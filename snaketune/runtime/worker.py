@@ -41,6 +41,7 @@ from snaketune.base.procs import (
     kill_group,
     limit_thread_pools,
     set_parent_death_signal,
+    use_threads,
 )
 from snaketune.runtime.protocol import ENV_ADDRESS, read_args, recv_message, send_message
 
@@ -82,6 +83,10 @@ class Worker:
         # Every forked child inherits what was imported.
         from snaketune.runtime.calls import HEAVY_MODULES, LIGHT_MODULES
 
+        # One thread for every pool: those loaded later start so (and base.procs.use_threads
+        # reads these variables as the pools' state), those loaded so far are limited below.
+        for pool in THREAD_POOL_VARS:
+            os.environ[pool] = "1"
         for module in LIGHT_MODULES:
             _import(module)
         # One thread for every pool loaded so far (see _warm_up: no pool may exist at fork time);
@@ -205,7 +210,7 @@ class Worker:
             self._warm_up(args)
         # What the next requests of this kind import, imported here once, after the fork (so
         # the request does not wait) and not at start-up (which delays the first job).
-        later = LATER_IMPORTS.get(request["call"], ())
+        later = LATER_IMPORTS.get("ask" if args and args.get("ask") else request["call"], ())  # a round job asks too
         if later and later[-1] not in sys.modules:
             _import_quietly(later)
 
@@ -329,12 +334,13 @@ def _run_request(request: dict, kwargs: dict) -> tuple[int, str]:
 
     # The client's settings, not the worker's: they may differ between runs.
     settings = RunSettings.from_json(request.get("settings"), request.get("threads"))
-    # Pools a library loads in this fork (a light call may import scikit-learn itself) start at
-    # the job's threads, as in scripts/job_client.py; pools already loaded are limited below.
-    for pool in THREAD_POOL_VARS:
-        os.environ[pool] = str(settings.threads)
-    if settings.threads != 1:  # the worker itself is at one thread; OMP_NUM_THREADS cannot reach it
-        limit_thread_pools(settings.threads)
+    # This fork computes with the job's threads (pools loaded now and later, as a job's own
+    # Python would: scripts/job_client.py). A job that runs its trials on forks computes with a
+    # trial's threads: at the job's, an Optuna round's ask ran 4x slower (BLAS threads spinning).
+    threads = settings.threads
+    if kwargs.get("trial_threads"):
+        threads = min(int(kwargs["trial_threads"]), threads)
+    use_threads(threads)
     status, log = run_call(request["call"], kwargs, settings)
     return status, log.replace("\n", " (warm worker)\n") if status == 0 else log
 

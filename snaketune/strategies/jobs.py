@@ -67,6 +67,15 @@ class JobSettings:
         return threads, {"trial_threads": self.trial_threads}
 
 
+def pooled_batches(config: dict) -> bool:
+    """Whether batch jobs run their trials on forks: ``trials_per_job: auto`` without a
+    ``job_seconds`` (which the cluster profiles set: there a job is one allocation, sized by
+    time). Decided from the config alone, so every process builds the same jobs: the one the
+    user started and a cluster job re-parsing the workflow (Snakemake names its executor only
+    after the parse, so a parse cannot tell a local run from a cluster's)."""
+    return config.get("trials_per_job", "auto") == "auto" and config.get("job_seconds") is None
+
+
 def fixed(inputs: dict) -> Callable[[Any], dict]:
     """Inputs that do not depend on the wildcards (a batch's)."""
     return lambda wildcards: inputs

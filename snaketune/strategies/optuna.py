@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from snaketune.strategies.base import Strategy
-from snaketune.strategies.jobs import JobSettings, TrialJob, call_args, call_file, fixed
+from snaketune.strategies.jobs import JobSettings, TrialJob, call_args, call_file, fixed, pooled_batches
 
 
 class OptunaSearch(Strategy):
@@ -31,18 +31,33 @@ class OptunaSearch(Strategy):
     def step_outputs(self) -> list[str]:
         return self.layout.ask_outputs
 
+    @property
+    def asks_in_round_jobs(self) -> bool:
+        """Whether each round is one job that asks, then runs the round's trials on forks
+        (``trials_per_job: auto`` on a local run, :func:`~snaketune.strategies.jobs.pooled_batches`),
+        instead of an ``ask`` job and then the round's trial jobs. Decided from the config alone:
+        every process that parses the workflow must define the same rules."""
+        return self.config.get("trials_per_job", 1) == "auto" and pooled_batches(self.config)
+
     def trial_jobs(self, settings: JobSettings) -> list[TrialJob]:
         """One fold of one configuration of round r a job, reading its configuration from the
         round's ask file at run time; ``trials_per_job`` > 1 or ``auto`` puts several trials of
-        one round in a job. ``auto`` on a local run makes each round one job with the run's
-        cores, whose trials run on forks, each taking the next trial when free (no core idles
-        while another job of the round finishes; one job start a round). A round's trials form
-        group ``trials-r<round>``: packed within a round only (two rounds in one group would
-        depend on themselves through the ask between them)."""
+        one round in a job. A round's trials form group ``trials-r<round>``: packed within a
+        round only (two rounds in one group would depend on themselves through the ask between
+        them).
+
+        ``auto`` on a local run (:attr:`asks_in_round_jobs`) makes each round one job with the
+        run's cores: it asks, then hands the round's trials to forks, each taking the next when
+        free. No core idles while another job of the round finishes, and a round costs one job
+        start instead of two (an ask job and a trials job: ~50 ms of hand-over each round). The
+        ask is deterministic (the previous round's saved sampler state), so a rerun of the job
+        asks the same configurations and restores their trials from the trial cache.
+        """
         rounds, out, data = self.layout, self.plan.out, settings.data_inputs
         setting = self.config.get("trials_per_job", 1)
-        groups = rounds.trial_groups(setting, one_job_a_round=setting == "auto" and settings.pooled)
-        if all(len(trials) == 1 for _, trials in groups):
+        merged = self.asks_in_round_jobs
+        groups = rounds.trial_groups(setting, one_job_a_round=merged)
+        if all(len(trials) == 1 for _, trials in groups) and not merged:
 
             def call(wc) -> str:
                 r, k, fold = int(wc.round), int(wc.index), int(wc.fold)
@@ -66,13 +81,19 @@ class OptunaSearch(Strategy):
             # One job a round (pooled): its trials on forks, with the run's cores.
             threads, extra = settings.pool(len(trials)) if setting == "auto" else (None, {})
             args = {"specs": specs, "outputs": outputs, **extra}
+            named = {"trials": outputs}
+            inputs = dict(data, ask=rounds.ask_path(r))
+            if merged:
+                args["ask"] = rounds.ask_args(r)
+                named.update(ask=rounds.ask_path(r), state=rounds.state_path(r))
+                inputs = dict(data, **self.ask_inputs(r))
             jobs.append(
                 TrialJob(
                     name=f"optuna_trials_r{r}_{k0}_{f0}",
-                    outputs={"trials": outputs},
+                    outputs=named,
                     log=f"{out}/logs/trials/o{r}-{k0}_{f0}-batch.log",
                     call=call_file(out, **args),
-                    inputs=fixed(dict(data, ask=rounds.ask_path(r))),
+                    inputs=fixed(inputs),
                     group=f"trials-r{r}",
                     threads=threads,
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snaketune.strategies.jobs import JobSettings, TrialJob, fixed, per_trial_job, trials_call
+from snaketune.strategies.jobs import JobSettings, TrialJob, fixed, per_trial_job, pooled_batches, trials_call
 from snaketune.workflow.study import Study
 from snaketune.workflow.support import is_main_process, listing
 
@@ -29,15 +29,6 @@ def trial_jobs(study: Study, workflow, data_inputs: dict) -> list[TrialJob]:
     if study.nested is not None:
         jobs += nested_jobs(study, data_inputs["data"], settings)
     return jobs
-
-
-def pooled_batches(config: dict) -> bool:
-    """Whether batch jobs run their trials on forks: ``trials_per_job: auto`` without a
-    ``job_seconds`` (which the cluster profiles set: there a job is one allocation, sized by
-    time). Decided from the config alone, so every process builds the same jobs: the one the
-    user started and a cluster job re-parsing the workflow (Snakemake names its executor only
-    after the parse, so a parse cannot tell a local run from a cluster's)."""
-    return config.get("trials_per_job", "auto") == "auto" and config.get("job_seconds") is None
 
 
 def pool_cores(study: Study, workflow) -> int | None:

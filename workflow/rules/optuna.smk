@@ -16,23 +16,25 @@ wildcard_constraints:
     fold=r"\d+",
 
 
-rule ask:
-    input:
-        # Round r needs round r-1's asked configurations, its Optuna state and its results.
-        unpack(lambda wc: STUDY.strategy.ask_inputs(int(wc.round))),
-    output:
-        ask=f"{OUT}/optuna/round-{{round}}.json",
-        state=f"{OUT}/optuna/round-{{round}}.pkl",
-    log:
-        f"{OUT}/logs/optuna/ask-{{round}}.log",
-    conda:
-        "../../envs/snaketune.yaml"
-    params:
-        call=lambda wc: call_args(**ROUNDS.ask_args(int(wc.round))),
-    shell:
-        CALL_COMMAND.format(name="ask")
+# A local run with trials_per_job: auto asks in each round's trials job instead (trials.smk).
+if not STUDY.strategy.asks_in_round_jobs:
 
+    rule ask:
+        input:
+            # Round r needs round r-1's asked configurations, its Optuna state and its results.
+            unpack(lambda wc: STUDY.strategy.ask_inputs(int(wc.round))),
+        output:
+            ask=f"{OUT}/optuna/round-{{round}}.json",
+            state=f"{OUT}/optuna/round-{{round}}.pkl",
+        log:
+            f"{OUT}/logs/optuna/ask-{{round}}.log",
+        conda:
+            "../../envs/snaketune.yaml"
+        params:
+            call=lambda wc: call_args(**ROUNDS.ask_args(int(wc.round))),
+        shell:
+            CALL_COMMAND.format(name="ask")
 
-# Asking takes well under a second: on a cluster it runs on the submit host.
-localrules:
-    ask,
+    # Asking takes well under a second: on a cluster it runs on the submit host.
+    localrules:
+        ask,
