@@ -40,6 +40,26 @@ def test_every_item_runs_once_on_the_first_free_child():
     assert len(slow) < n / 3 and all(len(t) > 0 for t in taken)
 
 
+def test_with_keys_each_key_runs_once_then_the_rest_longest_first():
+    """Items of one key (a configuration's folds) cost about the same: one of each key runs
+    first, in order, then the rest by the time their key took, longest first, so a round's last
+    items are its shortest. One child: the order is exactly the queue's."""
+    seconds = {"a": 0.15, "b": 0.0, "c": 0.3}
+    keys = ["a", "b", "c", "a", "b", "c", "c", "a"]
+
+    def child(next_item):
+        taken = []
+        while (i := next_item()) is not None:
+            taken.append(i)
+            time.sleep(seconds[keys[i]])
+        return 0, json.dumps(taken).encode()
+
+    (only,) = fork_pool(len(keys), 1, child, keys=keys)
+    assert json.loads(only.output) == [0, 1, 2, 5, 6, 3, 7, 4]  # a b c, then c c, a a, b
+    (plain,) = fork_pool(len(keys), 1, child)  # no keys: in order
+    assert json.loads(plain.output) == list(range(len(keys)))
+
+
 def test_a_child_killed_stops_the_queue_and_the_others_finish_their_item():
     """kill -9 of one child: the others end the item they hold and take no more, the pool
     returns at once and reports the signal; no item ran twice."""

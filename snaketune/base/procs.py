@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
+import heapq
 import logging
 import os
 import select
@@ -256,37 +258,69 @@ class PoolChild(Forked):
     pid: int = 0
 
 
-# One item index on the pool's queue pipe. Every write is whole records and at most PIPE_BUF
-# bytes (atomic), every read a multiple of a record: a reader never gets part of one.
-_RECORD = struct.Struct("<I")
-_CHUNK = (select.PIPE_BUF // _RECORD.size) * _RECORD.size
+# A child's request (the item it ended, or NO_ITEM, and how long that took) and the parent's
+# answer (the next item's index). Each is far below PIPE_BUF: written and read whole.
+_REQUEST = struct.Struct("<id")
+_ITEM = struct.Struct("<I")
+NO_ITEM = -1
+
+
+class _Queue:
+    """The order a pool hands its items out in. Without keys: their order. With ``keys`` (items
+    of one key cost about the same: a configuration's folds): items whose key has not ended
+    once yet, in order, then the others longest first by the time their key's first item took,
+    so a round's last items are its shortest and its children end together (longest
+    processing time first, the classic rule for a short idle tail)."""
+
+    def __init__(self, n_items: int, keys=None):
+        self.keys = keys
+        self.order = collections.deque(range(n_items))
+        self.known: dict = {}  # key -> seconds its first ended item took
+        self.ready: list[tuple[float, int]] = []  # (-seconds, item) of known keys: a heap
+
+    def ended(self, item: int, seconds: float) -> None:
+        if self.keys is not None and 0 <= item < len(self.keys):
+            self.known.setdefault(self.keys[item], seconds)
+
+    def next(self) -> int | None:
+        while self.order:
+            item = self.order.popleft()
+            if self.keys is None or self.keys[item] not in self.known:
+                return item
+            heapq.heappush(self.ready, (-self.known[self.keys[item]], item))
+        return heapq.heappop(self.ready)[1] if self.ready else None
+
+    def clear(self) -> None:
+        self.order.clear()
+        self.ready.clear()
 
 
 def fork_pool(
-    n_items: int, workers: int, child: Callable[[Callable[[], int | None]], tuple[int, bytes]]
+    n_items: int,
+    workers: int,
+    child: Callable[[Callable[[], int | None]], tuple[int, bytes]],
+    keys: list | None = None,
 ) -> list[PoolChild]:
     """Items ``0 .. n_items - 1`` run by ``workers`` forked children, each taking the next item
     when it is free (dynamic dispatch: a child with short items takes more of them).
 
     ``child(next_item)`` runs in each child: ``next_item()`` is the next index, or None when the
-    queue is empty; it returns (exit status, bytes for the parent). The indices wait in a pipe
-    (written before the forks as far as it holds them, the rest while the children run). Once
-    a child fails (a non-zero status, an exception, a signal such as ``kill -9``) the queue is
-    emptied: the others finish the item they hold and stop, so nothing waits on a dead child.
-    SIGTERM and SIGINT reaching this process are passed on to the children; once they have
-    ended, the signal is raised here again with the handler this process had. Children die with
-    this process (``PR_SET_PDEATHSIG``). The caller must have no other thread (it would not
-    exist in the children, holding whatever lock it held). Returns every child's outcome, in
-    the order they were forked.
+    queue is empty; it returns (exit status, bytes for the parent). Each call asks this process
+    through a pipe, saying how long the child's last item took; the answer follows ``keys``
+    (:class:`_Queue`). Once a child fails (a non-zero status, an exception, a signal such as
+    ``kill -9``) the queue is emptied: the others finish the item they hold and stop, so nothing
+    waits on a dead child. SIGTERM and SIGINT reaching this process are passed on to the
+    children; once they have ended, the signal is raised here again with the handler this
+    process had. Children die with this process (``PR_SET_PDEATHSIG``). The caller must have no
+    other thread (it would not exist in the children, holding whatever lock it held). Returns
+    every child's outcome, in the order they were forked.
     """
     if n_items <= 0:
         return []
-    queue_r, queue_w = os.pipe()
-    os.set_blocking(queue_w, False)
-    pending = b"".join(_RECORD.pack(i) for i in range(n_items))
-    pending = pending[_write_records(queue_w, pending) :]
-    writing = True  # queue_w open: closed once every index is in the pipe, or the queue stopped
-    running: dict[int, tuple[int, list[int]]] = {}  # pid -> (its pipe's read end, its pidfd)
+    queue = _Queue(n_items, keys)
+    # pid -> [its output's read end, its requests' read end (None at their end), its items'
+    # write end (None once closed: the child reads their end), its pidfd if any]
+    running: dict[int, list] = {}
     chunks: dict[int, list[bytes]] = {}
     ended: dict[int, PoolChild] = {}
     received: list[int] = []
@@ -301,83 +335,103 @@ def fork_pool(
     with contextlib.suppress(ValueError):  # not the main thread: signals are not ours to handle
         previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
 
-    def run_child(write_fd: int, inherited: list[int]) -> int:
+    def run_child(out_w: int, request_w: int, item_r: int, inherited: list[int]) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         set_parent_death_signal(signal.SIGKILL)
-        for fd in (queue_w, *inherited):
+        for fd in inherited:
             os.close(fd)
+        last = [NO_ITEM, time.monotonic()]
 
         def next_item() -> int | None:
-            record = os.read(queue_r, _RECORD.size)
-            return _RECORD.unpack(record)[0] if record else None
+            os.write(request_w, _REQUEST.pack(last[0], time.monotonic() - last[1]))
+            answer = os.read(item_r, _ITEM.size)
+            last[:] = [_ITEM.unpack(answer)[0] if answer else NO_ITEM, time.monotonic()]
+            return last[0] if answer else None
 
         status, payload = child(next_item)
-        with os.fdopen(write_fd, "wb") as fh:
+        with os.fdopen(out_w, "wb") as fh:
             fh.write(payload)
         return status
 
-    def close_queue(drain: bool) -> None:
-        nonlocal pending, writing
-        if writing:
-            os.close(queue_w)
-            writing = False
-        pending = b""
-        if drain:  # what no child has taken yet: the children see the queue's end
-            os.set_blocking(queue_r, False)
-            with contextlib.suppress(BlockingIOError):
-                while os.read(queue_r, 1 << 16):
-                    pass
+    def parent_fds(pid: int) -> list[int]:
+        return [fd for fd in running[pid] if fd is not None]
+
+    def stop_giving(pid: int) -> None:
+        fds = running[pid]
+        if fds[2] is not None:
+            os.close(fds[2])
+            fds[2] = None
+
+    def answer(pid: int) -> None:
+        fds = running[pid]
+        data = _read_available(fds[1])
+        if len(data) < _REQUEST.size:  # the end of its requests: it exited, or was killed
+            os.close(fds[1])
+            fds[1] = None
+            return
+        item, seconds = _REQUEST.unpack(data)
+        queue.ended(item, seconds)
+        following = queue.next() if fds[2] is not None else None
+        if following is None:
+            stop_giving(pid)
+            return
+        try:
+            os.write(fds[2], _ITEM.pack(following))
+        except BrokenPipeError:  # killed meanwhile: its exit empties the queue below
+            stop_giving(pid)
 
     order = []
     try:
         for _ in range(min(workers, n_items)):
-            read_fd, write_fd = os.pipe()
-            inherited = [fd for r, pidfd in running.values() for fd in (r, *pidfd)] + [read_fd]
+            out_r, out_w = os.pipe()
+            request_r, request_w = os.pipe()
+            item_r, item_w = os.pipe()
+            inherited = [fd for pid in running for fd in parent_fds(pid)] + [out_r, request_r, item_w]
             try:
-                pid = fork(partial(run_child, write_fd, inherited))
+                pid = fork(partial(run_child, out_w, request_w, item_r, inherited))
             except OSError:
-                os.close(read_fd)
+                for fd in (out_r, request_r, item_w):
+                    os.close(fd)
                 if running:
                     break  # fewer children than asked: they take every item all the same
                 raise
             finally:
-                os.close(write_fd)
+                for fd in (out_w, request_w, item_r):
+                    os.close(fd)
+            os.set_blocking(request_r, False)
             order.append(pid)
-            running[pid] = (read_fd, _pidfd(pid))
+            running[pid] = [out_r, request_r, item_w, *_pidfd(pid)]
             chunks[pid] = []
-        if not pending:
-            close_queue(drain=False)
         while running:
-            readable = [fd for r, pidfd in running.values() for fd in (r, *pidfd)]
-            ready, can_write, _ = select.select(readable, [queue_w] if pending else [], [])
-            if can_write:
-                pending = pending[_write_records(queue_w, pending) :]
-                if not pending:
-                    close_queue(drain=False)
-            for pid, (read_fd, pidfd) in list(running.items()):
-                if read_fd in ready and (chunk := os.read(read_fd, 1 << 16)):
+            watched = [fd for pid in running for i, fd in enumerate(running[pid]) if i != 2 and fd is not None]
+            ready = set(select.select(watched, [], [])[0])
+            for pid in list(running):
+                out_r, request_r, _, *pidfd = running[pid]
+                if request_r in ready:
+                    answer(pid)
+                if out_r in ready and (chunk := os.read(out_r, 1 << 16)):
                     chunks[pid].append(chunk)
                     continue
-                if read_fd not in ready and not set(pidfd) & set(ready):
+                if out_r not in ready and not ready.intersection(pidfd):
                     continue
-                # Its pipe's end or its exit: what it wrote is in the pipe already.
-                os.set_blocking(read_fd, False)
-                while chunk := _read_available(read_fd):
+                # Its output's end or its exit: what it wrote is in the pipe already.
+                os.set_blocking(out_r, False)
+                while chunk := _read_available(out_r):
                     chunks[pid].append(chunk)
-                for fd in (read_fd, *pidfd):
+                for fd in parent_fds(pid):
                     os.close(fd)
                 del running[pid]
                 ended[pid] = PoolChild(b"".join(chunks.pop(pid)), os.waitpid(pid, 0)[1], pid)
                 if not ended[pid].ok:
-                    close_queue(drain=True)
+                    queue.clear()
+                    for other in running:
+                        stop_giving(other)
     finally:
-        for pid, (read_fd, pidfd) in running.items():  # only after an error here
+        for pid in running:  # only after an error here
             kill_and_reap(pid)
-            for fd in (read_fd, *pidfd):
+            for fd in parent_fds(pid):
                 os.close(fd)
-        close_queue(drain=False)
-        os.close(queue_r)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if received:
@@ -391,14 +445,3 @@ def kill_and_reap(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-
-
-def _write_records(fd: int, data: bytes) -> int:
-    """Write whole records of ``data`` to a non-blocking pipe until it is full; bytes written."""
-    written = 0
-    while written < len(data):
-        try:
-            written += os.write(fd, data[written : written + _CHUNK])
-        except BlockingIOError:
-            break
-    return written

@@ -551,7 +551,9 @@ def execute_forked(
             done.append((len(specs), traceback.format_exc()))
         return status, json.dumps(done).encode()
 
-    children = fork_pool(len(specs), parallel, child)
+    # A configuration's folds cost about the same: once one has run, the rest go longest first.
+    keys = [(s.get("ask") or {}).get("index", s.get("config_key")) for s in specs]
+    children = fork_pool(len(specs), parallel, child, keys=keys)
     done, footer, status = [], [], 0
     for c in children:
         mine = json.loads(c.output) if c.output else []

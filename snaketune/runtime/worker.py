@@ -62,10 +62,14 @@ class Worker:
         ``<output_dir>/<study>``, relative to ``cwd``; requests for other folders are refused.
     parent_pid : int
         The Snakemake process; the worker exits when it is gone.
+    imports : sequence of str
+        The study's own modules (its estimator's, Optuna's), imported after scikit-learn while
+        Snakemake builds the DAG, so the first trial job does not import them.
     """
 
-    def __init__(self, address: str, study_dir: str, parent_pid: int):
+    def __init__(self, address: str, study_dir: str, parent_pid: int, imports=()):
         self.address = address
+        self.imports = [m for m in imports if isinstance(m, str)]
         self.study_dir = study_dir.rstrip("/") + "/"
         self.parent_pid = parent_pid
         self.cwd = os.getcwd()
@@ -92,7 +96,7 @@ class Worker:
         # One thread for every pool loaded so far (see _warm_up: no pool may exist at fork time);
         # numpy's BLAS is loaded now, so a light call's fork inherits one thread.
         limit_thread_pools(1)
-        self.to_import = list(HEAVY_MODULES)
+        self.to_import = list(HEAVY_MODULES) + [m for m in self.imports if m not in HEAVY_MODULES]
 
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind("\0" + self.address)
@@ -382,7 +386,7 @@ def worker_address(study_dir: str, parent_pid: int) -> str:
     return f"snaketune-{digest(os.path.abspath(study_dir), 10)}-{parent_pid}"
 
 
-def start(study_dir: str, log_path: str) -> subprocess.Popen:
+def start(study_dir: str, log_path: str, imports=()) -> subprocess.Popen:
     """Start a worker for ``study_dir`` as a child of this (the Snakemake) process.
 
     Sets ``SNAKETUNE_WORKER`` in this process's environment, which every job inherits.
@@ -401,6 +405,7 @@ def start(study_dir: str, log_path: str) -> subprocess.Popen:
             study_dir,
             "--parent-pid",
             str(os.getpid()),
+            *(arg for module in imports for arg in ("--import", module)),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -411,7 +416,7 @@ def start(study_dir: str, log_path: str) -> subprocess.Popen:
     return proc
 
 
-def start_forked(study_dir: str, log_path: str) -> ForkedWorker:
+def start_forked(study_dir: str, log_path: str, imports=()) -> ForkedWorker:
     """Start a worker for ``study_dir`` by forking this (the Snakemake) process, which has already
     imported what the worker needs (the warm engine's runs): milliseconds, not a new Python.
 
@@ -442,7 +447,7 @@ def start_forked(study_dir: str, log_path: str) -> ForkedWorker:
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process's own streams
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             signal.signal(signal.SIGINT, signal.default_int_handler)  # not Snakemake's handlers
-            Worker(address, study_dir, parent).serve()
+            Worker(address, study_dir, parent, imports).serve()
             status = 0
         except BaseException:  # noqa: BLE001 - reported in the worker's log; the run falls back
             traceback.print_exc()
@@ -584,8 +589,9 @@ def main(argv=None) -> int:
     parser.add_argument("--address", required=True)
     parser.add_argument("--study-dir", required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--import", dest="imports", action="append", default=[])
     args = parser.parse_args(argv)
-    Worker(args.address, args.study_dir, args.parent_pid).serve()
+    Worker(args.address, args.study_dir, args.parent_pid, args.imports).serve()
     return 0
 
 

@@ -49,8 +49,35 @@ def prestart_worker(config: dict, out: str | None) -> None:
     if out is None or not _wants_worker(config) or "proc" in _EARLY_WORKER:
         return
     log = f"{out}/logs/worker.log"
-    proc = worker.start_forked(out, log) if _FORK["on"] else worker.start(out, log)
+    imports = study_imports(config)
+    proc = worker.start_forked(out, log, imports) if _FORK["on"] else worker.start(out, log, imports)
     _EARLY_WORKER.update(proc=proc, out=out)
+
+
+def study_imports(config: dict) -> list[str]:
+    """Modules a study's jobs import beyond the worker's own: its estimator's (and its pipeline
+    steps'), when on the allow-list (the config check imports nothing else either), and Optuna's
+    for a model-based search. Read from the raw config: anything malformed adds nothing."""
+    from snaketune.base.estimator import DEFAULT_ALLOWED
+
+    allowed = list(DEFAULT_ALLOWED)
+    extra = config.get("allowed_modules")
+    if isinstance(extra, list):
+        allowed += [m for m in extra if isinstance(m, str)]
+    estimator = config.get("estimator")
+    specs = [estimator] if isinstance(estimator, dict) else []
+    if specs and isinstance(specs[0].get("steps"), list):
+        specs += specs[0]["steps"]
+    modules = []
+    for spec in specs:
+        path = spec.get("class") if isinstance(spec, dict) else None
+        module = path.rpartition(".")[0] if isinstance(path, str) else ""
+        if module and any(module == p or module.startswith(p + ".") for p in allowed):
+            modules.append(module)
+    search = config.get("search")
+    if isinstance(search, dict) and "optuna" in search:
+        modules += ["optuna.samplers", "snaketune.search.optuna_space", "snaketune.evaluation.rounds"]
+    return list(dict.fromkeys(modules))
 
 
 def start_worker(study, workflow):
@@ -71,7 +98,7 @@ def start_worker(study, workflow):
         if worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15):
             return worker.Keeper(early, study.out, log)
     worker.stop(early)
-    proc = worker.start(study.out, log)
+    proc = worker.start(study.out, log, study_imports(study.config))
     worker.wait_ready(os.environ[worker.ENV_ADDRESS], timeout=15)
     return worker.Keeper(proc, study.out, log)
 
