@@ -399,6 +399,32 @@ def test_end_of_run_cancels_snakemakes_rate_limit_timers():
     assert not scheduler._open_jobs.acquire(blocking=False)  # cancelled, not fired
 
 
+def test_checksums_at_size_limit_zero_touch_no_file(tmp_path):
+    """profiles/default sets --max-checksum-file-size 0; Snakemake still asks every input's
+    checksum once per output of a finished job, each after four stat calls. Patched, limit 0
+    answers None at once (even for an empty file, which Snakemake would hash), and any other
+    limit is Snakemake's own. Reads Snakemake's source, so an upgrade that changes the loop fails
+    here rather than silently slowing every hand-over."""
+    import asyncio
+    import inspect
+
+    from snakemake.io import IOFile, _IOFile
+    from snakemake.persistence import PersistenceBase
+
+    from snaketune.workflow.support import skip_disabled_checksums
+
+    assert "await infile.checksum(self.max_checksum_file_size)" in inspect.getsource(PersistenceBase.finished)
+    skip_disabled_checksums()
+    skip_disabled_checksums()  # once only: not wrapped twice
+    assert _IOFile.checksum.snaketune
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    unchecked = IOFile(str(empty))  # no rule: Snakemake's own checksum would fail on it
+    assert asyncio.run(unchecked.checksum(0)) is None
+    with pytest.raises(AssertionError):  # a limit above 0 is Snakemake's (it needs the rule)
+        asyncio.run(unchecked.checksum(1000))
+
+
 def test_call_in_fork_returns_values_and_none_for_errors_and_hangs():
     import time
     import warnings

@@ -15,6 +15,7 @@ from snaketune.workflow import terminal
 # Jobs import this package and run this venv's python; HOME: the workflow's folder (the clone, or
 # the installed package's copy), found from the package (a `module` user's basedir is their own).
 HOME = ws.export_job_environment()
+ws.skip_disabled_checksums()
 STUDY = ws.load_study(config, workflow)
 config.clear()
 config.update(STUDY.config)
