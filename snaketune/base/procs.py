@@ -258,29 +258,33 @@ class PoolChild(Forked):
     pid: int = 0
 
 
-# A child's request (the item it ended, or NO_ITEM, and how long that took) and the parent's
+# A child's request (the item it ended, or _NO_ITEM, and how long that took) and the parent's
 # answer (the next item's index). Each is far below PIPE_BUF: written and read whole.
 _REQUEST = struct.Struct("<id")
 _ITEM = struct.Struct("<I")
-NO_ITEM = -1
+_NO_ITEM = -1
+# A running child's descriptors in the parent: [output, requests, items, pidfd...]; None once closed.
+_REQUESTS, _ITEMS = 1, 2
 
 
 class _Queue:
     """The order a pool hands its items out in. Without keys: their order. With ``keys`` (items
     of one key cost about the same: a configuration's folds): items whose key has not ended
-    once yet, in order, then the others longest first by the time their key's first item took,
-    so a round's last items are its shortest and its children end together (longest
-    processing time first, the classic rule for a short idle tail)."""
+    once yet, in order, then the others longest first by the longest time an item of their key
+    took so far (a trial restored from the cache takes ~0 s), so a round's last items are its
+    shortest and its children end together (longest processing time first, the classic rule
+    for a short idle tail)."""
 
     def __init__(self, n_items: int, keys=None):
         self.keys = keys
         self.order = collections.deque(range(n_items))
-        self.known: dict = {}  # key -> seconds its first ended item took
+        self.known: dict = {}  # key -> the longest time an ended item of it took
         self.ready: list[tuple[float, int]] = []  # (-seconds, item) of known keys: a heap
 
     def ended(self, item: int, seconds: float) -> None:
         if self.keys is not None and 0 <= item < len(self.keys):
-            self.known.setdefault(self.keys[item], seconds)
+            key = self.keys[item]
+            self.known[key] = max(self.known.get(key, 0.0), seconds)
 
     def next(self) -> int | None:
         while self.order:
@@ -288,7 +292,12 @@ class _Queue:
             if self.keys is None or self.keys[item] not in self.known:
                 return item
             heapq.heappush(self.ready, (-self.known[self.keys[item]], item))
-        return heapq.heappop(self.ready)[1] if self.ready else None
+        while self.ready:
+            seconds, item = heapq.heappop(self.ready)
+            if -seconds == self.known[self.keys[item]]:
+                return item
+            heapq.heappush(self.ready, (-self.known[self.keys[item]], item))  # its key took longer since
+        return None
 
     def clear(self) -> None:
         self.order.clear()
@@ -335,18 +344,21 @@ def fork_pool(
     with contextlib.suppress(ValueError):  # not the main thread: signals are not ours to handle
         previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
 
-    def run_child(out_w: int, request_w: int, item_r: int, inherited: list[int]) -> int:
+    def run_child(out_w: int, request_w: int, item_r: int, inherited: list[int], mask) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if mask is not None:  # blocked from before the fork until its own handlers are back
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         set_parent_death_signal(signal.SIGKILL)
         for fd in inherited:
             os.close(fd)
-        last = [NO_ITEM, time.monotonic()]
+        last = [None, time.monotonic()]  # its first item is in the pipe already: no request
 
         def next_item() -> int | None:
-            os.write(request_w, _REQUEST.pack(last[0], time.monotonic() - last[1]))
+            if last[0] is not None:
+                os.write(request_w, _REQUEST.pack(last[0], time.monotonic() - last[1]))
             answer = os.read(item_r, _ITEM.size)
-            last[:] = [_ITEM.unpack(answer)[0] if answer else NO_ITEM, time.monotonic()]
+            last[:] = [_ITEM.unpack(answer)[0] if answer else _NO_ITEM, time.monotonic()]
             return last[0] if answer else None
 
         status, payload = child(next_item)
@@ -359,52 +371,68 @@ def fork_pool(
 
     def stop_giving(pid: int) -> None:
         fds = running[pid]
-        if fds[2] is not None:
-            os.close(fds[2])
-            fds[2] = None
+        if fds[_ITEMS] is not None:
+            os.close(fds[_ITEMS])
+            fds[_ITEMS] = None
 
     def answer(pid: int) -> None:
         fds = running[pid]
-        data = _read_available(fds[1])
-        if len(data) < _REQUEST.size:  # the end of its requests: it exited, or was killed
-            os.close(fds[1])
-            fds[1] = None
+        try:
+            data = os.read(fds[_REQUESTS], _REQUEST.size)  # one request: whole (below PIPE_BUF)
+        except BlockingIOError:
+            return
+        if not data:  # the end of its requests: it exited, or was killed
+            os.close(fds[_REQUESTS])
+            fds[_REQUESTS] = None
+            stop_giving(pid)
             return
         item, seconds = _REQUEST.unpack(data)
         queue.ended(item, seconds)
-        following = queue.next() if fds[2] is not None else None
+        following = queue.next() if fds[_ITEMS] is not None else None
         if following is None:
             stop_giving(pid)
             return
         try:
-            os.write(fds[2], _ITEM.pack(following))
+            os.write(fds[_ITEMS], _ITEM.pack(following))
         except BrokenPipeError:  # killed meanwhile: its exit empties the queue below
             stop_giving(pid)
 
     order = []
     try:
         for _ in range(min(workers, n_items)):
+            if received:  # stopped while forking: no more children
+                break
             out_r, out_w = os.pipe()
             request_r, request_w = os.pipe()
             item_r, item_w = os.pipe()
             inherited = [fd for pid in running for fd in parent_fds(pid)] + [out_r, request_r, item_w]
+            first = queue.next()
+            os.write(item_w, _ITEM.pack(first))  # there when it starts: no request for it
+            # A signal between the fork and the child's own handlers would reach ours (forward):
+            # held until the child has them, and here until it is in `running`.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, previous) if previous else None
             try:
-                pid = fork(partial(run_child, out_w, request_w, item_r, inherited))
-            except OSError:
-                for fd in (out_r, request_r, item_w):
-                    os.close(fd)
-                if running:
-                    break  # fewer children than asked: they take every item all the same
-                raise
+                try:
+                    pid = fork(partial(run_child, out_w, request_w, item_r, inherited, mask))
+                except OSError:
+                    for fd in (out_r, request_r, item_w):
+                        os.close(fd)
+                    queue.order.appendleft(first)  # for the children there are
+                    if running:
+                        break  # fewer children than asked: they take every item all the same
+                    raise
+                finally:
+                    for fd in (out_w, request_w, item_r):
+                        os.close(fd)
+                os.set_blocking(request_r, False)
+                order.append(pid)
+                running[pid] = [out_r, request_r, item_w, *_pidfd(pid)]
+                chunks[pid] = []
             finally:
-                for fd in (out_w, request_w, item_r):
-                    os.close(fd)
-            os.set_blocking(request_r, False)
-            order.append(pid)
-            running[pid] = [out_r, request_r, item_w, *_pidfd(pid)]
-            chunks[pid] = []
+                if mask is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         while running:
-            watched = [fd for pid in running for i, fd in enumerate(running[pid]) if i != 2 and fd is not None]
+            watched = [fd for pid in running for i, fd in enumerate(running[pid]) if i != _ITEMS and fd is not None]
             ready = set(select.select(watched, [], [])[0])
             for pid in list(running):
                 out_r, request_r, _, *pidfd = running[pid]

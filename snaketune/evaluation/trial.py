@@ -516,11 +516,14 @@ def execute_forked(
 ) -> tuple[int, str]:
     """A job's trials on ``parallel`` forked children that each take the next trial when free
     (:func:`~snaketune.base.procs.fork_pool`), each trial run as in a batch (every record
-    written atomically before the child takes another), with ``settings.threads`` threads.
+    written atomically, by the child's background writer while it computes the next trial),
+    with ``settings.threads`` threads.
 
     Data, splits and estimator are loaded once, before the forks. A failed trial
     (``error_score: raise``) or a child that dies (``kill -9``) fails the job once the other
-    children end the trial they hold; every finished trial keeps its file and trial-cache entry.
+    children end the trial they hold; every trial whose record was written keeps its file and
+    trial-cache entry (a child killed loses the trial it held and records still queued in its
+    writer: at most a few, computed again by the rerun).
     The log lists the trials in the job's order, then one line per child.
     """
     from snaketune.base.procs import fork_pool

@@ -314,9 +314,9 @@ def handle_request(request: dict, conn: socket.socket, study_dir: str) -> int:
     set_parent_death_signal(signal.SIGKILL)
     try:
         kwargs = read_args(request["args"])
-        outputs = [
-            str(o) for o in [*kwargs.get("outputs", []), *([kwargs["manifest"]] if kwargs.get("manifest") else [])]
-        ]
+        manifest = [kwargs["manifest"]] if kwargs.get("manifest") else []
+        asked = (kwargs.get("ask") or {}).get("outputs", [])  # a round job's ask file and Optuna state
+        outputs = [str(o) for o in [*kwargs.get("outputs", []), *manifest, *asked]]
         if not all(os.path.abspath(o).startswith(os.path.abspath(study_dir) + "/") for o in outputs):
             send_message(conn, {"refused": f"worker writes inside {study_dir} only"})
             return 0

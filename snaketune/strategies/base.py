@@ -55,6 +55,9 @@ class Strategy:
     side_outputs: ClassVar[tuple[str, ...]] = ()
     #: Leaderboard heading note on which rows the table and the best come from.
     selection_note: ClassVar[str] = ""
+    #: Modules its steps import, which the warm worker imports while Snakemake builds the DAG
+    #: (so the first step does not): third-party libraries only, never user code.
+    worker_imports: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: dict, plan: Plan):
         self.config = config

@@ -17,6 +17,7 @@ class OptunaSearch(Strategy):
     sampled = True
     extra_plots = ("optimization_history",)
     side_outputs = ("journal",)
+    worker_imports = ("optuna.samplers", "snaketune.search.optuna_space", "snaketune.evaluation.rounds")
 
     @cached_property
     def layout(self):

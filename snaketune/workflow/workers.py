@@ -55,15 +55,13 @@ def prestart_worker(config: dict, out: str | None) -> None:
 
 
 def study_imports(config: dict) -> list[str]:
-    """Modules a study's jobs import beyond the worker's own: its estimator's (and its pipeline
-    steps'), when on the allow-list (the config check imports nothing else either), and Optuna's
-    for a model-based search. Read from the raw config: anything malformed adds nothing."""
+    """Modules a study's jobs import beyond the worker's own: its estimator's and its pipeline
+    steps' when they are scikit-learn's, and its search strategy's. Not a module of
+    ``allowed_modules``: the worker imports without a time limit, and user code may hang or
+    crash there (``_warm_up`` tries it in a fork with a deadline). The strategy names its own
+    (``Strategy.worker_imports``). Read from the raw config: anything malformed adds nothing."""
     from snaketune.base.estimator import DEFAULT_ALLOWED
 
-    allowed = list(DEFAULT_ALLOWED)
-    extra = config.get("allowed_modules")
-    if isinstance(extra, list):
-        allowed += [m for m in extra if isinstance(m, str)]
     estimator = config.get("estimator")
     specs = [estimator] if isinstance(estimator, dict) else []
     if specs and isinstance(specs[0].get("steps"), list):
@@ -72,11 +70,13 @@ def study_imports(config: dict) -> list[str]:
     for spec in specs:
         path = spec.get("class") if isinstance(spec, dict) else None
         module = path.rpartition(".")[0] if isinstance(path, str) else ""
-        if module and any(module == p or module.startswith(p + ".") for p in allowed):
+        if module and any(module == p or module.startswith(p + ".") for p in DEFAULT_ALLOWED):
             modules.append(module)
+    from snaketune.strategies.registry import STRATEGIES
+
     search = config.get("search")
-    if isinstance(search, dict) and "optuna" in search:
-        modules += ["optuna.samplers", "snaketune.search.optuna_space", "snaketune.evaluation.rounds"]
+    for kind in search if isinstance(search, dict) else ():
+        modules += STRATEGIES[kind].worker_imports if kind in STRATEGIES else ()
     return list(dict.fromkeys(modules))
 
 
