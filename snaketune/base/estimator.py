@@ -19,13 +19,19 @@ class EstimatorSpecError(ValueError):
     """The estimator spec names something that cannot be used as an estimator."""
 
 
+def allowed_module(module_name: str, allowed_modules=()) -> bool:
+    """Whether ``module_name`` is on the allow-list (``sklearn``, then ``allowed_modules``)."""
+    allowed = tuple(DEFAULT_ALLOWED) + tuple(allowed_modules)
+    return any(module_name == p or module_name.startswith(p + ".") for p in allowed)
+
+
 def import_class(path: str, allowed_modules=()) -> type:
     """Import ``package.module.Class`` if its module is on the allow-list."""
     allowed = tuple(DEFAULT_ALLOWED) + tuple(allowed_modules)
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise EstimatorSpecError(f"{path!r} is not a dotted path such as 'sklearn.svm.SVC'")
-    if not any(module_name == p or module_name.startswith(p + ".") for p in allowed):
+    if not allowed_module(module_name, allowed_modules):
         raise EstimatorSpecError(
             f"{path!r} is outside the allowed modules {list(allowed)} "
             "(extend them with the top-level key allowed_modules)"

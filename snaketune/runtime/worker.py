@@ -69,7 +69,7 @@ class Worker:
 
     def __init__(self, address: str, study_dir: str, parent_pid: int, imports=()):
         self.address = address
-        self.imports = [m for m in imports if isinstance(m, str)]
+        self.imports = list(imports)
         self.study_dir = study_dir.rstrip("/") + "/"
         self.parent_pid = parent_pid
         self.cwd = os.getcwd()
@@ -212,11 +212,6 @@ class Worker:
         self.children[pid] = conn
         if pooled:
             self._warm_up(args)
-        # What the next requests of this kind import, imported here once, after the fork (so
-        # the request does not wait) and not at start-up (which delays the first job).
-        later = LATER_IMPORTS.get("ask" if args and args.get("ask") else request["call"], ())  # a round job asks too
-        if later and later[-1] not in sys.modules:
-            _import_quietly(later)
 
     def _warm_up(self, args: dict) -> None:
         """Warm the estimator of a trials request (its arguments) up once, if a probe shows that
@@ -261,15 +256,6 @@ class Worker:
         return None
 
 
-# After the first request of a kind: the modules the next ones import. An Optuna study's next
-# rounds ask again (Optuna's import, 25 ms a round). Not pyplot after the aggregate request:
-# the plots request arrives before that import ends (measured: the plots job started 0.2 s later
-# and ended no sooner).
-LATER_IMPORTS = {
-    "ask": ("optuna.samplers", "snaketune.search.optuna_space"),
-}
-
-
 def _trials_args(request: dict) -> dict | None:
     """A trials request's arguments (None for another call, or arguments that cannot be read:
     the handler reports those)."""
@@ -290,12 +276,6 @@ def _import(module: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - an optimisation: the job imports what it needs anyway
         return False
-
-
-def _import_quietly(modules) -> None:
-    for module in modules:
-        if not _import(module):
-            return
 
 
 def warm_up(spec: dict) -> None:
@@ -334,17 +314,13 @@ def handle_request(request: dict, conn: socket.socket, study_dir: str) -> int:
 
 def _run_request(request: dict, kwargs: dict) -> tuple[int, str]:
     from snaketune.evaluation.records import RunSettings
-    from snaketune.runtime.calls import run_call
+    from snaketune.runtime.calls import own_threads, run_call
 
     # The client's settings, not the worker's: they may differ between runs.
     settings = RunSettings.from_json(request.get("settings"), request.get("threads"))
     # This fork computes with the job's threads (pools loaded now and later, as a job's own
-    # Python would: scripts/job_client.py). A job that runs its trials on forks computes with a
-    # trial's threads: at the job's, an Optuna round's ask ran 4x slower (BLAS threads spinning).
-    threads = settings.threads
-    if kwargs.get("trial_threads"):
-        threads = min(int(kwargs["trial_threads"]), threads)
-    use_threads(threads)
+    # Python would: scripts/job_client.py), or a trial's in a job that runs its trials on forks.
+    use_threads(own_threads(settings.threads, kwargs.get("trial_threads")))
     status, log = run_call(request["call"], kwargs, settings)
     return status, log.replace("\n", " (warm worker)\n") if status == 0 else log
 

@@ -60,7 +60,8 @@ def study_imports(config: dict) -> list[str]:
     ``allowed_modules``: the worker imports without a time limit, and user code may hang or
     crash there (``_warm_up`` tries it in a fork with a deadline). The strategy names its own
     (``Strategy.worker_imports``). Read from the raw config: anything malformed adds nothing."""
-    from snaketune.base.estimator import DEFAULT_ALLOWED
+    from snaketune.base.estimator import allowed_module
+    from snaketune.strategies.registry import STRATEGIES
 
     estimator = config.get("estimator")
     specs = [estimator] if isinstance(estimator, dict) else []
@@ -70,10 +71,8 @@ def study_imports(config: dict) -> list[str]:
     for spec in specs:
         path = spec.get("class") if isinstance(spec, dict) else None
         module = path.rpartition(".")[0] if isinstance(path, str) else ""
-        if module and any(module == p or module.startswith(p + ".") for p in DEFAULT_ALLOWED):
+        if module and allowed_module(module):  # scikit-learn's only: not allowed_modules
             modules.append(module)
-    from snaketune.strategies.registry import STRATEGIES
-
     search = config.get("search")
     for kind in search if isinstance(search, dict) else ():
         modules += STRATEGIES[kind].worker_imports if kind in STRATEGIES else ()
